@@ -1,0 +1,172 @@
+"""Boundary checks. Errors say what was expected and what was received.
+
+Everything past these checks trusts its inputs (house rule 4).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import validate_data
+
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.init import INIT_METHODS
+
+__all__ = [
+    "check_data",
+    "check_estimator_params",
+    "check_initial_params",
+    "check_sample_weight",
+]
+
+
+def _non_numeric_columns(X) -> list[str]:
+    """Names of the non-numeric columns of a DataFrame, else ``[]``."""
+    if not (hasattr(X, "dtypes") and hasattr(X, "columns")):
+        return []
+    from pandas.api.types import is_numeric_dtype
+
+    return [str(name) for name, dtype in X.dtypes.items() if not is_numeric_dtype(dtype)]
+
+
+def check_data(estimator, X, *, reset: bool, min_samples: int = 1) -> np.ndarray:
+    """Validate data for ``fit`` (``reset=True``) or for prediction (``reset=False``).
+
+    Returns a C-contiguous float64 array of shape ``(N, D)``. Records (at fit) or
+    checks (at prediction) ``n_features_in_`` and ``feature_names_in_``.
+    """
+    bad_columns = _non_numeric_columns(X)
+    if bad_columns:
+        raise ValueError(
+            f"X has non-numeric columns {bad_columns}; Gaussian mixtures need numeric "
+            "features. Select the numeric columns (e.g. df.select_dtypes('number')) or "
+            "encode them first."
+        )
+    if not hasattr(X, "dtypes") and not hasattr(X, "tocsr"):
+        try:
+            np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"X must contain only numbers ({err}).") from None
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        dtype=np.float64,
+        ensure_min_samples=min_samples,
+        ensure_all_finite=True,
+        order="C",
+    )
+    return X
+
+
+def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+    """Frequency weights: 1-D, one per sample, finite, non-negative, positive total."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("sample_weight must be numeric.") from None
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), one weight per sample; got "
+            f"shape {w.shape}."
+        )
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinite values.")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be non-negative; got negative weights.")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+    return w
+
+
+def _check_number(name, value, *, integer=False, low=None, low_inclusive=True) -> None:
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "an integer" if integer else "a real number"
+        raise ValueError(f"`{name}` must be {what}; got {value!r} ({type(value).__name__}).")
+    if not np.isfinite(value):
+        raise ValueError(f"`{name}` must be finite; got {value!r}.")
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        bound = f">= {low}" if low_inclusive else f"> {low}"
+        raise ValueError(f"`{name}` must be {bound}; got {value!r}.")
+
+
+def check_estimator_params(est) -> None:
+    """Validate the constructor arguments of a ``GaussianMixture``."""
+    _check_number("n_components", est.n_components, integer=True, low=1)
+    get_covariance_model(est.covariance_type)
+    _check_number("tol", est.tol, low=0.0)
+    _check_number("reg_covar", est.reg_covar, low=0.0)
+    _check_number("max_iter", est.max_iter, integer=True, low=0)
+    _check_number("n_init", est.n_init, integer=True, low=1)
+    _check_number("verbose", est.verbose, integer=True, low=0)
+    _check_number("verbose_interval", est.verbose_interval, integer=True, low=1)
+    if est.init_params not in INIT_METHODS:
+        raise ValueError(
+            f"Unknown init_params {est.init_params!r}; expected one of {list(INIT_METHODS)}."
+        )
+    if not isinstance(est.warm_start, bool | np.bool_):
+        raise ValueError(f"`warm_start` must be True or False; got {est.warm_start!r}.")
+
+
+def check_initial_params(
+    weights_init, means_init, precisions_init, n_components: int, n_features: int, cov: str
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Validate user-given starting values; returns float64 arrays (or ``None``)."""
+    model = get_covariance_model(cov)
+    if weights_init is not None:
+        weights_init = _as_finite_array(weights_init, "weights_init")
+        if weights_init.shape != (n_components,):
+            raise ValueError(
+                f"`weights_init` must have shape ({n_components},); got {weights_init.shape}."
+            )
+        if np.any(weights_init < 0) or np.any(weights_init > 1):
+            raise ValueError(
+                f"`weights_init` must lie in [0, 1]; got min {weights_init.min():.6g}, "
+                f"max {weights_init.max():.6g}."
+            )
+        if not np.isclose(weights_init.sum(), 1.0, rtol=0.0, atol=1e-8):
+            raise ValueError(
+                f"`weights_init` must sum to 1; got a sum of {weights_init.sum():.10g}."
+            )
+    if means_init is not None:
+        means_init = _as_finite_array(means_init, "means_init")
+        if means_init.shape != (n_components, n_features):
+            raise ValueError(
+                f"`means_init` must have shape ({n_components}, {n_features}); got "
+                f"{means_init.shape}."
+            )
+    if precisions_init is not None:
+        precisions_init = _as_finite_array(precisions_init, "precisions_init")
+        model.check_shape(precisions_init, n_components, n_features, "precisions_init")
+        _check_positive_definite(precisions_init, cov)
+    return weights_init, means_init, precisions_init
+
+
+def _as_finite_array(value, name: str) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be numeric.") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return arr
+
+
+def _check_positive_definite(precisions: np.ndarray, cov: str) -> None:
+    if cov in ("diag", "spherical"):
+        if np.any(precisions <= 0):
+            raise ValueError(
+                f"`precisions_init` for covariance_type={cov!r} must be strictly positive."
+            )
+        return
+    mats = precisions[None] if cov == "tied" else precisions
+    for k, mat in enumerate(mats):
+        which = "" if cov == "tied" else f"[{k}]"
+        if not np.allclose(mat, mat.T):
+            raise ValueError(f"`precisions_init{which}` is not symmetric.")
+        if np.linalg.eigvalsh(mat).min() <= 0:
+            raise ValueError(f"`precisions_init{which}` is not positive definite.")

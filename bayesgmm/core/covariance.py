@@ -1,0 +1,427 @@
+"""The one table from covariance type to its functions.
+
+Every piece of code that depends on the covariance structure dispatches through
+:data:`COVARIANCE_MODELS` (or :func:`get_covariance_model`); nothing else in the
+package branches on ``covariance_type``.
+
+Shapes follow scikit-learn's conventions, with ``K`` components and ``D`` features:
+
+============  ==================  ==================  ==============
+type          covariances         precisions_chol     mclust name
+============  ==================  ==================  ==============
+``full``      ``(K, D, D)``       ``(K, D, D)``       ``VVV``
+``tied``      ``(D, D)``          ``(D, D)``          ``EEE``
+``diag``      ``(K, D)``          ``(K, D)``          ``VVI``
+``spherical`` ``(K,)``            ``(K,)``            ``VII``
+============  ==================  ==================  ==============
+
+The precision Cholesky factor ``U`` of a covariance ``S`` satisfies
+``U @ U.T == inv(S)``; densities are evaluated as ``||(x - mu) @ U||^2`` with
+``log det(S)^{-1/2} = sum(log(diag(U)))`` so no explicit inverse is ever formed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+
+__all__ = [
+    "COVARIANCE_MODELS",
+    "COVARIANCE_TYPES",
+    "CollapsedComponentError",
+    "CovarianceModel",
+    "get_covariance_model",
+]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+class CollapsedComponentError(ValueError):
+    """A component's covariance is not positive definite (it collapsed).
+
+    Attributes
+    ----------
+    component : int or None
+        Index of the offending component (``None`` for a tied covariance).
+    iteration : int or None
+        EM iteration at which it happened (0 or ``None``: at initialization).
+    init : int or None
+        Index of the EM start (restart) in which it happened.
+    """
+
+    def __init__(self, message: str, component: int | None = None) -> None:
+        super().__init__(message)
+        self.component = component
+        self.iteration: int | None = None
+        self.init: int | None = None
+
+
+def _collapsed(component: int | None, covariance_type: str) -> CollapsedComponentError:
+    which = "the tied covariance" if component is None else f"component {component}"
+    return CollapsedComponentError(
+        f"The {covariance_type!r} covariance of {which} is not positive definite: the "
+        "component collapsed onto too few (or identical) points. Increase `reg_covar`, "
+        "fit with a prior (prior='default' gives a MAP fit that keeps covariances "
+        "positive definite), reduce `n_components`, or rescale the data.",
+        component=component,
+    )
+
+
+@dataclass(frozen=True)
+class CovarianceModel(ABC):
+    """Functions of one covariance structure (base class; see the subclasses).
+
+    Parameters
+    ----------
+    name : str
+        scikit-learn's name (``'full'``, ``'tied'``, ``'diag'``, ``'spherical'``).
+    mclust_name : str
+        mclust's three-letter model name.
+    """
+
+    name: str
+    mclust_name: str
+
+    # -- shapes and counting --------------------------------------------------
+    @abstractmethod
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of the covariance (and precision Cholesky) array."""
+
+    @abstractmethod
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Number of free covariance parameters."""
+
+    # -- sufficient statistics ------------------------------------------------
+    @abstractmethod
+    def second_moment(self, X: np.ndarray, resp: np.ndarray) -> np.ndarray:
+        """Weighted uncentered second moments ``sum_n r_nk x_n x_n^T`` in this type's shape.
+
+        ``full``: ``(K, D, D)``; ``tied``: ``(D, D)`` summed over components;
+        ``diag`` and ``spherical``: ``(K, D)`` (the diagonal only).
+        """
+
+    @abstractmethod
+    def scatter(self, nk: np.ndarray, means: np.ndarray, sum_xx: np.ndarray) -> np.ndarray:
+        """Centered scatter ``W = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T`` from the moments."""
+
+    @abstractmethod
+    def mle(self, nk: np.ndarray, scatter: np.ndarray, reg_covar: float) -> np.ndarray:
+        """Maximum-likelihood covariances from counts and centered scatter."""
+
+    # -- factorizations -------------------------------------------------------
+    @abstractmethod
+    def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:
+        """Precision Cholesky factors; raises :class:`CollapsedComponentError`."""
+
+    @abstractmethod
+    def precision_cholesky_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        """Precision Cholesky factors from precision matrices (user-given init)."""
+
+    @abstractmethod
+    def precisions(self, precisions_cholesky: np.ndarray) -> np.ndarray:
+        """Precision matrices ``U @ U.T`` in this type's shape."""
+
+    @abstractmethod
+    def covariances_from_precision_cholesky(self, precisions_cholesky: np.ndarray) -> np.ndarray:
+        """Covariances ``inv(U @ U.T)`` computed with triangular solves."""
+
+    @abstractmethod
+    def log_det_precision_cholesky(self, precisions_cholesky: np.ndarray, n_features: int):
+        """``sum(log(diag(U)))`` per component, i.e. ``-0.5 * log det(Sigma_k)``."""
+
+    @abstractmethod
+    def squared_mahalanobis(
+        self, X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray
+    ) -> np.ndarray:
+        """``(x_n - mu_k)^T Sigma_k^{-1} (x_n - mu_k)``, shape ``(N, K)``."""
+
+    @abstractmethod
+    def to_full(
+        self, covariances: np.ndarray, n_components: int, n_features: int
+    ) -> np.ndarray:
+        """Expand covariances to full matrices, shape ``(K, D, D)``."""
+
+    @abstractmethod
+    def sample(
+        self, rng, means: np.ndarray, covariances: np.ndarray, counts: np.ndarray
+    ) -> list[np.ndarray]:
+        """``counts[k]`` draws from component ``k``, one array per component.
+
+        Uses the random numbers in the order scikit-learn's ``sample`` does.
+        """
+
+    # -- derived, shared by every type ----------------------------------------
+    def log_gaussian(
+        self, X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray
+    ) -> np.ndarray:
+        r"""Log densities of every point under every component, shape ``(N, K)``.
+
+        .. math:: \log N(x_n \mid \mu_k, \Sigma_k) = -\tfrac12 \left(D \log 2\pi
+                  + (x_n-\mu_k)^T \Sigma_k^{-1} (x_n-\mu_k)\right) - \tfrac12 \log|\Sigma_k|
+        """
+        n_features = X.shape[1]
+        log_det = self.log_det_precision_cholesky(precisions_cholesky, n_features)
+        maha = self.squared_mahalanobis(X, means, precisions_cholesky)
+        return -0.5 * (n_features * _LOG_2PI + maha) + log_det
+
+    def check_shape(self, array: np.ndarray, n_components: int, n_features: int, name: str):
+        """Raise ``ValueError`` naming ``name`` if ``array`` has the wrong shape."""
+        expected = self.shape(n_components, n_features)
+        if np.shape(array) != expected:
+            raise ValueError(
+                f"`{name}` for covariance_type={self.name!r} must have shape {expected}, "
+                f"got {np.shape(array)}."
+            )
+
+
+def _chol_inverse_transpose(cov: np.ndarray) -> np.ndarray:
+    """``inv(chol(cov)).T`` by a triangular solve; ``LinAlgError`` if not PD."""
+    cov_chol = linalg.cholesky(cov, lower=True)
+    return linalg.solve_triangular(cov_chol, np.eye(cov.shape[0]), lower=True).T
+
+
+def _cov_from_prec_chol(prec_chol: np.ndarray) -> np.ndarray:
+    """``inv(U @ U.T) = L^T L`` with ``L = inv(U)`` (a triangular solve)."""
+    # U is upper triangular when it came from a covariance and lower triangular when
+    # it came from a user-given precision matrix (as in scikit-learn).
+    lower = not np.any(np.triu(prec_chol, 1))
+    inv_u = linalg.solve_triangular(prec_chol, np.eye(prec_chol.shape[0]), lower=lower)
+    return inv_u.T @ inv_u
+
+
+def _first_nonpositive(variances: np.ndarray) -> int | None:
+    """Index of the first component with a non-finite or non-positive variance."""
+    bad = ~(np.isfinite(variances) & (variances > 0.0))
+    rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
+    return int(rows[0]) if rows.size else None
+
+
+@dataclass(frozen=True)
+class FullCovariance(CovarianceModel):
+    """Each component has its own unrestricted covariance (mclust ``VVV``)."""
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components * n_features * (n_features + 1) // 2
+
+    def second_moment(self, X, resp):
+        return np.stack([(X * resp[:, k : k + 1]).T @ X for k in range(resp.shape[1])])
+
+    def scatter(self, nk, means, sum_xx):
+        return sum_xx - nk[:, None, None] * (means[:, :, None] * means[:, None, :])
+
+    def mle(self, nk, scatter, reg_covar):
+        cov = scatter / nk[:, None, None]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov[:, np.arange(cov.shape[1]), np.arange(cov.shape[1])] += reg_covar
+        return cov
+
+    def precision_cholesky(self, covariances):
+        out = np.empty_like(covariances)
+        for k, cov in enumerate(covariances):
+            try:
+                out[k] = _chol_inverse_transpose(cov)
+            except (linalg.LinAlgError, ValueError):
+                raise _collapsed(k, self.name) from None
+        return out
+
+    def precision_cholesky_from_precisions(self, precisions):
+        out = np.empty_like(precisions)
+        for k, prec in enumerate(precisions):
+            out[k] = linalg.cholesky(prec, lower=True)
+        return out
+
+    def precisions(self, precisions_cholesky):
+        return precisions_cholesky @ np.swapaxes(precisions_cholesky, 1, 2)
+
+    def covariances_from_precision_cholesky(self, precisions_cholesky):
+        return np.stack([_cov_from_prec_chol(u) for u in precisions_cholesky])
+
+    def log_det_precision_cholesky(self, precisions_cholesky, n_features):
+        diag = np.diagonal(precisions_cholesky, axis1=1, axis2=2)
+        return np.sum(np.log(diag), axis=1)
+
+    def squared_mahalanobis(self, X, means, precisions_cholesky):
+        out = np.empty((X.shape[0], means.shape[0]))
+        for k, (mu, u) in enumerate(zip(means, precisions_cholesky, strict=True)):
+            y = X @ u - mu @ u
+            out[:, k] = np.einsum("ij,ij->i", y, y)
+        return out
+
+    def to_full(self, covariances, n_components, n_features):
+        return np.asarray(covariances, dtype=float).copy()
+
+    def sample(self, rng, means, covariances, counts):
+        return [
+            rng.multivariate_normal(mu, cov, int(c))
+            for mu, cov, c in zip(means, covariances, counts, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class TiedCovariance(CovarianceModel):
+    """All components share one unrestricted covariance (mclust ``EEE``)."""
+
+    def shape(self, n_components, n_features):
+        return (n_features, n_features)
+
+    def n_parameters(self, n_components, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def second_moment(self, X, resp):
+        return (X * resp.sum(axis=1, keepdims=True)).T @ X
+
+    def scatter(self, nk, means, sum_xx):
+        return sum_xx - (means.T * nk) @ means
+
+    def mle(self, nk, scatter, reg_covar):
+        cov = scatter / nk.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov.flat[:: cov.shape[0] + 1] += reg_covar
+        return cov
+
+    def precision_cholesky(self, covariances):
+        try:
+            return _chol_inverse_transpose(covariances)
+        except (linalg.LinAlgError, ValueError):
+            raise _collapsed(None, self.name) from None
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return linalg.cholesky(precisions, lower=True)
+
+    def precisions(self, precisions_cholesky):
+        return precisions_cholesky @ precisions_cholesky.T
+
+    def covariances_from_precision_cholesky(self, precisions_cholesky):
+        return _cov_from_prec_chol(precisions_cholesky)
+
+    def log_det_precision_cholesky(self, precisions_cholesky, n_features):
+        return np.sum(np.log(np.diag(precisions_cholesky)))
+
+    def squared_mahalanobis(self, X, means, precisions_cholesky):
+        y = X @ precisions_cholesky
+        mu = means @ precisions_cholesky
+        out = np.empty((X.shape[0], means.shape[0]))
+        for k in range(means.shape[0]):
+            diff = y - mu[k]
+            out[:, k] = np.einsum("ij,ij->i", diff, diff)
+        return out
+
+    def to_full(self, covariances, n_components, n_features):
+        return np.repeat(np.asarray(covariances, dtype=float)[None], n_components, axis=0)
+
+    def sample(self, rng, means, covariances, counts):
+        return [rng.multivariate_normal(mu, covariances, int(c)) for mu, c in zip(means, counts)]
+
+
+@dataclass(frozen=True)
+class DiagCovariance(CovarianceModel):
+    """Each component has its own diagonal covariance (mclust ``VVI``)."""
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components * n_features
+
+    def second_moment(self, X, resp):
+        return resp.T @ (X * X)
+
+    def scatter(self, nk, means, sum_xx):
+        return sum_xx - nk[:, None] * means**2
+
+    def mle(self, nk, scatter, reg_covar):
+        return scatter / nk[:, None] + reg_covar
+
+    def precision_cholesky(self, covariances):
+        bad = _first_nonpositive(covariances)
+        if bad is not None:
+            raise _collapsed(bad, self.name)
+        return 1.0 / np.sqrt(covariances)
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def precisions(self, precisions_cholesky):
+        return precisions_cholesky**2
+
+    def covariances_from_precision_cholesky(self, precisions_cholesky):
+        return 1.0 / precisions_cholesky**2
+
+    def log_det_precision_cholesky(self, precisions_cholesky, n_features):
+        return np.sum(np.log(precisions_cholesky), axis=1)
+
+    def squared_mahalanobis(self, X, means, precisions_cholesky):
+        prec = precisions_cholesky**2
+        return (
+            np.sum(means**2 * prec, axis=1)
+            - 2.0 * (X @ (means * prec).T)
+            + (X**2) @ prec.T
+        )
+
+    def to_full(self, covariances, n_components, n_features):
+        return np.stack([np.diag(c) for c in np.asarray(covariances, dtype=float)])
+
+    def sample(self, rng, means, covariances, counts):
+        scales = np.sqrt(covariances)
+        return [
+            mu + rng.standard_normal(size=(int(c), means.shape[1])) * scale
+            for mu, scale, c in zip(means, scales, counts, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class SphericalCovariance(DiagCovariance):
+    """Each component has its own single variance (mclust ``VII``).
+
+    Shares the diagonal type's element-wise functions; a variance broadcasts over
+    the features.
+    """
+
+    def shape(self, n_components, n_features):
+        return (n_components,)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components
+
+    def mle(self, nk, scatter, reg_covar):
+        return (scatter / nk[:, None] + reg_covar).mean(axis=1)
+
+    def log_det_precision_cholesky(self, precisions_cholesky, n_features):
+        return n_features * np.log(precisions_cholesky)
+
+    def squared_mahalanobis(self, X, means, precisions_cholesky):
+        prec = precisions_cholesky**2
+        return (
+            np.sum(means**2, axis=1) * prec
+            - 2.0 * (X @ means.T) * prec
+            + np.outer(np.sum(X**2, axis=1), prec)
+        )
+
+    def to_full(self, covariances, n_components, n_features):
+        covariances = np.asarray(covariances, dtype=float)
+        return covariances[:, None, None] * np.eye(n_features)[None]
+
+
+COVARIANCE_MODELS: dict[str, CovarianceModel] = {
+    "full": FullCovariance("full", "VVV"),
+    "tied": TiedCovariance("tied", "EEE"),
+    "diag": DiagCovariance("diag", "VVI"),
+    "spherical": SphericalCovariance("spherical", "VII"),
+}
+COVARIANCE_TYPES: tuple[str, ...] = tuple(COVARIANCE_MODELS)
+
+
+def get_covariance_model(covariance_type: str) -> CovarianceModel:
+    """Look up a covariance type, with an error that lists the valid ones."""
+    try:
+        return COVARIANCE_MODELS[covariance_type]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown covariance_type {covariance_type!r}; expected one of {list(COVARIANCE_TYPES)}."
+        ) from None

@@ -1,0 +1,65 @@
+"""Log densities, mixture log density and responsibilities (pure NumPy/SciPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.params import GMMParams
+
+__all__ = ["log_component_densities", "log_mixture_density", "responsibilities"]
+
+
+def log_component_densities(
+    X: np.ndarray, params: GMMParams, covariance_type: str
+) -> np.ndarray:
+    r"""Weighted log densities ``log pi_k + log N(x_n | mu_k, Sigma_k)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+    params : GMMParams
+    covariance_type : str
+
+    Returns
+    -------
+    ndarray of shape (N, K)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.core.params import GMMParams
+    >>> p = GMMParams(np.array([1.0]), np.zeros((1, 1)), np.ones(1), np.ones(1))
+    >>> float(np.round(log_component_densities(np.zeros((1, 1)), p, "spherical")[0, 0], 4))
+    -0.9189
+    """
+    model = get_covariance_model(covariance_type)
+    log_gauss = model.log_gaussian(X, params.means, params.precisions_cholesky)
+    with np.errstate(divide="ignore"):
+        return log_gauss + np.log(params.weights)
+
+
+def log_mixture_density(X: np.ndarray, params: GMMParams, covariance_type: str) -> np.ndarray:
+    r"""Log density of the mixture at every point, shape ``(N,)``.
+
+    .. math:: \log p(x_n) = \log \sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)
+    """
+    return logsumexp(log_component_densities(X, params, covariance_type), axis=1)
+
+
+def responsibilities(
+    X: np.ndarray, params: GMMParams, covariance_type: str
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Log mixture density and log responsibilities.
+
+    .. math:: \log r_{nk} = \log \pi_k + \log N(x_n \mid \mu_k, \Sigma_k) - \log p(x_n)
+
+    Returns
+    -------
+    log_prob_norm : ndarray of shape (N,)
+    log_resp : ndarray of shape (N, K)
+    """
+    weighted = log_component_densities(X, params, covariance_type)
+    log_prob_norm = logsumexp(weighted, axis=1)
+    return log_prob_norm, weighted - log_prob_norm[:, None]

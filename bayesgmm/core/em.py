@@ -1,0 +1,174 @@
+"""The EM loop: initialize, E-step, M-step, objective, convergence, restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from bayesgmm.core.covariance import CollapsedComponentError
+from bayesgmm.core.density import responsibilities
+from bayesgmm.core.init import initial_params
+from bayesgmm.core.mstep import m_step
+from bayesgmm.core.params import GMMParams
+from bayesgmm.core.suffstats import SufficientStats
+
+__all__ = ["EMResult", "fit_mixture", "run_em"]
+
+#: ``callback(init, iteration, lower_bound, change)`` called after every EM iteration.
+Callback = Callable[[int, int, float, float], None]
+
+
+class EMResult(NamedTuple):
+    """Outcome of EM from one start (or the best of several).
+
+    Attributes
+    ----------
+    params : GMMParams
+        Parameters after the last M-step.
+    converged : bool
+    n_iter : int
+        Number of EM iterations run.
+    lower_bound : float
+        Objective per unit of sample weight at the last E-step (the mean
+        log-likelihood, as scikit-learn's ``lower_bound_``).
+    lower_bounds : ndarray of shape (n_iter,)
+        The objective at every iteration.
+    init : int
+        Index of the start that produced this result.
+    """
+
+    params: GMMParams
+    converged: bool
+    n_iter: int
+    lower_bound: float
+    lower_bounds: np.ndarray
+    init: int = 0
+
+
+def run_em(
+    X: np.ndarray,
+    params: GMMParams,
+    *,
+    covariance_type: str,
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    sample_weight: np.ndarray | None = None,
+    lower_bound: float = -np.inf,
+    init: int = 0,
+    callback: Callback | None = None,
+) -> EMResult:
+    """EM from one start until the objective changes by less than ``tol``.
+
+    The objective is the weighted mean log-likelihood
+    ``sum_n w_n log p(x_n) / sum_n w_n``, evaluated at each E-step (so, as in
+    scikit-learn, the returned parameters are one M-step past the last objective).
+    """
+    total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+    history: list[float] = []
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        previous = lower_bound
+        log_prob_norm, log_resp = responsibilities(X, params, covariance_type)
+        if sample_weight is None:
+            lower_bound = float(log_prob_norm.sum()) / total_weight
+        else:
+            lower_bound = float(log_prob_norm @ sample_weight) / total_weight
+        stats = SufficientStats.from_responsibilities(
+            X, np.exp(log_resp), covariance_type, sample_weight
+        )
+        try:
+            params = m_step(stats, reg_covar)
+        except CollapsedComponentError as err:
+            err.iteration = n_iter
+            raise
+        history.append(lower_bound)
+        change = lower_bound - previous
+        if callback is not None:
+            callback(init, n_iter, lower_bound, change)
+        if abs(change) < tol:
+            converged = True
+            break
+    return EMResult(params, converged, n_iter, lower_bound, np.asarray(history), init)
+
+
+def fit_mixture(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    *,
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    n_init: int,
+    init_params: str,
+    random_state: np.random.RandomState,
+    sample_weight: np.ndarray | None = None,
+    weights_init: np.ndarray | None = None,
+    means_init: np.ndarray | None = None,
+    precisions_init: np.ndarray | None = None,
+    start: GMMParams | None = None,
+    start_lower_bound: float = -np.inf,
+    callback: Callback | None = None,
+) -> tuple[EMResult, list[CollapsedComponentError]]:
+    """Best of ``n_init`` EM runs (or one run from ``start``, for warm starts).
+
+    The data are centered at their weighted mean for the computation (and the
+    result translated back), which keeps the moment-based updates accurate for
+    data far from the origin. Inputs are trusted (validated at the boundary).
+
+    Returns
+    -------
+    best : EMResult
+        The run with the highest final objective.
+    failures : list of CollapsedComponentError
+        Runs that collapsed; raised if every run collapsed.
+    """
+    shift = np.average(X, axis=0, weights=sample_weight)
+    Xc = X - shift
+    if means_init is not None:
+        means_init = np.asarray(means_init, dtype=float) - shift
+    best: EMResult | None = None
+    failures: list[CollapsedComponentError] = []
+    for init in range(1 if start is not None else n_init):
+        try:
+            if start is not None:
+                params0, lb0 = start.shift_means(-shift), start_lower_bound
+            else:
+                params0 = initial_params(
+                    Xc,
+                    n_components,
+                    covariance_type,
+                    method=init_params,
+                    rng=random_state,
+                    reg_covar=reg_covar,
+                    sample_weight=sample_weight,
+                    weights_init=weights_init,
+                    means_init=means_init,
+                    precisions_init=precisions_init,
+                )
+                lb0 = -np.inf
+            result = run_em(
+                Xc,
+                params0,
+                covariance_type=covariance_type,
+                tol=tol,
+                max_iter=max_iter,
+                reg_covar=reg_covar,
+                sample_weight=sample_weight,
+                lower_bound=lb0,
+                init=init,
+                callback=callback,
+            )
+        except CollapsedComponentError as err:
+            err.init = init
+            failures.append(err)
+            continue
+        if best is None or result.lower_bound > best.lower_bound:
+            best = result
+    if best is None:
+        raise failures[-1]
+    return best._replace(params=best.params.shift_means(shift)), failures

@@ -1,0 +1,42 @@
+"""Bundled reference data sets for Gaussian-mixture modelling.
+
+Each ``load_*`` function returns a :class:`pandas.DataFrame`; :func:`list_datasets` lists
+the available names. Provenance of every file is documented in ``data/SOURCES.md``.
+"""
+
+from __future__ import annotations
+
+# --- real data sets (bundled CSV files) -------------------------------------------------
+from bayesgmm.datasets._loaders import (
+    list_datasets,
+    load_acidity,
+    load_banknote,
+    load_diabetes,
+    load_enzyme,
+    load_faithful,
+    load_galaxies,
+    load_iris,
+    load_precip,
+    load_thyroid,
+    load_trees,
+    load_wreath,
+)
+
+# --- synthetic data ---------------------------------------------------------------------
+# (reserved: `from bayesgmm.datasets._synthetic import MixtureSample, make_mixture`,
+#  then add "MixtureSample" and "make_mixture" to __all__)
+
+__all__ = [
+    "list_datasets",
+    "load_acidity",
+    "load_banknote",
+    "load_diabetes",
+    "load_enzyme",
+    "load_faithful",
+    "load_galaxies",
+    "load_iris",
+    "load_precip",
+    "load_thyroid",
+    "load_trees",
+    "load_wreath",
+]

@@ -1,0 +1,348 @@
+"""``GaussianMixture``: a scikit-learn estimator fitted by EM (maximum likelihood)."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from bayesgmm._validation import (
+    check_data,
+    check_estimator_params,
+    check_initial_params,
+    check_sample_weight,
+)
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.density import log_mixture_density, responsibilities
+from bayesgmm.core.em import fit_mixture
+from bayesgmm.core.params import GMMParams
+from bayesgmm.core.sampling import sample_mixture
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    r"""Gaussian mixture fitted by maximum likelihood with EM.
+
+    A drop-in for :class:`sklearn.mixture.GaussianMixture` (same parameters, same
+    fitted attributes, same results from the same start) with frequency
+    ``sample_weight``, the objective at every iteration, ICL, and errors that say
+    which component collapsed and what to do about it.
+
+    The density is
+
+    .. math:: p(x) = \sum_{k=1}^K \pi_k \, N(x \mid \mu_k, \Sigma_k).
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components ``K``.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Covariance structure; mclust's names are VVV, EEE, VVI and VII.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood per sample.
+    reg_covar : float, default=1e-6
+        Non-negative value added to the diagonal of every covariance.
+    max_iter : int, default=100
+        Maximum number of EM iterations per start.
+    n_init : int, default=1
+        Number of starts; the fit with the highest objective is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How starting responsibilities are drawn (as in scikit-learn).
+    weights_init : array-like of shape (K,), optional
+        Starting weights (summing to one).
+    means_init : array-like of shape (K, D), optional
+        Starting means.
+    precisions_init : array-like, optional
+        Starting precision matrices (inverse covariances) in the shape of
+        ``covariance_type``; must be symmetric positive definite.
+    random_state : int, RandomState instance or None, default=None
+        Seed for the starts and for :meth:`sample`. The same seed gives
+        bit-identical fits, and the same starts as scikit-learn.
+    warm_start : bool, default=False
+        If True, ``fit`` starts from the previous fit (one start).
+    verbose : int, default=0
+        1 prints each start's outcome; 2 also the objective every
+        ``verbose_interval`` iterations.
+    verbose_interval : int, default=10
+        Iterations between progress messages when ``verbose=2``.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (K,)
+    means_ : ndarray of shape (K, D)
+    covariances_ : ndarray
+        Shape ``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical.
+    precisions_ : ndarray
+        Inverse covariances, same shape.
+    precisions_cholesky_ : ndarray
+        Cholesky factors ``U`` of the precisions (``U @ U.T = precision``).
+    converged_ : bool
+    n_iter_ : int
+        EM iterations of the best start.
+    lower_bound_ : float
+        Mean log-likelihood per sample (weighted) at the last E-step of the best
+        start; the total log-likelihood is ``lower_bound_ * n_samples``.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        The objective at every iteration of the best start (never decreases).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` was a DataFrame with string column names.
+
+    Notes
+    -----
+    Information criteria follow scikit-learn's sign convention, **lower is better**:
+    ``bic = -2 log L + p log n``. mclust reports ``2 log L - p log n`` (higher is
+    better), so mclust's BIC is minus ours; likewise for ICL.
+
+    Examples
+    --------
+    >>> from bayesgmm import GaussianMixture
+    >>> from bayesgmm.datasets import load_faithful
+    >>> X = load_faithful()
+    >>> gm = GaussianMixture(3, covariance_type="tied", n_init=5, random_state=0).fit(X)
+    >>> round(float(gm.score(X) * len(X)), 2)
+    -1126.33
+    >>> gm.predict(X.iloc[:3]).shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # -- fitting ----------------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+        y : ignored
+        sample_weight : array-like of shape (N,), optional
+            Frequency weights: a weight of 2 fits exactly as the row repeated twice.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
+        """Fit, then return the most probable component of every sample, shape ``(N,)``."""
+        return self._fit(X, sample_weight).argmax(axis=1)
+
+    def _fit(self, X, sample_weight) -> np.ndarray:
+        check_estimator_params(self)
+        X = check_data(self, X, reset=True, min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                f"Expected at least n_components={self.n_components} samples, got "
+                f"n_samples={n_samples}."
+            )
+        sample_weight = check_sample_weight(sample_weight, n_samples)
+        inits = check_initial_params(
+            self.weights_init,
+            self.means_init,
+            self.precisions_init,
+            self.n_components,
+            n_features,
+            self.covariance_type,
+        )
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm and self.means_.shape != (self.n_components, n_features):
+            raise ValueError(
+                "warm_start=True needs the same n_components and number of features as the "
+                f"previous fit: means_ has shape {self.means_.shape}."
+            )
+        result, failures = fit_mixture(
+            X,
+            self.n_components,
+            self.covariance_type,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            random_state=check_random_state(self.random_state),
+            sample_weight=sample_weight,
+            weights_init=inits[0],
+            means_init=inits[1],
+            precisions_init=inits[2],
+            start=self._params() if warm else None,
+            start_lower_bound=self.lower_bound_ if warm else -np.inf,
+            callback=self._progress if self.verbose >= 2 else None,
+        )
+        for err in failures:
+            warnings.warn(
+                f"Start {err.init} of {self.n_init} was discarded: {err}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if not result.converged and self.max_iter > 0:
+            warnings.warn(
+                f"The best of {self.n_init} start(s) did not converge in max_iter="
+                f"{self.max_iter} iterations (tol={self.tol}). Increase max_iter, loosen "
+                "tol, try more starts (n_init), or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_params(result.params)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds
+        if self.verbose >= 1:
+            state = "converged" if result.converged else "did not converge"
+            print(
+                f"GaussianMixture: best start {result.init} {state} after {result.n_iter} "
+                f"iterations, mean log-likelihood {result.lower_bound:.6f}",
+                file=sys.stderr,
+            )
+        # A final E-step so that fit_predict(X) equals fit(X).predict(X).
+        _, log_resp = responsibilities(X, self._params(), self.covariance_type)
+        return log_resp
+
+    def _progress(self, init: int, iteration: int, lower_bound: float, change: float) -> None:
+        if iteration % self.verbose_interval == 0:
+            print(
+                f"  start {init}, iteration {iteration}: objective {lower_bound:.6f} "
+                f"(change {change:.3g})",
+                file=sys.stderr,
+            )
+
+    def _set_params(self, params: GMMParams) -> None:
+        model = get_covariance_model(self.covariance_type)
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = model.precisions(params.precisions_cholesky)
+
+    def _params(self) -> GMMParams:
+        return GMMParams(
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
+        )
+
+    # -- prediction ---------------------------------------------------------------
+    def _check_X(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return check_data(self, X, reset=False)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log density of the mixture at every sample, shape ``(N,)``."""
+        return log_mixture_density(self._check_X(X), self._params(), self.covariance_type)
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Mean log-likelihood per sample (weighted by ``sample_weight`` if given)."""
+        log_density = self.score_samples(X)
+        weights = check_sample_weight(sample_weight, log_density.shape[0])
+        return float(np.average(log_density, weights=weights))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibilities (membership probabilities), shape ``(N, K)``."""
+        _, log_resp = responsibilities(self._check_X(X), self._params(), self.covariance_type)
+        return np.exp(log_resp)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of every sample, shape ``(N,)``."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` points from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, D)
+        labels : ndarray of shape (n_samples,)
+            Component of each draw (sorted by component, as scikit-learn).
+        """
+        check_is_fitted(self)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1; got {n_samples}.")
+        rng = check_random_state(self.random_state)
+        return sample_mixture(rng, n_samples, self._params(), self.covariance_type)
+
+    # -- information criteria -------------------------------------------------------
+    def n_parameters(self) -> int:
+        """Number of free parameters: ``K - 1`` weights, ``K D`` means, covariances."""
+        check_is_fitted(self)
+        n_features = self.means_.shape[1]
+        model = get_covariance_model(self.covariance_type)
+        cov_params = model.n_parameters(self.n_components, n_features)
+        return int(cov_params + self.n_components * n_features + self.n_components - 1)
+
+    def _criterion_terms(self, X, sample_weight) -> tuple[float, float, float]:
+        """Log-likelihood, effective sample size and hard-classification entropy."""
+        X = self._check_X(X)
+        w = check_sample_weight(sample_weight, X.shape[0])
+        log_prob_norm, log_resp = responsibilities(X, self._params(), self.covariance_type)
+        log_max_resp = log_resp.max(axis=1)
+        if w is None:
+            return float(log_prob_norm.sum()), float(X.shape[0]), -float(log_max_resp.sum())
+        return float(log_prob_norm @ w), float(w.sum()), -float(log_max_resp @ w)
+
+    def bic(self, X, sample_weight=None) -> float:
+        r"""Bayesian information criterion, lower is better.
+
+        .. math:: \mathrm{BIC} = -2 \log L(\hat\theta) + p \log n
+
+        mclust's BIC is the negative of this.
+        """
+        loglik, n, _ = self._criterion_terms(X, sample_weight)
+        return -2.0 * loglik + self.n_parameters() * np.log(n)
+
+    def aic(self, X, sample_weight=None) -> float:
+        r"""Akaike information criterion, lower is better: :math:`-2 \log L + 2p`."""
+        loglik, _, _ = self._criterion_terms(X, sample_weight)
+        return -2.0 * loglik + 2.0 * self.n_parameters()
+
+    def icl(self, X, sample_weight=None) -> float:
+        r"""Integrated completed likelihood (mclust's ``icl``), lower is better.
+
+        BIC plus twice the entropy of the hard classification:
+
+        .. math:: \mathrm{ICL} = \mathrm{BIC} - 2 \sum_n \log \max_k r_{nk}
+
+        mclust reports the negative.
+        """
+        loglik, n, entropy = self._criterion_terms(X, sample_weight)
+        return -2.0 * loglik + self.n_parameters() * np.log(n) + 2.0 * entropy

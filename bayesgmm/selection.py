@@ -1,0 +1,177 @@
+"""Model selection over a grid of (n_components, covariance_type), as mclust's BIC table."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from bayesgmm._validation import check_data, check_sample_weight
+from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.mixture import GaussianMixture
+
+__all__ = ["ModelSelection", "select_model"]
+
+_CRITERIA = ("bic", "aic", "icl")
+
+
+@dataclass(frozen=True)
+class ModelSelection:
+    """Result of :func:`select_model`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per (n_components, covariance_type): ``mclust_name``,
+        ``log_likelihood``, ``n_parameters``, ``bic``, ``aic``, ``icl`` (lower is
+        better), ``converged``, ``n_iter`` and ``error`` (why a fit failed; its
+        criteria are NaN, as mclust's NA).
+    best_estimator : GaussianMixture
+        The fitted model with the lowest ``criterion``.
+    criterion : str
+        The criterion used to choose.
+    """
+
+    table: pd.DataFrame
+    best_estimator: GaussianMixture
+    criterion: str
+
+    @property
+    def best_params(self) -> dict:
+        """``n_components`` and ``covariance_type`` of the chosen model."""
+        return {
+            "n_components": self.best_estimator.n_components,
+            "covariance_type": self.best_estimator.covariance_type,
+        }
+
+    def grid(self, criterion: str | None = None) -> pd.DataFrame:
+        """The criterion as a K-by-covariance-type table (mclust's ``BIC`` layout)."""
+        criterion = criterion or self.criterion
+        return self.table.pivot(
+            index="n_components", columns="covariance_type", values=criterion
+        )
+
+
+def select_model(
+    X,
+    n_components: Iterable[int] = range(1, 10),
+    covariance_types: Iterable[str] = COVARIANCE_TYPES,
+    *,
+    criterion: str = "bic",
+    n_init: int = 5,
+    random_state=None,
+    sample_weight=None,
+    progress: bool = False,
+    **params,
+) -> ModelSelection:
+    """Fit every (n_components, covariance_type) pair and tabulate BIC, AIC and ICL.
+
+    Parameters
+    ----------
+    X : array-like of shape (N, D)
+    n_components : iterable of int, default=range(1, 10)
+    covariance_types : iterable of str, default=all four
+    criterion : {'bic', 'aic', 'icl'}, default='bic'
+        Criterion that picks ``best_estimator`` (lower is better).
+    n_init : int, default=5
+        Starts per fit.
+    random_state : int, RandomState or None
+        Seeds every fit reproducibly (each cell gets its own derived seed).
+    sample_weight : array-like of shape (N,), optional
+        Frequency weights passed to every fit.
+    progress : bool, default=False
+        Print one line per fit to stderr.
+    **params
+        Other :class:`GaussianMixture` parameters (``tol``, ``reg_covar``, ...).
+
+    Returns
+    -------
+    ModelSelection
+
+    Examples
+    --------
+    >>> from bayesgmm import select_model
+    >>> from bayesgmm.datasets import load_faithful
+    >>> sel = select_model(load_faithful(), range(1, 4), ["tied", "full"], random_state=0)
+    >>> sel.best_params
+    {'n_components': 3, 'covariance_type': 'tied'}
+    >>> sel.grid().shape
+    (3, 2)
+    """
+    if criterion not in _CRITERIA:
+        raise ValueError(f"Unknown criterion {criterion!r}; expected one of {list(_CRITERIA)}.")
+    ks = [int(k) for k in n_components]
+    if not ks or min(ks) < 1:
+        raise ValueError(f"n_components must be a non-empty list of integers >= 1; got {ks}.")
+    types = list(covariance_types)
+    for cov in types:
+        get_covariance_model(cov)
+    base = GaussianMixture(n_init=n_init, **params)
+    X = check_data(base, X, reset=True, min_samples=2)
+    sample_weight = check_sample_weight(sample_weight, X.shape[0])
+    rng = check_random_state(random_state)
+
+    rows, fitted = [], {}
+    total = len(ks) * len(types)
+    for i, (cov, k) in enumerate((c, k) for c in types for k in ks):
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        model = clone(base).set_params(n_components=k, covariance_type=cov, random_state=seed)
+        row = {
+            "n_components": k,
+            "covariance_type": cov,
+            "mclust_name": get_covariance_model(cov).mclust_name,
+        }
+        try:
+            if k > X.shape[0]:
+                raise ValueError(f"n_components={k} exceeds the {X.shape[0]} samples")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X, sample_weight=sample_weight)
+        except ValueError as err:
+            row.update(
+                log_likelihood=np.nan,
+                n_parameters=np.nan,
+                bic=np.nan,
+                aic=np.nan,
+                icl=np.nan,
+                converged=False,
+                n_iter=0,
+                error=str(err),
+            )
+        else:
+            n = X.shape[0] if sample_weight is None else sample_weight.sum()
+            row.update(
+                log_likelihood=model.score(X, sample_weight=sample_weight) * n,
+                n_parameters=model.n_parameters(),
+                bic=model.bic(X, sample_weight),
+                aic=model.aic(X, sample_weight),
+                icl=model.icl(X, sample_weight),
+                converged=model.converged_,
+                n_iter=model.n_iter_,
+                error="",
+            )
+            fitted[(k, cov)] = model
+        rows.append(row)
+        if progress:
+            print(
+                f"[{i + 1}/{total}] K={k} {cov:<9} {criterion.upper()}={row[criterion]:.3f}",
+                file=sys.stderr,
+            )
+    table = pd.DataFrame(rows)
+    if table[criterion].isna().all():
+        raise ValueError(
+            "Every fit of the grid failed; the first error was: " + table["error"].iloc[0]
+        )
+    best = table.loc[table[criterion].idxmin()]
+    return ModelSelection(
+        table=table,
+        best_estimator=fitted[(int(best["n_components"]), best["covariance_type"])],
+        criterion=criterion,
+    )

@@ -1,0 +1,183 @@
+"""Tests for the bundled data-set loaders in :mod:`bayesgmm.datasets`.
+
+Reference values come from ``bayesgmm/datasets/data/SOURCES.md`` (R's printed summaries,
+the mclust documentation and Richardson & Green 1997), not from the CSV files themselves.
+"""
+
+from __future__ import annotations
+
+import doctest
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesgmm.datasets as ds
+from bayesgmm.datasets import _loaders
+
+LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
+    name.removeprefix("load_"): getattr(ds, name)
+    for name in dir(ds)
+    if name.startswith("load_") and callable(getattr(ds, name))
+}
+
+# name -> (rows, numeric columns, {categorical column: categories});
+# the label column comes last for iris and first elsewhere, as in the source files.
+EXPECTED: dict[str, tuple[int, list[str], dict[str, list[str]]]] = {
+    "faithful": (272, ["eruptions", "waiting"], {}),
+    "galaxies": (82, ["velocity_kkms"], {}),
+    "acidity": (155, ["acidity"], {}),
+    "enzyme": (245, ["enzyme"], {}),
+    "iris": (
+        150,
+        ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        {"species": ["setosa", "versicolor", "virginica"]},
+    ),
+    "diabetes": (145, ["fpg", "glucose", "insulin"], {"class": ["Normal", "Chemical", "Overt"]}),
+    "banknote": (
+        200,
+        ["length", "left", "right", "bottom", "top", "diagonal"],
+        {"status": ["genuine", "counterfeit"]},
+    ),
+    "thyroid": (
+        215,
+        ["RT3U", "T4", "T3", "TSH", "DTSH"],
+        {"diagnosis": ["Normal", "Hyper", "Hypo"]},
+    ),
+    "wreath": (1000, ["x1", "x2"], {}),
+    "trees": (31, ["girth", "height", "volume"], {}),
+    "precip": (70, ["precip"], {}),
+}
+
+
+def test_expected_table_covers_every_loader() -> None:
+    assert set(LOADERS) == set(EXPECTED)
+
+
+def test_list_datasets_covers_every_loader() -> None:
+    names = ds.list_datasets()
+    assert names == sorted(names)
+    assert names == sorted(LOADERS)
+    assert len(names) == 11
+    for name in names:
+        assert callable(getattr(ds, f"load_{name}"))
+
+
+def test_all_exports() -> None:
+    assert set(ds.__all__) == {"list_datasets", *(f"load_{n}" for n in LOADERS)}
+    for name in ds.__all__:
+        assert hasattr(ds, name)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shape_columns_and_dtypes(name: str) -> None:
+    n_rows, numeric, categorical = EXPECTED[name]
+    df = LOADERS[name]()
+    assert isinstance(df, pd.DataFrame)
+    expected_columns = [*numeric, *categorical] if name == "iris" else [*categorical, *numeric]
+    assert list(df.columns) == expected_columns
+    assert df.shape == (n_rows, len(categorical) + len(numeric))
+    assert isinstance(df.index, pd.RangeIndex)
+    assert df.index.start == 0 and df.index.step == 1
+    for col in numeric:
+        assert df[col].dtype == np.float64, col
+        assert np.isfinite(df[col].to_numpy()).all(), col
+    for col, levels in categorical.items():
+        assert isinstance(df[col].dtype, pd.CategoricalDtype), col
+        assert list(df[col].cat.categories) == levels
+        assert not df[col].isna().any()
+    assert not df.isna().any().any()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_loader_returns_fresh_copy(name: str) -> None:
+    first = LOADERS[name]()
+    col = EXPECTED[name][1][0]
+    first.loc[0, col] = -1.0e9
+    assert LOADERS[name]().loc[0, col] != -1.0e9
+
+
+def test_galaxies_mass_version_dtypes() -> None:
+    df = ds.load_galaxies(version="mass")
+    assert list(df.columns) == ["velocity_kms"]
+    assert df.shape == (82, 1)
+    assert df["velocity_kms"].dtype == np.float64
+    assert not df.isna().any().any()
+
+
+def test_faithful_means() -> None:
+    means = ds.load_faithful().mean()
+    assert means["eruptions"] == pytest.approx(3.487783, abs=5e-7)
+    assert means["waiting"] == pytest.approx(70.897059, abs=5e-7)
+
+
+def test_galaxies_versions_differ_only_at_obs_78() -> None:
+    rg97 = ds.load_galaxies()["velocity_kkms"].to_numpy()
+    assert np.array_equal(rg97, ds.load_galaxies(version="rg97")["velocity_kkms"].to_numpy())
+    mass = ds.load_galaxies(version="mass")["velocity_kms"].to_numpy()
+    assert rg97.shape == mass.shape == (82,)
+    assert rg97[77] == pytest.approx(26.960, abs=1e-12)
+    assert mass[77] == 26690.0
+    differ = ~np.isclose(rg97 * 1000.0, mass, rtol=0.0, atol=1e-6)
+    assert np.flatnonzero(differ).tolist() == [77]
+    assert mass.mean() == pytest.approx(20828.17, abs=0.005)
+
+
+@pytest.mark.parametrize("version", ["RG97", "MASS", "", "nmix", None, 1997])
+def test_galaxies_invalid_version(version: object) -> None:
+    with pytest.raises(ValueError, match=r"'rg97'.*'mass'"):
+        ds.load_galaxies(version=version)  # type: ignore[arg-type]
+
+
+def test_galaxies_signature_default() -> None:
+    assert inspect.signature(ds.load_galaxies).parameters["version"].default == "rg97"
+
+
+def test_iris_species_counts() -> None:
+    counts = ds.load_iris()["species"].value_counts()
+    assert counts.to_dict() == {"setosa": 50, "versicolor": 50, "virginica": 50}
+
+
+def test_trees_column_means() -> None:
+    means = ds.load_trees().mean().round(3)
+    assert means.tolist() == [13.248, 76.000, 30.171]
+
+
+def test_diabetes_corrected() -> None:
+    df = ds.load_diabetes()
+    assert df["class"].value_counts().to_dict() == {"Normal": 76, "Chemical": 36, "Overt": 33}
+    # observation 104 (1-based): the legacy typo 45 is corrected to 455
+    assert df["glucose"].iloc[103] == 455.0
+    assert (df["glucose"] != 45.0).all()
+
+
+def test_thyroid_diagnosis_counts() -> None:
+    counts = ds.load_thyroid()["diagnosis"].value_counts().to_dict()
+    assert counts == {"Normal": 150, "Hyper": 35, "Hypo": 30}
+
+
+def test_banknote_status_counts() -> None:
+    counts = ds.load_banknote()["status"].value_counts().to_dict()
+    assert counts == {"genuine": 100, "counterfeit": 100}
+
+
+def test_reader_rejects_unexpected_columns() -> None:
+    with pytest.raises(ValueError, match="expected columns"):
+        _loaders._read_csv("faithful.csv", {"eruptions": "eruptions"})
+
+
+def test_reader_rejects_unknown_labels() -> None:
+    with pytest.raises(ValueError, match="unknown labels"):
+        _loaders._read_csv(
+            "thyroid.csv",
+            {c: c for c in ("RT3U", "T4", "T3", "TSH", "DTSH")},
+            {"Diagnosis": ("diagnosis", ("Normal", "Hyper"))},
+        )
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(_loaders, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
