@@ -44,10 +44,14 @@ def check_data(estimator, X, *, reset: bool, min_samples: int = 1) -> np.ndarray
             "encode them first."
         )
     if not hasattr(X, "dtypes") and not hasattr(X, "tocsr"):
-        try:
-            np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"X must contain only numbers ({err}).") from None
+        kind = np.asarray(X).dtype.kind
+        if kind in "OUS":
+            try:
+                np.asarray(X, dtype=np.float64)
+            except ValueError as err:
+                raise ValueError(f"X must contain only numbers ({err}).") from None
+            except TypeError as err:
+                raise TypeError(f"X must contain only numbers ({err}).") from None
     X = validate_data(
         estimator,
         X,

@@ -66,6 +66,8 @@ def select_model(
     *,
     criterion: str = "bic",
     n_init: int = 5,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
     random_state=None,
     sample_weight=None,
     progress: bool = False,
@@ -82,6 +84,9 @@ def select_model(
         Criterion that picks ``best_estimator`` (lower is better).
     n_init : int, default=5
         Starts per fit.
+    tol, max_iter : float, int, default=1e-6, 1000
+        EM convergence settings, tighter than :class:`GaussianMixture`'s defaults
+        (as mclust's), because the criteria compare maxima of the likelihood.
     random_state : int, RandomState or None
         Seeds every fit reproducibly (each cell gets its own derived seed).
     sample_weight : array-like of shape (N,), optional
@@ -113,7 +118,7 @@ def select_model(
     types = list(covariance_types)
     for cov in types:
         get_covariance_model(cov)
-    base = GaussianMixture(n_init=n_init, **params)
+    base = GaussianMixture(n_init=n_init, tol=tol, max_iter=max_iter, **params)
     X = check_data(base, X, reset=True, min_samples=2)
     sample_weight = check_sample_weight(sample_weight, X.shape[0])
     rng = check_random_state(random_state)

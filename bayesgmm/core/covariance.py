@@ -145,6 +145,10 @@ class CovarianceModel(ABC):
         """Expand covariances to full matrices, shape ``(K, D, D)``."""
 
     @abstractmethod
+    def from_full(self, full: np.ndarray) -> np.ndarray:
+        """Project full covariances ``(K, D, D)`` onto this type (its nearest form)."""
+
+    @abstractmethod
     def sample(
         self, rng, means: np.ndarray, covariances: np.ndarray, counts: np.ndarray
     ) -> list[np.ndarray]:
@@ -253,6 +257,9 @@ class FullCovariance(CovarianceModel):
             out[:, k] = np.einsum("ij,ij->i", y, y)
         return out
 
+    def from_full(self, full):
+        return np.array(full, dtype=float)
+
     def to_full(self, covariances, n_components, n_features):
         return np.asarray(covariances, dtype=float).copy()
 
@@ -312,6 +319,9 @@ class TiedCovariance(CovarianceModel):
             out[:, k] = np.einsum("ij,ij->i", diff, diff)
         return out
 
+    def from_full(self, full):
+        return np.mean(full, axis=0)
+
     def to_full(self, covariances, n_components, n_features):
         return np.repeat(np.asarray(covariances, dtype=float)[None], n_components, axis=0)
 
@@ -364,6 +374,9 @@ class DiagCovariance(CovarianceModel):
             + (X**2) @ prec.T
         )
 
+    def from_full(self, full):
+        return np.diagonal(full, axis1=1, axis2=2).copy()
+
     def to_full(self, covariances, n_components, n_features):
         return np.stack([np.diag(c) for c in np.asarray(covariances, dtype=float)])
 
@@ -402,6 +415,9 @@ class SphericalCovariance(DiagCovariance):
             - 2.0 * (X @ means.T) * prec
             + np.outer(np.sum(X**2, axis=1), prec)
         )
+
+    def from_full(self, full):
+        return np.diagonal(full, axis1=1, axis2=2).mean(axis=1)
 
     def to_full(self, covariances, n_components, n_features):
         covariances = np.asarray(covariances, dtype=float)

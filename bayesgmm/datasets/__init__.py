@@ -23,10 +23,11 @@ from bayesgmm.datasets._loaders import (
 )
 
 # --- synthetic data ---------------------------------------------------------------------
-# (reserved: `from bayesgmm.datasets._synthetic import MixtureSample, make_mixture`,
-#  then add "MixtureSample" and "make_mixture" to __all__)
+from bayesgmm.datasets._synthetic import MixtureSample, make_mixture
 
 __all__ = [
+    "MixtureSample",
+    "make_mixture",
     "list_datasets",
     "load_acidity",
     "load_banknote",

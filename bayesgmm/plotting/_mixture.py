@@ -1,0 +1,569 @@
+"""Plots of fitted mixtures: components, model selection, EM convergence, 1-D densities.
+
+Every function draws on ``ax`` (a new figure from :func:`matplotlib.pyplot.subplots` only
+when ``ax`` is None) and returns the Axes. Nothing here computes a density or a criterion
+itself: the numbers come from the estimator, :mod:`bayesgmm.core` and the selection table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Ellipse
+from matplotlib.ticker import MaxNLocator
+from sklearn.utils.validation import check_is_fitted
+
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.density import log_component_densities
+from bayesgmm.core.params import GMMParams
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from bayesgmm.mixture import GaussianMixture
+    from bayesgmm.selection import ModelSelection
+
+__all__ = [
+    "plot_components",
+    "plot_convergence",
+    "plot_density_1d",
+    "plot_model_selection",
+]
+
+_CRITERIA = ("bic", "aic", "icl")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+
+
+# -- small helpers ------------------------------------------------------------------------
+def _get_ax(ax: Axes | None) -> Axes:
+    """``ax`` itself, or the Axes of a new figure."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(layout="constrained")
+    return ax
+
+
+def _ellipse_geometry(covariance: np.ndarray, n_std: float) -> tuple[float, float, float]:
+    """Width, height and angle of the ``n_std`` contour of a 2-D Gaussian.
+
+    The contour ``(x - mu)^T Sigma^{-1} (x - mu) = n_std^2`` is an ellipse whose
+    semi-axes are ``n_std * sqrt(lambda)`` along the eigenvectors of ``Sigma``.
+
+    Parameters
+    ----------
+    covariance : ndarray of shape (2, 2)
+        Symmetric positive semi-definite matrix.
+    n_std : float
+        Mahalanobis radius of the contour.
+
+    Returns
+    -------
+    width : float
+        Full length of the major axis, ``2 n_std sqrt(lambda_max)``.
+    height : float
+        Full length of the minor axis, ``2 n_std sqrt(lambda_min)``.
+    angle : float
+        Counter-clockwise angle of the major axis from the x axis, in degrees in
+        ``[0, 180)`` (as :class:`matplotlib.patches.Ellipse` expects).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _ellipse_geometry(np.diag([4.0, 1.0]), 1.0)
+    (4.0, 2.0, 0.0)
+    >>> _ellipse_geometry(np.diag([1.0, 9.0]), 2.0)
+    (12.0, 4.0, 90.0)
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(np.asarray(covariance, dtype=float))
+    eigenvalues = np.clip(eigenvalues, 0.0, None)  # round-off on a singular matrix
+    major = eigenvectors[:, 1]  # eigh sorts eigenvalues in ascending order
+    angle = float(np.degrees(np.arctan2(major[1], major[0])) % 180.0)
+    if np.isclose(angle, 180.0):
+        angle = 0.0
+    width = float(2.0 * n_std * np.sqrt(eigenvalues[1]))
+    height = float(2.0 * n_std * np.sqrt(eigenvalues[0]))
+    return width, height, angle
+
+
+def _component_colors(n_components: int) -> list:
+    """One colour per component: the rc colour cycle, or a qualitative map if it is short."""
+    cycle = mpl.rcParams["axes.prop_cycle"].by_key().get("color", [])
+    if n_components <= len(cycle):
+        return list(cycle[:n_components])
+    if n_components <= 20:
+        cmap = mpl.colormaps["tab20"]
+        return [cmap(k) for k in range(n_components)]
+    cmap = mpl.colormaps["turbo"]
+    return [cmap(t) for t in np.linspace(0.0, 1.0, n_components)]
+
+
+def _as_2d_array(X, n_features: int) -> np.ndarray:
+    """``X`` as a float array of shape ``(N, n_features)``, with a clear error otherwise."""
+    arr = np.asarray(X, dtype=float)
+    if arr.ndim == 1 and n_features == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise ValueError(
+            f"X must have shape (n_samples, {n_features}) to match the model's "
+            f"{n_features} feature(s); got shape {np.shape(X)}."
+        )
+    if arr.shape[0] == 0:
+        raise ValueError("X has no samples; there is nothing to plot.")
+    return arr
+
+
+def _model_input(model: GaussianMixture, X, arr: np.ndarray):
+    """Data in the form the model was fitted with, so scikit-learn's name checks agree.
+
+    A model fitted with feature names gets a DataFrame (``X`` itself when it is one, so
+    mismatched names are caught); a model fitted on an array gets the array.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        return arr
+    return X if isinstance(X, pd.DataFrame) else pd.DataFrame(arr, columns=names)
+
+
+def _feature_names(model: GaussianMixture, X, feature_names, n_features: int) -> list[str]:
+    """Explicit ``feature_names``, else DataFrame columns, else the model's, else ``x0, x1, ...``."""
+    if feature_names is not None:
+        names = [str(name) for name in feature_names]
+        if len(names) != n_features:
+            raise ValueError(
+                f"feature_names must name all {n_features} features; got {len(names)}: {names}."
+            )
+        return names
+    if isinstance(X, pd.DataFrame):
+        return [str(name) for name in X.columns]
+    fitted_names = getattr(model, "feature_names_in_", None)
+    if fitted_names is not None:
+        return [str(name) for name in fitted_names]
+    return [f"x{i}" for i in range(n_features)]
+
+
+def _full_covariances(model: GaussianMixture) -> np.ndarray:
+    """The fitted covariances as full matrices, shape ``(K, D, D)``, whatever the type."""
+    n_components, n_features = model.means_.shape
+    cov_model = get_covariance_model(model.covariance_type)
+    return cov_model.to_full(model.covariances_, n_components, n_features)
+
+
+def _legend(ax: Axes, n_entries: int, **kwargs) -> None:
+    """A legend inside the axes, or to their right when it is long enough to hide data."""
+    if n_entries > 8:
+        kwargs.update(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.legend(fontsize="small", framealpha=0.85, **kwargs)
+
+
+def _model_title(model: GaussianMixture) -> str:
+    mclust = get_covariance_model(model.covariance_type).mclust_name
+    k = model.n_components
+    return f"{k} component{'s' if k != 1 else ''}, {model.covariance_type} ({mclust})"
+
+
+# -- public plots -------------------------------------------------------------------------
+def plot_components(
+    model: GaussianMixture,
+    X,
+    *,
+    features: tuple[int, int] = (0, 1),
+    n_std: float | Sequence[float] = (1.0, 2.0),
+    ax: Axes | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> Axes:
+    r"""Scatter two features coloured by component, with the components' ellipses.
+
+    Each point is coloured by its most probable component (``model.predict(X)``).
+    For every component and every radius ``c`` in ``n_std`` the contour
+
+    .. math:: (x - \mu_k)^T \Sigma_k^{-1} (x - \mu_k) = c^2
+
+    of the component's 2-D marginal (mean ``mu_k[features]``, covariance
+    ``Sigma_k[features][:, features]``) is drawn as a
+    :class:`matplotlib.patches.Ellipse`; the means are marked with black-edged crosses.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted mixture with ``D >= 2`` features (any covariance type).
+    X : array-like or DataFrame of shape (N, D)
+        Data to scatter.
+    features : tuple of two int, default=(0, 1)
+        Column indices of the horizontal and vertical features.
+    n_std : float or sequence of float, default=(1.0, 2.0)
+        Mahalanobis radii of the ellipses drawn for each component.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when None.
+    feature_names : sequence of str of length D, optional
+        Axis labels; by default the DataFrame's columns, else the names the model
+        was fitted with, else ``"x0", "x1", ...``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The scatter is ``ax.collections[0]`` (N points), the means
+        ``ax.collections[1]``; ``ax.patches`` holds ``K * len(n_std)`` ellipses.
+
+    Raises
+    ------
+    ValueError
+        If the model has one feature (use :func:`plot_density_1d`), if ``features``
+        is not two distinct valid column indices, or if ``X`` has the wrong shape.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from bayesgmm import GaussianMixture
+    >>> from bayesgmm.datasets import load_faithful
+    >>> from bayesgmm.plotting import plot_components
+    >>> X = load_faithful()
+    >>> gm = GaussianMixture(3, covariance_type="tied", random_state=0).fit(X)
+    >>> ax = plot_components(gm, X)
+    >>> len(ax.patches)  # 3 components x 2 ellipses
+    6
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('eruptions', 'waiting')
+    >>> plt.close("all")
+    """
+    check_is_fitted(model)
+    n_components, n_features = model.means_.shape
+    if n_features == 1:
+        raise ValueError(
+            "plot_components needs at least 2 features, but the model was fitted on 1-D "
+            "data; use plot_density_1d(model, X) to plot a 1-D mixture."
+        )
+    try:
+        i, j = (int(f) for f in features)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"features must be a pair of column indices, e.g. (0, 1); got {features!r}."
+        ) from None
+    if i == j or not (0 <= i < n_features and 0 <= j < n_features):
+        raise ValueError(
+            f"features must be two distinct column indices in [0, {n_features - 1}]; "
+            f"got {features!r}."
+        )
+    radii = np.atleast_1d(np.asarray(n_std, dtype=float))
+    if radii.ndim != 1 or radii.size == 0 or not np.all(np.isfinite(radii) & (radii > 0)):
+        raise ValueError(f"n_std must be one or more positive numbers; got {n_std!r}.")
+    arr = _as_2d_array(X, n_features)
+    names = _feature_names(model, X, feature_names, n_features)
+
+    labels = np.asarray(model.predict(_model_input(model, X, arr)))
+    colors = _component_colors(n_components)
+    idx = [i, j]
+    means = model.means_[:, idx]
+    covariances = _full_covariances(model)[:, idx][:, :, idx]
+
+    ax = _get_ax(ax)
+    ax.scatter(
+        arr[:, i],
+        arr[:, j],
+        c=[colors[k] for k in labels],
+        s=14,
+        alpha=0.6,
+        edgecolors="none",
+        zorder=2,
+    )
+    # Inner contours more opaque than outer ones.
+    alphas = np.linspace(0.95, 0.45, radii.size) if radii.size > 1 else np.array([0.9])
+    for k in range(n_components):
+        for radius, alpha in zip(np.sort(radii), alphas, strict=True):
+            width, height, angle = _ellipse_geometry(covariances[k], radius)
+            ax.add_patch(
+                Ellipse(
+                    xy=(means[k, 0], means[k, 1]),
+                    width=width,
+                    height=height,
+                    angle=angle,
+                    facecolor="none",
+                    edgecolor=colors[k],
+                    linewidth=1.6,
+                    alpha=float(alpha),
+                    zorder=3,
+                )
+            )
+    ax.scatter(
+        means[:, 0],
+        means[:, 1],
+        c=colors,
+        marker="X",
+        s=110,
+        edgecolors="black",
+        linewidths=1.0,
+        zorder=4,
+    )
+    ax.autoscale_view()
+
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="none",
+            color=colors[k],
+            label=f"component {k} (weight {model.weights_[k]:.2f})",
+        )
+        for k in range(n_components)
+    ]
+    radii_text = ", ".join(f"{r:g}" for r in np.sort(radii))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="X",
+            linestyle="none",
+            markerfacecolor="white",
+            markeredgecolor="black",
+            markersize=9,
+            label="means",
+        )
+    )
+    handles.append(Line2D([], [], color="0.4", label=f"ellipses: {radii_text} sd"))
+    _legend(ax, handles=handles, n_entries=len(handles))
+    ax.set_xlabel(names[i])
+    ax.set_ylabel(names[j])
+    ax.set_title(_model_title(model))
+    return ax
+
+
+def plot_model_selection(
+    selection: ModelSelection, *, criterion: str = "bic", ax: Axes | None = None
+) -> Axes:
+    """mclust-style plot of an information criterion against the number of components.
+
+    One line with markers per covariance type (labelled with both names, e.g.
+    ``"tied (EEE)"``) over ``n_components``; fits that failed (NaN criterion) are
+    gaps in their line. The model with the lowest criterion is circled and
+    annotated. Lower is better (mclust plots the negative, higher is better).
+
+    Parameters
+    ----------
+    selection : ModelSelection
+        Result of :func:`bayesgmm.select_model`.
+    criterion : {'bic', 'aic', 'icl'}, default='bic'
+        Column of ``selection.table`` to plot.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.lines`` holds one line per covariance type (in the table's order);
+        the chosen model's marker is ``ax.collections[0]``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from bayesgmm import select_model
+    >>> from bayesgmm.datasets import load_faithful
+    >>> from bayesgmm.plotting import plot_model_selection
+    >>> sel = select_model(load_faithful(), range(1, 4), ["tied", "full"], random_state=0)
+    >>> ax = plot_model_selection(sel)
+    >>> [line.get_label() for line in ax.lines]
+    ['tied (EEE)', 'full (VVV)']
+    >>> plt.close("all")
+    """
+    if criterion not in _CRITERIA:
+        raise ValueError(f"Unknown criterion {criterion!r}; expected one of {list(_CRITERIA)}.")
+    table = selection.table
+    values = table[criterion].to_numpy(dtype=float)
+    if np.all(np.isnan(values)):
+        raise ValueError(f"Every fit in the table failed; there is no {criterion} to plot.")
+
+    ax = _get_ax(ax)
+    for n, cov in enumerate(pd.unique(table["covariance_type"])):
+        rows = table[table["covariance_type"] == cov].sort_values("n_components")
+        mclust = get_covariance_model(cov).mclust_name
+        ax.plot(
+            rows["n_components"].to_numpy(),
+            rows[criterion].to_numpy(dtype=float),
+            marker=_MARKERS[n % len(_MARKERS)],
+            markersize=5,
+            linewidth=1.4,
+            label=f"{cov} ({mclust})",
+        )
+
+    best = table.iloc[int(np.nanargmin(values))]
+    best_k, best_value = int(best["n_components"]), float(best[criterion])
+    best_cov = str(best["covariance_type"])
+    best_name = f"{best_cov} ({get_covariance_model(best_cov).mclust_name})"
+    ax.scatter(
+        [best_k],
+        [best_value],
+        s=260,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=1.8,
+        zorder=5,
+    )
+    k_min, k_max = table["n_components"].min(), table["n_components"].max()
+    right_half = best_k > (k_min + k_max) / 2
+    ax.annotate(
+        f"chosen: K={best_k}, {best_name}\n{criterion.upper()} = {best_value:.1f}",
+        xy=(best_k, best_value),
+        xytext=(-14 if right_half else 14, 28),
+        textcoords="offset points",
+        ha="right" if right_half else "left",
+        va="bottom",
+        fontsize="small",
+        bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.6", "alpha": 0.9},
+        arrowprops={"arrowstyle": "->", "color": "black"},
+        zorder=6,
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("number of components")
+    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    ax.set_title(f"Model selection by {criterion.upper()}")
+    ax.legend(title="covariance", fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_convergence(model: GaussianMixture, *, ax: Axes | None = None) -> Axes:
+    """The EM objective at every iteration of the best start (``model.lower_bounds_``).
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted mixture.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.lines[0]`` has x = iteration ``1..n_iter_`` and y = ``lower_bounds_``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from bayesgmm import GaussianMixture
+    >>> from bayesgmm.datasets import load_faithful
+    >>> from bayesgmm.plotting import plot_convergence
+    >>> gm = GaussianMixture(2, random_state=0).fit(load_faithful())
+    >>> ax = plot_convergence(gm)
+    >>> len(ax.lines[0].get_ydata()) == gm.n_iter_
+    True
+    >>> plt.close("all")
+    """
+    check_is_fitted(model)
+    history = np.asarray(model.lower_bounds_, dtype=float)
+    if history.size == 0:
+        raise ValueError("The model ran no EM iterations (max_iter=0); nothing to plot.")
+    iterations = np.arange(1, history.size + 1)
+
+    ax = _get_ax(ax)
+    ax.plot(
+        iterations,
+        history,
+        marker="o" if history.size <= 60 else None,
+        markersize=3,
+        linewidth=1.4,
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("objective (mean log-likelihood per sample)")
+    state = "converged" if model.converged_ else "did not converge"
+    ax.set_title(f"EM {state} after {history.size} iterations; {_model_title(model)}")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_density_1d(model: GaussianMixture, X, *, bins="auto", ax: Axes | None = None) -> Axes:
+    r"""Histogram of 1-D data with the mixture density and its weighted components.
+
+    Draws ``K + 1`` lines on a grid that covers the data and ``mu_k +/- 4 sigma_k``
+    of every component: the mixture density
+
+    .. math:: p(x) = \sum_{k=1}^K \pi_k \, N(x \mid \mu_k, \sigma_k^2)
+
+    (solid black, ``exp(model.score_samples(grid))``) and each term
+    :math:`\pi_k N(x \mid \mu_k, \sigma_k^2)` (dashed), over a density histogram.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted mixture with one feature.
+    X : array-like or DataFrame of shape (N, 1) or (N,)
+        Data for the histogram.
+    bins : int, sequence or str, default='auto'
+        Passed to :meth:`matplotlib.axes.Axes.hist`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.lines[0]`` is the mixture density, ``ax.lines[1:]`` the K components.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from bayesgmm import GaussianMixture
+    >>> from bayesgmm.datasets import load_faithful
+    >>> from bayesgmm.plotting import plot_density_1d
+    >>> X = load_faithful()[["waiting"]]
+    >>> gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> ax = plot_density_1d(gm, X)
+    >>> len(ax.lines)  # the mixture and its 2 components
+    3
+    >>> plt.close("all")
+    """
+    check_is_fitted(model)
+    n_components, n_features = model.means_.shape
+    if n_features != 1:
+        raise ValueError(
+            f"plot_density_1d needs a model of 1-D data; this one has {n_features} features. "
+            "Use plot_components(model, X, features=(i, j)) for a pair of features."
+        )
+    arr = _as_2d_array(X, 1)
+    name = _feature_names(model, X, None, 1)[0]
+
+    x = arr[:, 0]
+    sd = np.sqrt(_full_covariances(model)[:, 0, 0])
+    mu = model.means_[:, 0]
+    span = float(x.max() - x.min()) or 1.0
+    lo = min(x.min() - 0.05 * span, float(np.min(mu - 4.0 * sd)))
+    hi = max(x.max() + 0.05 * span, float(np.max(mu + 4.0 * sd)))
+    grid = np.linspace(lo, hi, 1000)[:, None]
+    mixture = np.exp(model.score_samples(_model_input(model, None, grid)))
+    params = GMMParams(model.weights_, model.means_, model.covariances_, model.precisions_cholesky_)
+    components = np.exp(log_component_densities(grid, params, model.covariance_type))
+
+    ax = _get_ax(ax)
+    ax.hist(x, bins=bins, density=True, color="0.82", edgecolor="white", label="data")
+    ax.plot(grid[:, 0], mixture, color="black", linewidth=2.0, label="mixture", zorder=4)
+    colors = _component_colors(n_components)
+    for k in range(n_components):
+        ax.plot(
+            grid[:, 0],
+            components[:, k],
+            color=colors[k],
+            linestyle="--",
+            linewidth=1.5,
+            label=f"component {k} (weight {model.weights_[k]:.2f})",
+            zorder=3,
+        )
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel(name)
+    ax.set_ylabel("density")
+    ax.set_title(_model_title(model))
+    _legend(ax, n_entries=n_components + 2)
+    return ax

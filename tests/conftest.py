@@ -1,0 +1,43 @@
+"""Shared fixtures: small data sets with known structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayesgmm.core.covariance import COVARIANCE_TYPES
+from bayesgmm.datasets import load_faithful, load_galaxies, load_iris, make_mixture
+
+
+@pytest.fixture(params=COVARIANCE_TYPES)
+def covariance_type(request) -> str:
+    return request.param
+
+
+def _datasets() -> dict[str, tuple[np.ndarray, int]]:
+    iris = load_iris().select_dtypes("number").to_numpy()
+    return {
+        "faithful": (load_faithful().to_numpy(), 3),
+        "iris": (iris, 3),
+        "galaxies": (load_galaxies().to_numpy(), 4),
+        "synthetic5d": (make_mixture(400, n_components=3, n_features=5, random_state=3).X, 3),
+    }
+
+
+DATASETS = _datasets()
+
+
+@pytest.fixture(params=sorted(DATASETS))
+def dataset(request) -> tuple[np.ndarray, int]:
+    """(X, n_components) for several real and synthetic data sets."""
+    return DATASETS[request.param]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_threaded_kernels():
+    """One BLAS/OpenMP thread: the test data are small, and on a busy 2-core machine
+    oversubscribed thread pools slow k-means and EM by an order of magnitude."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
