@@ -256,9 +256,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.precisions_ = model.precisions(params.precisions_cholesky)
 
     def _params(self) -> GMMParams:
-        return GMMParams(
-            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
-        )
+        return GMMParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
 
     # -- prediction ---------------------------------------------------------------
     def _check_X(self, X) -> np.ndarray:

@@ -54,9 +54,7 @@ class ModelSelection:
     def grid(self, criterion: str | None = None) -> pd.DataFrame:
         """The criterion as a K-by-covariance-type table (mclust's ``BIC`` layout)."""
         criterion = criterion or self.criterion
-        return self.table.pivot(
-            index="n_components", columns="covariance_type", values=criterion
-        )
+        return self.table.pivot(index="n_components", columns="covariance_type", values=criterion)
 
 
 def select_model(

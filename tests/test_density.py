@@ -47,9 +47,9 @@ def test_mixture_density_and_responsibilities_match_naive_loop(covariance_type):
     naive = np.zeros((30, k))
     for n in range(30):
         for j in range(k):
-            naive[n, j] = params.weights[j] * multivariate_normal(
-                params.means[j], full[j]
-            ).pdf(X[n])
+            naive[n, j] = params.weights[j] * multivariate_normal(params.means[j], full[j]).pdf(
+                X[n]
+            )
     np.testing.assert_allclose(
         log_mixture_density(X, params, covariance_type), np.log(naive.sum(1)), rtol=1e-10
     )
@@ -90,9 +90,7 @@ def test_mle_update_matches_weighted_definition(covariance_type):
     stats = SufficientStats.from_responsibilities(X, resp, covariance_type)
     means = stats.sum_x / stats.n[:, None]
     cov = model.mle(stats.n, model.scatter(stats.n, means, stats.sum_xx), reg_covar=0.0)
-    naive_full = np.stack(
-        [np.cov(X.T, aweights=resp[:, j], bias=True) for j in range(2)]
-    )
+    naive_full = np.stack([np.cov(X.T, aweights=resp[:, j], bias=True) for j in range(2)])
     naive = {
         "full": naive_full,
         "tied": np.einsum("k,kij->ij", stats.n, naive_full) / stats.n.sum(),

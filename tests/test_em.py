@@ -97,8 +97,13 @@ def test_sample_matches_sklearn(covariance_type):
 def test_objective_never_decreases(seed, k, d, cov_type, init):
     data = make_mixture(40 * k * d, n_components=k, n_features=d, random_state=seed)
     gm = GaussianMixture(
-        k, covariance_type=cov_type, reg_covar=0.0, tol=0.0, max_iter=60,
-        init_params=init, random_state=seed,
+        k,
+        covariance_type=cov_type,
+        reg_covar=0.0,
+        tol=0.0,
+        max_iter=60,
+        init_params=init,
+        random_state=seed,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -118,8 +123,12 @@ def test_sample_weight_equals_repeated_rows(covariance_type):
     X_rep = np.repeat(data.X, w, axis=0)
     weights, means, prec = shared_start(data.X, 2, covariance_type, seed=1)
     kwargs = dict(
-        covariance_type=covariance_type, weights_init=weights, means_init=means,
-        precisions_init=prec, tol=1e-10, max_iter=500,
+        covariance_type=covariance_type,
+        weights_init=weights,
+        means_init=means,
+        precisions_init=prec,
+        tol=1e-10,
+        max_iter=500,
     )
     a = GaussianMixture(2, **kwargs).fit(data.X, sample_weight=w)
     b = GaussianMixture(2, **kwargs).fit(X_rep)
@@ -149,8 +158,9 @@ def test_same_random_state_is_bit_identical(covariance_type):
     ]
     for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_"):
         np.testing.assert_array_equal(getattr(fits[0], attr), getattr(fits[1], attr))
-    other = GaussianMixture(3, covariance_type=covariance_type, init_params="random",
-                            random_state=43).fit(X)
+    other = GaussianMixture(
+        3, covariance_type=covariance_type, init_params="random", random_state=43
+    ).fit(X)
     assert not np.array_equal(other.lower_bounds_, fits[0].lower_bounds_)
 
 
@@ -181,13 +191,28 @@ def test_warm_start_continues_from_previous_fit():
 def test_best_of_restarts_is_kept():
     X = load_faithful().to_numpy()
     single = [
-        GaussianMixture(3, covariance_type="tied", init_params="random", random_state=s,
-                        tol=1e-6, max_iter=1000).fit(X).lower_bound_
+        GaussianMixture(
+            3,
+            covariance_type="tied",
+            init_params="random",
+            random_state=s,
+            tol=1e-6,
+            max_iter=1000,
+        )
+        .fit(X)
+        .lower_bound_
         for s in range(3)
     ]
     rng = np.random.RandomState(0)
-    multi = GaussianMixture(3, covariance_type="tied", init_params="random", n_init=3,
-                            random_state=rng, tol=1e-6, max_iter=1000).fit(X)
+    multi = GaussianMixture(
+        3,
+        covariance_type="tied",
+        init_params="random",
+        n_init=3,
+        random_state=rng,
+        tol=1e-6,
+        max_iter=1000,
+    ).fit(X)
     assert multi.lower_bound_ >= min(single) - 1e-12
 
 

@@ -13,7 +13,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from bayesgmm import GaussianMixture
 from bayesgmm.datasets import make_mixture
 
-
 EXPECTED_FAILURES = {
     # Frequency weights are exact given a start (tests/test_em.py); but a k-means start
     # on weighted rows draws different random numbers than on repeated rows, so the
@@ -55,8 +54,16 @@ def test_fit_returns_self_and_fitted_attributes_end_in_underscore():
     gm = GaussianMixture(2, random_state=0)
     assert gm.fit(pd.DataFrame(data.X, columns=["a", "b"])) is gm
     for attr in (
-        "weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
-        "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
+        "weights_",
+        "means_",
+        "covariances_",
+        "precisions_",
+        "precisions_cholesky_",
+        "converged_",
+        "n_iter_",
+        "lower_bound_",
+        "lower_bounds_",
+        "n_features_in_",
         "feature_names_in_",
     ):
         assert hasattr(gm, attr), attr

@@ -139,9 +139,7 @@ class CovarianceModel(ABC):
         """``(x_n - mu_k)^T Sigma_k^{-1} (x_n - mu_k)``, shape ``(N, K)``."""
 
     @abstractmethod
-    def to_full(
-        self, covariances: np.ndarray, n_components: int, n_features: int
-    ) -> np.ndarray:
+    def to_full(self, covariances: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
         """Expand covariances to full matrices, shape ``(K, D, D)``."""
 
     @abstractmethod
@@ -326,7 +324,10 @@ class TiedCovariance(CovarianceModel):
         return np.repeat(np.asarray(covariances, dtype=float)[None], n_components, axis=0)
 
     def sample(self, rng, means, covariances, counts):
-        return [rng.multivariate_normal(mu, covariances, int(c)) for mu, c in zip(means, counts)]
+        return [
+            rng.multivariate_normal(mu, covariances, int(c))
+            for mu, c in zip(means, counts, strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -368,11 +369,7 @@ class DiagCovariance(CovarianceModel):
 
     def squared_mahalanobis(self, X, means, precisions_cholesky):
         prec = precisions_cholesky**2
-        return (
-            np.sum(means**2 * prec, axis=1)
-            - 2.0 * (X @ (means * prec).T)
-            + (X**2) @ prec.T
-        )
+        return np.sum(means**2 * prec, axis=1) - 2.0 * (X @ (means * prec).T) + (X**2) @ prec.T
 
     def from_full(self, full):
         return np.diagonal(full, axis1=1, axis2=2).copy()
@@ -439,5 +436,6 @@ def get_covariance_model(covariance_type: str) -> CovarianceModel:
         return COVARIANCE_MODELS[covariance_type]
     except (KeyError, TypeError):
         raise ValueError(
-            f"Unknown covariance_type {covariance_type!r}; expected one of {list(COVARIANCE_TYPES)}."
+            f"Unknown covariance_type {covariance_type!r}; expected one of "
+            f"{list(COVARIANCE_TYPES)}."
         ) from None

@@ -11,9 +11,7 @@ from bayesgmm.core.params import GMMParams
 __all__ = ["log_component_densities", "log_mixture_density", "responsibilities"]
 
 
-def log_component_densities(
-    X: np.ndarray, params: GMMParams, covariance_type: str
-) -> np.ndarray:
+def log_component_densities(X: np.ndarray, params: GMMParams, covariance_type: str) -> np.ndarray:
     r"""Weighted log densities ``log pi_k + log N(x_n | mu_k, Sigma_k)``.
 
     Parameters

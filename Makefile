@@ -1,0 +1,42 @@
+# bayesgmm: one virtual environment at .venv, created if missing.
+#   make demo   set up, then run the demo on the bundled Old Faithful data
+#   make test   set up, then lint and run the test suite (what CI runs)
+
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "bayesgmm needs Python >= 3.12 but .venv has " + sys.version.split()[0] + "; remove .venv and run again with PYTHON=/path/to/python3.12")'
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bayesgmm demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_em_vs_sklearn.py
+
+clean:
+	rm -rf $(VENV) bayesgmm-demo .pytest_cache .ruff_cache
