@@ -5,11 +5,16 @@ Public API only; see ``docs/architecture.md`` for the layout.
 
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.mixture import GaussianMixture
+from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
 from bayesgmm.selection import ModelSelection, select_model
 
 __all__ = [
     "CollapsedComponentError",
+    "CovariancePrior",
+    "DirichletPrior",
+    "GMMPrior",
     "GaussianMixture",
+    "NormalMeanPrior",
     "ModelSelection",
     "select_model",
 ]

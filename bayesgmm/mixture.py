@@ -1,4 +1,4 @@
-"""``GaussianMixture``: a scikit-learn estimator fitted by EM (maximum likelihood)."""
+"""``GaussianMixture``: a scikit-learn estimator fitted by EM (maximum likelihood or MAP)."""
 
 from __future__ import annotations
 
@@ -22,17 +22,18 @@ from bayesgmm.core.density import log_mixture_density, responsibilities
 from bayesgmm.core.em import fit_mixture
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
+from bayesgmm.priors import GMMPrior
 
 __all__ = ["GaussianMixture"]
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
-    r"""Gaussian mixture fitted by maximum likelihood with EM.
+    r"""Gaussian mixture fitted by EM: maximum likelihood, or MAP with a prior.
 
     A drop-in for :class:`sklearn.mixture.GaussianMixture` (same parameters, same
-    fitted attributes, same results from the same start) with frequency
-    ``sample_weight``, the objective at every iteration, ICL, and errors that say
-    which component collapsed and what to do about it.
+    fitted attributes, same results from the same start) with conjugate priors
+    (``prior=``), frequency ``sample_weight``, the objective at every iteration, ICL,
+    and errors that say which component collapsed and what to do about it.
 
     The density is
 
@@ -44,10 +45,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Number of mixture components ``K``.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
         Covariance structure; mclust's names are VVV, EEE, VVI and VII.
+    prior : None, 'default' or GMMPrior, default=None
+        ``None`` fits by maximum likelihood. ``'default'`` is mclust's default
+        conjugate prior (:meth:`bayesgmm.priors.GMMPrior.default`), built from the
+        training data at fit time; a :class:`~bayesgmm.priors.GMMPrior` is used as
+        given. With a prior the fit is the posterior mode (MAP): covariances stay
+        positive definite even for components with fewer points than dimensions.
     tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood per sample.
     reg_covar : float, default=1e-6
-        Non-negative value added to the diagonal of every covariance.
+        Non-negative value added to the diagonal of every covariance. With a prior
+        it is added after the MAP update; set 0 for the exact posterior mode.
     max_iter : int, default=100
         Maximum number of EM iterations per start.
     n_init : int, default=1
@@ -86,10 +94,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_iter_ : int
         EM iterations of the best start.
     lower_bound_ : float
-        Mean log-likelihood per sample (weighted) at the last E-step of the best
-        start; the total log-likelihood is ``lower_bound_ * n_samples``.
+        Objective per sample (weighted) at the last E-step of the best start: the
+        mean log-likelihood, or with a prior the MAP objective
+        ``(log-likelihood + log prior) / n_samples``.
     lower_bounds_ : ndarray of shape (n_iter_,)
         The objective at every iteration of the best start (never decreases).
+    prior_ : GMMPrior or None
+        The prior actually used (``prior='default'`` resolved on the training data).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` was a DataFrame with string column names.
@@ -98,7 +109,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     -----
     Information criteria follow scikit-learn's sign convention, **lower is better**:
     ``bic = -2 log L + p log n``. mclust reports ``2 log L - p log n`` (higher is
-    better), so mclust's BIC is minus ours; likewise for ICL.
+    better), so mclust's BIC is minus ours; likewise for ICL. For a MAP fit, ``L`` is
+    the data likelihood at the MAP estimate (the prior is not counted), as in mclust.
 
     Examples
     --------
@@ -117,6 +129,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_components: int = 1,
         *,
         covariance_type: str = "full",
+        prior=None,
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
         max_iter: int = 100,
@@ -132,6 +145,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
+        self.prior = prior
         self.tol = tol
         self.reg_covar = reg_covar
         self.max_iter = max_iter
@@ -185,6 +199,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_features,
             self.covariance_type,
         )
+        prior = self._resolve_prior(X, sample_weight)
         warm = self.warm_start and hasattr(self, "converged_")
         if warm and self.means_.shape != (self.n_components, n_features):
             raise ValueError(
@@ -201,6 +216,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_init=self.n_init,
             init_params=self.init_params,
             random_state=check_random_state(self.random_state),
+            prior=prior,
             sample_weight=sample_weight,
             weights_init=inits[0],
             means_init=inits[1],
@@ -224,6 +240,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=3,
             )
         self._set_params(result.params)
+        self.prior_ = prior
         self.converged_ = bool(result.converged)
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound
@@ -238,6 +255,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # A final E-step so that fit_predict(X) equals fit(X).predict(X).
         _, log_resp = responsibilities(X, self._params(), self.covariance_type)
         return log_resp
+
+    def _resolve_prior(self, X: np.ndarray, sample_weight) -> GMMPrior | None:
+        if self.prior is None:
+            return None
+        if isinstance(self.prior, str) and self.prior == "default":
+            prior = GMMPrior.default(
+                X, self.n_components, self.covariance_type, sample_weight=sample_weight
+            )
+        elif isinstance(self.prior, GMMPrior):
+            prior = self.prior
+        else:
+            raise ValueError(
+                f"`prior` must be None (maximum likelihood), 'default' (mclust's default "
+                f"prior) or a GMMPrior; got {self.prior!r}."
+            )
+        prior.check(self.n_components, X.shape[1], self.covariance_type)
+        return prior
 
     def _progress(self, init: int, iteration: int, lower_bound: float, change: float) -> None:
         if iteration % self.verbose_interval == 0:

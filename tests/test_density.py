@@ -89,7 +89,8 @@ def test_mle_update_matches_weighted_definition(covariance_type):
     model = get_covariance_model(covariance_type)
     stats = SufficientStats.from_responsibilities(X, resp, covariance_type)
     means = stats.sum_x / stats.n[:, None]
-    cov = model.mle(stats.n, model.scatter(stats.n, means, stats.sum_xx), reg_covar=0.0)
+    scatter = model.scatter(stats.n, stats.sum_x, stats.sum_xx, means)
+    cov = model.update(stats.n, scatter, reg_covar=0.0)
     naive_full = np.stack([np.cov(X.T, aweights=resp[:, j], bias=True) for j in range(2)])
     naive = {
         "full": naive_full,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
+from scipy.special import gammaln, multigammaln
 
 __all__ = [
     "COVARIANCE_MODELS",
@@ -104,12 +105,54 @@ class CovarianceModel(ABC):
         """
 
     @abstractmethod
-    def scatter(self, nk: np.ndarray, means: np.ndarray, sum_xx: np.ndarray) -> np.ndarray:
-        """Centered scatter ``W = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T`` from the moments."""
+    def scatter(
+        self, nk: np.ndarray, sum_x: np.ndarray, sum_xx: np.ndarray, centers: np.ndarray
+    ) -> np.ndarray:
+        """Scatter about ``centers`` (K, D), ``sum_n r_nk (x_n - c_k)(x_n - c_k)^T``,
+        from the moments, in this type's shape (summed over components for ``tied``)."""
 
     @abstractmethod
-    def mle(self, nk: np.ndarray, scatter: np.ndarray, reg_covar: float) -> np.ndarray:
-        """Maximum-likelihood covariances from counts and centered scatter."""
+    def update(
+        self,
+        counts: np.ndarray,
+        scatter: np.ndarray,
+        reg_covar: float,
+        dof: float | None = None,
+        scale: np.ndarray | float | None = None,
+    ) -> np.ndarray:
+        r"""Covariance update (the mode given the means) from counts and scatter.
+
+        Without a prior (``dof=None``) this is the maximum-likelihood update
+        ``W_k / n_k``. With an inverse-Wishart(``dof``, ``scale``) prior (full, tied)
+        or an inverse-gamma(``dof``/2, ``scale``/2) prior per variance (diag,
+        spherical) it is the conditional posterior mode, e.g. for ``full``
+
+        .. math:: \Sigma_k = (\Psi_0 + S_k) / (\nu_0 + d + 1 + c_k)
+
+        where ``counts`` ``c_k`` is ``n_k`` plus one when a conjugate prior on the
+        mean adds its own factor of ``|Sigma_k|^{-1/2}``. ``reg_covar`` is added to
+        the diagonal afterwards.
+        """
+
+    @abstractmethod
+    def prior_scale(self, dof: float, scale: np.ndarray, n_features: int):
+        """The covariance prior's ``scale`` in the form this type needs.
+
+        ``full``/``tied``: a (D, D) SPD matrix (a scalar or (D,) vector is taken as a
+        diagonal) and ``dof > D - 1``; ``diag``: one scale per feature (D,) (a scalar
+        is repeated); ``spherical``: a scalar. Raises ``ValueError`` otherwise.
+        """
+
+    @abstractmethod
+    def default_prior_scale(self, data_covariance: np.ndarray):
+        """mclust's default ``scale`` before the ``K^(-2/d)`` factor: the data
+        covariance (full, tied) or the average variance (diag, spherical)."""
+
+    @abstractmethod
+    def log_prior(self, covariances: np.ndarray, dof: float, scale) -> float:
+        """Log density of the covariances under the inverse-Wishart (full, tied) or
+        inverse-gamma per variance (diag, spherical) prior, normalizing constants
+        included."""
 
     # -- factorizations -------------------------------------------------------
     @abstractmethod
@@ -194,6 +237,52 @@ def _cov_from_prec_chol(prec_chol: np.ndarray) -> np.ndarray:
     return inv_u.T @ inv_u
 
 
+def _log_invwishart(cov: np.ndarray, dof: float, scale: np.ndarray) -> float:
+    r"""Log inverse-Wishart density, as ``scipy.stats.invwishart(dof, scale).logpdf``.
+
+    .. math:: \tfrac{\nu}{2}\log|\Psi| - \tfrac{\nu d}{2}\log 2 - \log\Gamma_d(\tfrac{\nu}{2})
+              - \tfrac{\nu+d+1}{2}\log|\Sigma| - \tfrac12 \operatorname{tr}(\Psi\Sigma^{-1})
+    """
+    d = cov.shape[0]
+    chol = linalg.cholesky(cov, lower=True)
+    log_det_cov = 2.0 * np.sum(np.log(np.diag(chol)))
+    log_det_scale = 2.0 * np.sum(np.log(np.diag(linalg.cholesky(scale, lower=True))))
+    trace = np.trace(linalg.cho_solve((chol, True), scale))
+    return (
+        0.5 * dof * log_det_scale
+        - 0.5 * dof * d * np.log(2.0)
+        - multigammaln(0.5 * dof, d)
+        - 0.5 * (dof + d + 1.0) * log_det_cov
+        - 0.5 * trace
+    )
+
+
+def _log_invgamma(x: np.ndarray, shape: float, scale) -> np.ndarray:
+    """Log inverse-gamma density, as ``scipy.stats.invgamma(shape, scale=scale).logpdf``."""
+    return shape * np.log(scale) - gammaln(shape) - (shape + 1.0) * np.log(x) - scale / x
+
+
+def _bad_prior_scale(scale, n_features: int, covariance_type: str) -> ValueError:
+    return ValueError(
+        f"A covariance prior `scale` of shape {np.shape(scale)} does not fit "
+        f"covariance_type={covariance_type!r} with {n_features} features."
+    )
+
+
+def _inverse_wishart_scale(dof: float, scale, n_features: int, covariance_type: str):
+    if dof <= n_features - 1:
+        raise ValueError(
+            f"An inverse-Wishart prior in {n_features} dimensions needs dof > "
+            f"{n_features - 1}; got dof={dof}."
+        )
+    scale = np.asarray(scale, dtype=float)
+    if scale.ndim < 2 and scale.shape in ((), (n_features,)):
+        return np.diag(np.broadcast_to(scale, (n_features,)))
+    if scale.shape == (n_features, n_features):
+        return scale
+    raise _bad_prior_scale(scale, n_features, covariance_type)
+
+
 def _first_nonpositive(variances: np.ndarray) -> int | None:
     """Index of the first component with a non-finite or non-positive variance."""
     bad = ~(np.isfinite(variances) & (variances > 0.0))
@@ -214,14 +303,21 @@ class FullCovariance(CovarianceModel):
     def second_moment(self, X, resp):
         return np.stack([(X * resp[:, k : k + 1]).T @ X for k in range(resp.shape[1])])
 
-    def scatter(self, nk, means, sum_xx):
-        return sum_xx - nk[:, None, None] * (means[:, :, None] * means[:, None, :])
+    def scatter(self, nk, sum_x, sum_xx, centers):
+        cross = sum_x[:, :, None] * centers[:, None, :]
+        outer = centers[:, :, None] * centers[:, None, :]
+        return sum_xx - cross - np.swapaxes(cross, 1, 2) + nk[:, None, None] * outer
 
-    def mle(self, nk, scatter, reg_covar):
-        cov = scatter / nk[:, None, None]
+    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
+        n_features = scatter.shape[-1]
+        offset, psi = (0.0, 0.0) if dof is None else (dof + n_features + 1.0, scale)
+        cov = (psi + scatter) / (offset + counts)[:, None, None]
         cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        cov[:, np.arange(cov.shape[1]), np.arange(cov.shape[1])] += reg_covar
+        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return cov
+
+    def log_prior(self, covariances, dof, scale):
+        return float(sum(_log_invwishart(cov, dof, scale) for cov in covariances))
 
     def precision_cholesky(self, covariances):
         out = np.empty_like(covariances)
@@ -258,6 +354,12 @@ class FullCovariance(CovarianceModel):
     def from_full(self, full):
         return np.array(full, dtype=float)
 
+    def prior_scale(self, dof, scale, n_features):
+        return _inverse_wishart_scale(dof, scale, n_features, self.name)
+
+    def default_prior_scale(self, data_covariance):
+        return np.array(data_covariance, dtype=float)
+
     def to_full(self, covariances, n_components, n_features):
         return np.asarray(covariances, dtype=float).copy()
 
@@ -281,14 +383,20 @@ class TiedCovariance(CovarianceModel):
     def second_moment(self, X, resp):
         return (X * resp.sum(axis=1, keepdims=True)).T @ X
 
-    def scatter(self, nk, means, sum_xx):
-        return sum_xx - (means.T * nk) @ means
+    def scatter(self, nk, sum_x, sum_xx, centers):
+        cross = sum_x.T @ centers
+        return sum_xx - cross - cross.T + (centers.T * nk) @ centers
 
-    def mle(self, nk, scatter, reg_covar):
-        cov = scatter / nk.sum()
+    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
+        n_features = scatter.shape[-1]
+        offset, psi = (0.0, 0.0) if dof is None else (dof + n_features + 1.0, scale)
+        cov = (psi + scatter) / (offset + counts.sum())
         cov = 0.5 * (cov + cov.T)
-        cov.flat[:: cov.shape[0] + 1] += reg_covar
+        cov.flat[:: n_features + 1] += reg_covar
         return cov
+
+    def log_prior(self, covariances, dof, scale):
+        return float(_log_invwishart(covariances, dof, scale))
 
     def precision_cholesky(self, covariances):
         try:
@@ -320,6 +428,12 @@ class TiedCovariance(CovarianceModel):
     def from_full(self, full):
         return np.mean(full, axis=0)
 
+    def prior_scale(self, dof, scale, n_features):
+        return _inverse_wishart_scale(dof, scale, n_features, self.name)
+
+    def default_prior_scale(self, data_covariance):
+        return np.array(data_covariance, dtype=float)
+
     def to_full(self, covariances, n_components, n_features):
         return np.repeat(np.asarray(covariances, dtype=float)[None], n_components, axis=0)
 
@@ -343,11 +457,15 @@ class DiagCovariance(CovarianceModel):
     def second_moment(self, X, resp):
         return resp.T @ (X * X)
 
-    def scatter(self, nk, means, sum_xx):
-        return sum_xx - nk[:, None] * means**2
+    def scatter(self, nk, sum_x, sum_xx, centers):
+        return sum_xx - 2.0 * sum_x * centers + nk[:, None] * centers**2
 
-    def mle(self, nk, scatter, reg_covar):
-        return scatter / nk[:, None] + reg_covar
+    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
+        offset, psi = (0.0, 0.0) if dof is None else (dof + 2.0, scale)
+        return (psi + scatter) / (offset + counts)[:, None] + reg_covar
+
+    def log_prior(self, covariances, dof, scale):
+        return float(np.sum(_log_invgamma(covariances, dof / 2.0, np.asarray(scale) / 2.0)))
 
     def precision_cholesky(self, covariances):
         bad = _first_nonpositive(covariances)
@@ -374,6 +492,14 @@ class DiagCovariance(CovarianceModel):
     def from_full(self, full):
         return np.diagonal(full, axis1=1, axis2=2).copy()
 
+    def prior_scale(self, dof, scale, n_features):
+        if np.ndim(scale) == 0 or np.shape(scale) == (n_features,):
+            return np.broadcast_to(np.asarray(scale, dtype=float), (n_features,))
+        raise _bad_prior_scale(scale, n_features, self.name)
+
+    def default_prior_scale(self, data_covariance):
+        return float(np.trace(data_covariance)) / data_covariance.shape[0]
+
     def to_full(self, covariances, n_components, n_features):
         return np.stack([np.diag(c) for c in np.asarray(covariances, dtype=float)])
 
@@ -399,8 +525,10 @@ class SphericalCovariance(DiagCovariance):
     def n_parameters(self, n_components, n_features):
         return n_components
 
-    def mle(self, nk, scatter, reg_covar):
-        return (scatter / nk[:, None] + reg_covar).mean(axis=1)
+    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
+        n_features = scatter.shape[-1]
+        offset, psi = (0.0, 0.0) if dof is None else (dof + 2.0, scale)
+        return (psi + scatter.sum(axis=1)) / (offset + n_features * counts) + reg_covar
 
     def log_det_precision_cholesky(self, precisions_cholesky, n_features):
         return n_features * np.log(precisions_cholesky)
@@ -415,6 +543,11 @@ class SphericalCovariance(DiagCovariance):
 
     def from_full(self, full):
         return np.diagonal(full, axis1=1, axis2=2).mean(axis=1)
+
+    def prior_scale(self, dof, scale, n_features):
+        if np.ndim(scale) == 0:
+            return float(scale)
+        raise _bad_prior_scale(scale, n_features, self.name)
 
     def to_full(self, covariances, n_components, n_features):
         covariances = np.asarray(covariances, dtype=float)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from bayesgmm.core.init import initial_params
 from bayesgmm.core.mstep import m_step
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
+
+if TYPE_CHECKING:
+    from bayesgmm.priors import GMMPrior
 
 __all__ = ["EMResult", "fit_mixture", "run_em"]
 
@@ -31,8 +34,9 @@ class EMResult(NamedTuple):
     n_iter : int
         Number of EM iterations run.
     lower_bound : float
-        Objective per unit of sample weight at the last E-step (the mean
-        log-likelihood, as scikit-learn's ``lower_bound_``).
+        Objective per unit of sample weight at the last E-step: the mean
+        log-likelihood (as scikit-learn's ``lower_bound_``), or with a prior
+        ``(log-likelihood + log prior) / sum of weights``.
     lower_bounds : ndarray of shape (n_iter,)
         The objective at every iteration.
     init : int
@@ -55,16 +59,18 @@ def run_em(
     tol: float,
     max_iter: int,
     reg_covar: float,
+    prior: GMMPrior | None = None,
     sample_weight: np.ndarray | None = None,
     lower_bound: float = -np.inf,
     init: int = 0,
     callback: Callback | None = None,
 ) -> EMResult:
-    """EM from one start until the objective changes by less than ``tol``.
+    """EM (MAP-EM if ``prior`` is given) from one start until the objective changes by
+    less than ``tol``.
 
-    The objective is the weighted mean log-likelihood
-    ``sum_n w_n log p(x_n) / sum_n w_n``, evaluated at each E-step (so, as in
-    scikit-learn, the returned parameters are one M-step past the last objective).
+    The objective is ``(sum_n w_n log p(x_n) + log p(theta)) / sum_n w_n`` (no prior
+    term without a prior), evaluated at each E-step; as in scikit-learn, the returned
+    parameters are one M-step past the last objective.
     """
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
     history: list[float] = []
@@ -74,14 +80,17 @@ def run_em(
         previous = lower_bound
         log_prob_norm, log_resp = responsibilities(X, params, covariance_type)
         if sample_weight is None:
-            lower_bound = float(log_prob_norm.sum()) / total_weight
+            objective = float(log_prob_norm.sum())
         else:
-            lower_bound = float(log_prob_norm @ sample_weight) / total_weight
+            objective = float(log_prob_norm @ sample_weight)
+        if prior is not None:
+            objective += prior.log_prob(params, covariance_type)
+        lower_bound = objective / total_weight
         stats = SufficientStats.from_responsibilities(
             X, np.exp(log_resp), covariance_type, sample_weight
         )
         try:
-            params = m_step(stats, reg_covar)
+            params = m_step(stats, reg_covar, prior, previous=params)
         except CollapsedComponentError as err:
             err.iteration = n_iter
             raise
@@ -106,6 +115,7 @@ def fit_mixture(
     n_init: int,
     init_params: str,
     random_state: np.random.RandomState,
+    prior: GMMPrior | None = None,
     sample_weight: np.ndarray | None = None,
     weights_init: np.ndarray | None = None,
     means_init: np.ndarray | None = None,
@@ -131,6 +141,8 @@ def fit_mixture(
     Xc = X - shift
     if means_init is not None:
         means_init = np.asarray(means_init, dtype=float) - shift
+    if prior is not None:
+        prior = prior.shifted(shift)
     best: EMResult | None = None
     failures: list[CollapsedComponentError] = []
     for init in range(1 if start is not None else n_init):
@@ -145,6 +157,7 @@ def fit_mixture(
                     method=init_params,
                     rng=random_state,
                     reg_covar=reg_covar,
+                    prior=prior,
                     sample_weight=sample_weight,
                     weights_init=weights_init,
                     means_init=means_init,
@@ -158,6 +171,7 @@ def fit_mixture(
                 tol=tol,
                 max_iter=max_iter,
                 reg_covar=reg_covar,
+                prior=prior,
                 sample_weight=sample_weight,
                 lower_bound=lb0,
                 init=init,

@@ -6,6 +6,8 @@ scikit-learn's ``GaussianMixture``, so the same ``random_state`` gives the same 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
@@ -13,6 +15,9 @@ from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.mstep import m_step
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
+
+if TYPE_CHECKING:
+    from bayesgmm.priors import GMMPrior
 
 __all__ = ["INIT_METHODS", "initial_params", "initial_responsibilities"]
 
@@ -65,18 +70,20 @@ def initial_params(
     method: str,
     rng: np.random.RandomState,
     reg_covar: float,
+    prior: GMMPrior | None = None,
     sample_weight: np.ndarray | None = None,
     weights_init: np.ndarray | None = None,
     means_init: np.ndarray | None = None,
     precisions_init: np.ndarray | None = None,
 ) -> GMMParams:
-    """Starting parameters: an M-step from the initial responsibilities, then any
-    user-given weights, means and precisions in their place (inputs are trusted)."""
+    """Starting parameters: an M-step (MAP if ``prior`` is given) from the initial
+    responsibilities, then any user-given weights, means and precisions in their place
+    (inputs are trusted)."""
     model = get_covariance_model(covariance_type)
     if weights_init is None or means_init is None or precisions_init is None:
         resp = initial_responsibilities(X, n_components, method, rng, sample_weight)
         stats = SufficientStats.from_responsibilities(X, resp, covariance_type, sample_weight)
-        params = m_step(stats, reg_covar)
+        params = m_step(stats, reg_covar, prior)
     else:
         params = GMMParams(weights_init, means_init, None, None)
     if weights_init is not None:
