@@ -117,9 +117,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     >>> from bayesgmm import GaussianMixture
     >>> from bayesgmm.datasets import load_faithful
     >>> X = load_faithful()
-    >>> gm = GaussianMixture(3, covariance_type="tied", n_init=5, random_state=0).fit(X)
-    >>> round(float(gm.score(X) * len(X)), 2)
-    -1126.33
+    >>> gm = GaussianMixture(3, covariance_type="tied", n_init=5, tol=1e-6, random_state=0)
+    >>> round(float(gm.fit(X).score(X) * len(X)), 2)
+    -1126.32
+    >>> gm_map = GaussianMixture(3, covariance_type="tied", prior="default", random_state=0)
+    >>> gm_map.fit(X).prior_.covariances.dof  # mclust's default prior: d + 2
+    4.0
     >>> gm.predict(X.iloc[:3]).shape
     (3,)
     """

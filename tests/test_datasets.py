@@ -66,7 +66,12 @@ def test_list_datasets_covers_every_loader() -> None:
 
 
 def test_all_exports() -> None:
-    assert set(ds.__all__) == {"list_datasets", *(f"load_{n}" for n in LOADERS)}
+    assert set(ds.__all__) == {
+        "list_datasets",
+        "make_mixture",
+        "MixtureSample",
+        *(f"load_{n}" for n in LOADERS),
+    }
     for name in ds.__all__:
         assert hasattr(ds, name)
 
@@ -181,3 +186,60 @@ def test_docstring_examples() -> None:
     result = doctest.testmod(_loaders, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_make_mixture_draws_from_the_stated_parameters() -> None:
+    from scipy import stats
+
+    from bayesgmm.core.covariance import get_covariance_model
+
+    for cov_type in ("full", "tied", "diag", "spherical"):
+        data = ds.make_mixture(
+            6000, n_components=3, n_features=2, covariance_type=cov_type, random_state=1
+        )
+        params = data.params
+        assert data.covariance_type == cov_type
+        np.testing.assert_allclose(params.weights.sum(), 1.0)
+        full = get_covariance_model(cov_type).to_full(params.covariances, 3, 2)
+        for k in range(3):
+            rows = data.X[data.labels == k]
+            # label frequencies and per-component moments agree with the truth
+            share = len(rows) / 6000
+            assert abs(share - params.weights[k]) < 4 * np.sqrt(share * (1 - share) / 6000)
+            se = np.sqrt(np.diag(full[k]) / len(rows))
+            assert np.all(np.abs(rows.mean(0) - params.means[k]) < 4.5 * se)
+            np.testing.assert_allclose(np.cov(rows.T), full[k], atol=0.15)
+        # the first coordinate of each component is normal (KS test)
+        z = (data.X[data.labels == 0, 0] - params.means[0, 0]) / np.sqrt(full[0, 0, 0])
+        assert stats.kstest(z, "norm").pvalue > 1e-3
+
+
+def test_make_mixture_given_parameters_and_errors() -> None:
+    data = ds.make_mixture(
+        50,
+        n_components=2,
+        n_features=1,
+        weights=[0.5, 0.5],
+        means=[[-10.0], [10.0]],
+        covariances=[1.0, 1.0],
+        covariance_type="spherical",
+        random_state=0,
+    )
+    assert np.all((data.X[:, 0] > 0) == (data.labels == 1))
+    again = ds.make_mixture(
+        50,
+        n_components=2,
+        n_features=1,
+        weights=[0.5, 0.5],
+        means=[[-10.0], [10.0]],
+        covariances=[1.0, 1.0],
+        covariance_type="spherical",
+        random_state=0,
+    )
+    np.testing.assert_array_equal(data.X, again.X)
+    with pytest.raises(ValueError, match="must sum to 1"):
+        ds.make_mixture(10, n_components=2, weights=[0.2, 0.2])
+    with pytest.raises(ValueError, match="`n_samples` must be a positive integer"):
+        ds.make_mixture(0)
+    with pytest.raises(ValueError, match=r"`covariances` .* must have shape \(2, 2\)"):
+        ds.make_mixture(10, n_components=2, covariance_type="diag", covariances=np.ones(2))

@@ -132,7 +132,7 @@ def _model_input(model: GaussianMixture, X, arr: np.ndarray):
 
 
 def _feature_names(model: GaussianMixture, X, feature_names, n_features: int) -> list[str]:
-    """Explicit ``feature_names``, else DataFrame columns, else the model's, else ``x0, x1, ...``."""
+    """``feature_names``, else DataFrame columns, else the model's names, else ``x0, x1, ...``."""
     if feature_names is not None:
         names = [str(name) for name in feature_names]
         if len(names) != n_features:
@@ -344,7 +344,8 @@ def plot_model_selection(
     One line with markers per covariance type (labelled with both names, e.g.
     ``"tied (EEE)"``) over ``n_components``; fits that failed (NaN criterion) are
     gaps in their line. The model with the lowest criterion is circled and
-    annotated. Lower is better (mclust plots the negative, higher is better).
+    annotated ("chosen" when ``criterion`` is the one the selection used). Lower
+    is better (mclust plots the negative, higher is better).
 
     Parameters
     ----------
@@ -390,7 +391,9 @@ def plot_model_selection(
             rows["n_components"].to_numpy(),
             rows[criterion].to_numpy(dtype=float),
             marker=_MARKERS[n % len(_MARKERS)],
-            markersize=5,
+            markersize=6,
+            markerfacecolor="none",  # hollow, so equal values (K=1 full/tied) stay visible
+            markeredgewidth=1.4,
             linewidth=1.4,
             label=f"{cov} ({mclust})",
         )
@@ -408,10 +411,12 @@ def plot_model_selection(
         linewidths=1.8,
         zorder=5,
     )
+    # "chosen" only if this criterion is the one that picked selection.best_estimator.
+    verb = "chosen" if criterion == selection.criterion else f"lowest {criterion.upper()}"
     k_min, k_max = table["n_components"].min(), table["n_components"].max()
     right_half = best_k > (k_min + k_max) / 2
     ax.annotate(
-        f"chosen: K={best_k}, {best_name}\n{criterion.upper()} = {best_value:.1f}",
+        f"{verb}: K={best_k}, {best_name}\n{criterion.upper()} = {best_value:.1f}",
         xy=(best_k, best_value),
         xytext=(-14 if right_half else 14, 28),
         textcoords="offset points",
@@ -543,7 +548,9 @@ def plot_density_1d(model: GaussianMixture, X, *, bins="auto", ax: Axes | None =
     hi = max(x.max() + 0.05 * span, float(np.max(mu + 4.0 * sd)))
     grid = np.linspace(lo, hi, 1000)[:, None]
     mixture = np.exp(model.score_samples(_model_input(model, None, grid)))
-    params = GMMParams(model.weights_, model.means_, model.covariances_, model.precisions_cholesky_)
+    params = GMMParams(
+        model.weights_, model.means_, model.covariances_, model.precisions_cholesky_
+    )
     components = np.exp(log_component_densities(grid, params, model.covariance_type))
 
     ax = _get_ax(ax)

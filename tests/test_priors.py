@@ -1,0 +1,152 @@
+"""Priors: hyperparameter validation, mclust's default prior, densities against scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesgmm import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.params import GMMParams
+from bayesgmm.datasets import load_galaxies, load_trees
+
+
+def test_default_prior_matches_mclust_by_hand_on_trees():
+    """mclust TR 597 prints colMeans(trees) = 13.248, 76.000, 30.171; the rest is
+    defaultPrior's definition evaluated with explicit loops."""
+    X = load_trees().to_numpy()
+    n, d, k = X.shape[0], 3, 2
+    prior = GMMPrior.default(X, k, "full")
+    np.testing.assert_allclose(prior.means.mean, [13.248, 76.000, 30.171], atol=5e-4)
+    assert prior.means.form == "conjugate"
+    assert prior.means.shrinkage == 0.01
+    assert prior.covariances.dof == d + 2
+    mean = [sum(X[i, j] for i in range(n)) / n for j in range(d)]
+    var = np.array(
+        [
+            [
+                sum((X[i, a] - mean[a]) * (X[i, b] - mean[b]) for i in range(n)) / (n - 1)
+                for b in range(d)
+            ]
+            for a in range(d)
+        ]
+    )
+    np.testing.assert_allclose(prior.covariances.scale, var / k ** (2 / d), rtol=1e-12)
+    assert prior.weights.alpha == 1.0
+    for cov_type in ("diag", "spherical"):
+        p = GMMPrior.default(X, k, cov_type)
+        assert float(p.covariances.scale) == pytest.approx(
+            np.trace(var) / d * (1 / k) ** (2 / d), rel=1e-12
+        )
+    assert GMMPrior.default(X, k, "tied").covariances.scale.shape == (3, 3)
+
+
+def test_default_prior_one_dimension_is_var_over_k_squared_with_dof_3():
+    X = load_galaxies().to_numpy()
+    prior = GMMPrior.default(X, 4, "spherical")
+    assert prior.covariances.dof == 3.0
+    assert float(prior.covariances.scale) == pytest.approx(np.var(X, ddof=1) / 16, rel=1e-12)
+
+
+def test_default_prior_with_frequency_weights_equals_repeated_rows():
+    X = load_trees().to_numpy()
+    w = np.arange(len(X)) % 3
+    a = GMMPrior.default(X, 3, "full", sample_weight=w)
+    b = GMMPrior.default(np.repeat(X, w, axis=0), 3, "full")
+    np.testing.assert_allclose(a.means.mean, b.means.mean, rtol=1e-12)
+    np.testing.assert_allclose(a.covariances.scale, b.covariances.scale, rtol=1e-12)
+
+
+def _random_params(rng, k, d, cov_type):
+    full = np.empty((k, d, d))
+    for j in range(k):
+        a = rng.standard_normal((d, d))
+        full[j] = a @ a.T + np.eye(d)
+    model = get_covariance_model(cov_type)
+    cov = model.from_full(full)
+    return GMMParams(
+        rng.dirichlet(np.ones(k)), rng.normal(size=(k, d)), cov, model.precision_cholesky(cov)
+    )
+
+
+@pytest.mark.parametrize("form", ["conjugate", "independent"])
+def test_log_prob_matches_scipy(covariance_type, form):
+    rng = np.random.default_rng(0)
+    k, d = 3, 3
+    params = _random_params(rng, k, d, covariance_type)
+    alpha = np.array([1.5, 2.0, 3.0])
+    m0 = rng.normal(size=d)
+    a = rng.standard_normal((d, d))
+    psi = a @ a.T + d * np.eye(d)
+    s0 = 2.0 * np.eye(d) + 0.3
+    dof = d + 2.0
+    means_prior = (
+        NormalMeanPrior.conjugate(m0, 0.5)
+        if form == "conjugate"
+        else NormalMeanPrior.independent(m0, s0)
+    )
+    scale = (
+        psi
+        if covariance_type in ("full", "tied")
+        else (np.array([1.0, 2.0, 3.0]) if covariance_type == "diag" else 1.7)
+    )
+    prior = GMMPrior(DirichletPrior(alpha), means_prior, CovariancePrior(dof, scale))
+    full = get_covariance_model(covariance_type).to_full(params.covariances, k, d)
+
+    expected = stats.dirichlet(alpha).logpdf(params.weights)
+    for j in range(k):
+        mean_cov = full[j] / 0.5 if form == "conjugate" else s0
+        expected += stats.multivariate_normal(m0, mean_cov).logpdf(params.means[j])
+    if covariance_type == "full":
+        expected += sum(stats.invwishart(dof, psi).logpdf(full[j]) for j in range(k))
+    elif covariance_type == "tied":
+        expected += stats.invwishart(dof, psi).logpdf(full[0])
+    elif covariance_type == "diag":
+        expected += sum(
+            stats.invgamma(dof / 2, scale=scale[i] / 2).logpdf(params.covariances[j, i])
+            for j in range(k)
+            for i in range(d)
+        )
+    else:
+        expected += stats.invgamma(dof / 2, scale=scale / 2).logpdf(params.covariances).sum()
+    assert prior.log_prob(params, covariance_type) == pytest.approx(expected, rel=1e-10)
+
+
+def test_partial_prior_only_counts_its_parts():
+    rng = np.random.default_rng(1)
+    params = _random_params(rng, 2, 2, "full")
+    only_weights = GMMPrior(weights=DirichletPrior([2.0, 5.0]))
+    assert only_weights.log_prob(params, "full") == pytest.approx(
+        stats.dirichlet([2.0, 5.0]).logpdf(params.weights)
+    )
+    assert GMMPrior().log_prob(params, "full") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: DirichletPrior(0.0), "alpha` must be > 0"),
+        (lambda: DirichletPrior([1.0, np.nan]), "NaN"),
+        (lambda: NormalMeanPrior([0.0, 0.0]), "exactly one of `shrinkage`"),
+        (lambda: NormalMeanPrior([0.0], shrinkage=0.1, covariance=1.0), "exactly one"),
+        (lambda: NormalMeanPrior.conjugate([0.0], -1.0), "`shrinkage` must be finite and > 0"),
+        (lambda: NormalMeanPrior.independent([0.0, 0.0], [[1, 2], [2, 1]]), "positive definite"),
+        (lambda: NormalMeanPrior.independent([0.0, 0.0], np.eye(3)), r"must be \(2, 2\)"),
+        (lambda: CovariancePrior(dof=-1.0, scale=1.0), "`dof` must be finite and > 0"),
+        (lambda: CovariancePrior(dof=3.0, scale=-1.0), "`scale` must be > 0"),
+        (lambda: CovariancePrior(dof=3.0, scale=[[1, 0], [0, -1]]), "positive definite"),
+        (lambda: GMMPrior(weights=2.0), "must be a DirichletPrior"),
+    ],
+)
+def test_invalid_hyperparameters(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_prior_is_frozen():
+    prior = GMMPrior.default(load_trees(), 2)
+    with pytest.raises(AttributeError):
+        prior.means = None
+    with pytest.raises(ValueError, match="read-only"):
+        prior.means.mean[0] = 1.0
