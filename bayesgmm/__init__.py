@@ -14,8 +14,8 @@ __all__ = [
     "DirichletPrior",
     "GMMPrior",
     "GaussianMixture",
-    "NormalMeanPrior",
     "ModelSelection",
+    "NormalMeanPrior",
     "select_model",
 ]
 

@@ -85,7 +85,8 @@ def test_shape_columns_and_dtypes(name: str) -> None:
     assert list(df.columns) == expected_columns
     assert df.shape == (n_rows, len(categorical) + len(numeric))
     assert isinstance(df.index, pd.RangeIndex)
-    assert df.index.start == 0 and df.index.step == 1
+    assert df.index.start == 0
+    assert df.index.step == 1
     for col in numeric:
         assert df[col].dtype == np.float64, col
         assert np.isfinite(df[col].to_numpy()).all(), col

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -218,7 +219,7 @@ def test_shrinkage_pulls_means_to_m0_and_more_data_approaches_mle():
         )
         gm = _fit(data.X, 2, "full", prior, tol=1e-9)
         distances.append(np.abs(gm.means_ - m0).max())
-    assert all(a > b for a, b in zip(distances, distances[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(distances))
     assert distances[-1] < 0.05
     gaps = []
     for n in (30, 300, 3000):

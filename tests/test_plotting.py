@@ -178,8 +178,9 @@ def test_plot_components_colours_are_consistent(models2, X2):
     ellipses = _ellipses(ax)
     for k in range(model.n_components):
         ellipse_color = np.array(to_rgba(ellipses[k * len(n_std)].get_edgecolor()))[:3]
-        np.testing.assert_allclose(point_colors[labels == k], ellipse_color[None].repeat(
-            (labels == k).sum(), axis=0))
+        np.testing.assert_allclose(
+            point_colors[labels == k], ellipse_color[None].repeat((labels == k).sum(), axis=0)
+        )
     distinct = {tuple(c) for c in np.round(point_colors, 6)}
     assert len(distinct) == len(np.unique(labels))
 
@@ -220,7 +221,7 @@ def test_plot_components_model_fitted_on_dataframe():
 
 
 def test_plot_components_uses_given_axes(models2, X2):
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     n_figures = len(plt.get_fignums())
     assert plot_components(models2["diag"], X2, ax=ax) is ax
     assert len(plt.get_fignums()) == n_figures
@@ -261,10 +262,9 @@ def test_plot_model_selection_lines_match_the_table(selection):
 
     best = selection.best_estimator
     best_bic = table["bic"].min()
-    np.testing.assert_allclose(
-        ax.collections[0].get_offsets(), [[best.n_components, best_bic]]
-    )
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), [[best.n_components, best_bic]])
     (annotation,) = ax.texts
+    assert annotation.get_text().startswith("chosen")
     assert f"K={best.n_components}" in annotation.get_text()
     assert best.covariance_type in annotation.get_text()
     np.testing.assert_allclose(annotation.xy, (best.n_components, best_bic))
@@ -288,6 +288,7 @@ def test_plot_model_selection_nan_is_a_gap_and_other_criteria(selection):
         ax.collections[0].get_offsets(), [[best["n_components"], best["aic"]]]
     )
     assert ax.get_ylabel().startswith("AIC")
+    assert ax.texts[0].get_text().startswith("lowest AIC")  # BIC chose the model
     with pytest.raises(ValueError, match="criterion"):
         plot_model_selection(selection, criterion="likelihood")
 
@@ -300,6 +301,14 @@ def test_plot_convergence_plots_lower_bounds(models2):
     np.testing.assert_array_equal(line.get_ydata(), model.lower_bounds_)
     np.testing.assert_array_equal(line.get_xdata(), np.arange(1, model.n_iter_ + 1))
     assert "iteration" in ax.get_xlabel()
+    assert ax.get_ylabel() == "mean log-likelihood per sample"
+
+
+def test_plot_convergence_of_a_map_fit(X2):
+    model = GaussianMixture(2, prior="default", random_state=0).fit(X2)
+    ax = plot_convergence(model)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), model.lower_bounds_)
+    assert ax.get_ylabel().startswith("MAP objective")
 
 
 # -- plot_density_1d -------------------------------------------------------------------------
@@ -313,7 +322,8 @@ def test_plot_density_1d(cov):
     assert len(ax.lines) == model.n_components + 1
     grid = np.asarray(ax.lines[0].get_xdata())
     mixture = np.asarray(ax.lines[0].get_ydata())
-    assert grid.min() <= x.min() and grid.max() >= x.max()
+    assert grid.min() <= x.min()
+    assert grid.max() >= x.max()
     np.testing.assert_allclose(mixture, np.exp(model.score_samples(grid[:, None])))
     assert np.trapezoid(mixture, grid) == pytest.approx(1.0, abs=1e-3)
     components = np.array([line.get_ydata() for line in ax.lines[1:]])
@@ -329,7 +339,7 @@ def test_plot_density_1d(cov):
 def test_plot_density_1d_dataframe_1d_array_and_errors(models2, X2):
     df = pd.DataFrame({"velocity": np.random.default_rng(5).normal(size=60)})
     model = GaussianMixture(1, random_state=0).fit(df)
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     assert plot_density_1d(model, df, bins=10, ax=ax) is ax
     assert ax.get_xlabel() == "velocity"
     assert len(ax.patches) == 10

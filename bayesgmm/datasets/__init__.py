@@ -27,7 +27,6 @@ from bayesgmm.datasets._synthetic import MixtureSample, make_mixture
 
 __all__ = [
     "MixtureSample",
-    "make_mixture",
     "list_datasets",
     "load_acidity",
     "load_banknote",
@@ -40,4 +39,5 @@ __all__ = [
     "load_thyroid",
     "load_trees",
     "load_wreath",
+    "make_mixture",
 ]

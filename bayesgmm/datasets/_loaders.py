@@ -73,8 +73,8 @@ def _read_csv(
     """
     categorical = dict(categorical or {})
     expected = [*categorical, *numeric]
-    dtypes: dict[str, str | type] = {name: "float64" for name in numeric}
-    dtypes.update({name: str for name in categorical})
+    dtypes: dict[str, str | type] = dict.fromkeys(numeric, "float64")
+    dtypes.update(dict.fromkeys(categorical, str))
 
     resource = files(_PACKAGE) / "data" / filename
     with resource.open("r", encoding="utf-8", newline="") as handle:

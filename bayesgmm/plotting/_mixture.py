@@ -439,6 +439,9 @@ def plot_model_selection(
 def plot_convergence(model: GaussianMixture, *, ax: Axes | None = None) -> Axes:
     """The EM objective at every iteration of the best start (``model.lower_bounds_``).
 
+    The objective is the mean log-likelihood per sample, or for a MAP fit
+    (``prior=`` given) ``(log-likelihood + log prior) / n``; EM never decreases it.
+
     Parameters
     ----------
     model : GaussianMixture
@@ -481,7 +484,10 @@ def plot_convergence(model: GaussianMixture, *, ax: Axes | None = None) -> Axes:
     )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("EM iteration")
-    ax.set_ylabel("objective (mean log-likelihood per sample)")
+    if getattr(model, "prior_", None) is None:
+        ax.set_ylabel("mean log-likelihood per sample")
+    else:
+        ax.set_ylabel("MAP objective: (log-likelihood + log prior) / n")
     state = "converged" if model.converged_ else "did not converge"
     ax.set_title(f"EM {state} after {history.size} iterations; {_model_title(model)}")
     ax.grid(alpha=0.3)
