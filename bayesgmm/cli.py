@@ -233,12 +233,14 @@ def _demo_summary(X: pd.DataFrame, selection, args: argparse.Namespace, settings
         index=[f"component {k}" for k in range(best.n_components)],
     )
     full = cov_model.to_full(best.covariances_, *best.means_.shape)
+    shared = all(np.array_equal(full[0], cov) for cov in full[1:])
+    labels = ["all components"] if shared else [f"component {k}" for k in range(len(full))]
     covariance_blocks = []
-    for k in range(best.n_components):
-        block = pd.DataFrame(full[k], index=names, columns=names).to_string(
+    for label, cov in zip(labels, full, strict=False):
+        block = pd.DataFrame(cov, index=names, columns=names).to_string(
             float_format=lambda v: f"{v:.4g}"
         )
-        covariance_blocks.append(f"  component {k}:\n" + _indent(block, 4))
+        covariance_blocks.append(f"  {label}:\n" + _indent(block, 4))
 
     state = "converged" if best.converged_ else "did NOT converge"
     title = "bayesgmm demo: Gaussian mixtures for the Old Faithful geyser data"

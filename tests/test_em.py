@@ -246,3 +246,13 @@ def test_far_from_origin_data_fit_like_centered_data():
     b = GaussianMixture(2, means_init=means + shift, **kwargs).fit(data.X + shift)
     np.testing.assert_allclose(b.means_ - shift, a.means_, atol=1e-6)
     np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-6)
+
+
+def test_verbose_reports_progress_on_stderr(capsys):
+    X = make_mixture(100, n_components=2, random_state=0).X
+    GaussianMixture(2, verbose=2, verbose_interval=1, tol=1e-8, random_state=0).fit(X)
+    err = capsys.readouterr().err
+    assert "iteration 1: objective" in err
+    assert "best start 0 converged" in err
+    GaussianMixture(2, random_state=0).fit(X)
+    assert capsys.readouterr().err == ""
