@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.params import GMMParams
@@ -38,12 +37,21 @@ def log_component_densities(X: np.ndarray, params: GMMParams, covariance_type: s
         return log_gauss + np.log(params.weights)
 
 
+def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(a), axis=1))`` for an (N, K) array, stable; -inf where a row is
+    all -inf. (A plain NumPy version: scipy's generic one makes extra passes.)"""
+    row_max = a.max(axis=1)
+    shift = np.where(np.isfinite(row_max), row_max, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(a - shift[:, None]).sum(axis=1)) + shift
+
+
 def log_mixture_density(X: np.ndarray, params: GMMParams, covariance_type: str) -> np.ndarray:
     r"""Log density of the mixture at every point, shape ``(N,)``.
 
     .. math:: \log p(x_n) = \log \sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)
     """
-    return logsumexp(log_component_densities(X, params, covariance_type), axis=1)
+    return _logsumexp_rows(log_component_densities(X, params, covariance_type))
 
 
 def responsibilities(
@@ -59,5 +67,5 @@ def responsibilities(
     log_resp : ndarray of shape (N, K)
     """
     weighted = log_component_densities(X, params, covariance_type)
-    log_prob_norm = logsumexp(weighted, axis=1)
+    log_prob_norm = _logsumexp_rows(weighted)
     return log_prob_norm, weighted - log_prob_norm[:, None]
