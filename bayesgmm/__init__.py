@@ -16,7 +16,18 @@ __all__ = [
     "GaussianMixture",
     "ModelSelection",
     "NormalMeanPrior",
+    "PosteriorGaussianMixture",
+    "build_model",
     "select_model",
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # PyMC takes seconds to import: load the posterior part only when it is asked for.
+    if name in ("PosteriorGaussianMixture", "build_model"):
+        from bayesgmm import bayes
+
+        return getattr(bayes, name)
+    raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")

@@ -1,0 +1,525 @@
+r"""The Gaussian mixture as a PyMC model, with the component labels marginalized out.
+
+:func:`build_model` turns data and a :class:`~bayesgmm.priors.GMMPrior` into a
+:class:`pymc.Model` whose posterior mode is the MAP-EM fit of
+:class:`~bayesgmm.GaussianMixture` with the same prior, and whose ``logp(jacobian=False)``
+equals the NumPy MAP objective (log-likelihood + log-prior, every constant included).
+
+The PyTensor counterparts of the covariance types live in one table,
+:data:`_SYMBOLIC_COVARIANCES`, the symbolic twin of
+:data:`bayesgmm.core.covariance.COVARIANCE_MODELS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions.dist_math import multigammaln
+from pymc.distributions.transforms import CholeskyCovTransform
+from scipy import stats
+
+from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.priors import CovariancePrior, GMMPrior, NormalMeanPrior
+
+__all__ = ["build_model"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+# --------------------------------------------------------------------------------------
+# Distributions PyMC does not have: inverse-Wishart and a flat density on SPD matrices
+# --------------------------------------------------------------------------------------
+
+
+def _log_det_chol(chol):
+    """``log|A|`` from the lower Cholesky factor of ``A`` (batched)."""
+    return 2.0 * pt.sum(pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+
+
+def _inverse_wishart_logp(value, dof, scale_chol):
+    r"""Log inverse-Wishart density, Cholesky form (no explicit inverse).
+
+    .. math:: \tfrac{\nu}{2}\log|\Psi| - \tfrac{\nu d}{2}\log 2 - \log\Gamma_d(\tfrac{\nu}{2})
+              - \tfrac{\nu+d+1}{2}\log|\Sigma| - \tfrac12 \operatorname{tr}(\Psi\Sigma^{-1})
+
+    with :math:`\operatorname{tr}(\Psi\Sigma^{-1}) = \|L_\Sigma^{-1} L_\Psi\|_F^2`.
+    """
+    d = value.shape[-1]
+    d_float = pt.cast(d, value.dtype)
+    chol = pt.linalg.cholesky(value, lower=True)
+    solved = pt.linalg.solve_triangular(
+        chol, pt.broadcast_to(scale_chol, value.shape), lower=True, b_ndim=2
+    )
+    trace = pt.sum(solved**2, axis=(-2, -1))
+    return (
+        0.5 * dof * _log_det_chol(scale_chol)
+        - 0.5 * dof * d_float * np.log(2.0)
+        - multigammaln(0.5 * dof, d)
+        - 0.5 * (dof + d_float + 1.0) * _log_det_chol(chol)
+        - 0.5 * trace
+    )
+
+
+def _inverse_wishart_random(dof, scale_chol, rng=None, size=None):
+    """Draws from InvWishart(dof, scale_chol @ scale_chol.T) (for predictive sampling)."""
+    d = scale_chol.shape[-1]
+    if size is None:
+        size = np.broadcast_shapes(np.shape(dof), scale_chol.shape[:-2])
+    dof = np.broadcast_to(dof, size)
+    scale_chol = np.broadcast_to(scale_chol, (*size, d, d))
+    out = np.empty((*size, d, d))
+    for idx in np.ndindex(*size):
+        scale = scale_chol[idx] @ scale_chol[idx].T
+        draw = stats.invwishart.rvs(df=float(dof[idx]), scale=scale, random_state=rng)
+        out[idx] = np.reshape(draw, (d, d))
+    return out
+
+
+def _inverse_wishart_mode(rv, size, dof, scale_chol):
+    """The mode ``Psi / (nu + d + 1)``: SPD, so a valid start."""
+    d = pt.cast(scale_chol.shape[-1], scale_chol.dtype)
+    mode = scale_chol @ scale_chol.mT / (dof + d + 1.0)
+    return pt.broadcast_to(mode, rv.shape)
+
+
+def _flat_spd_logp(value, reference):
+    """The flat (improper) density on SPD matrices: log density 0."""
+    return pt.zeros(value.shape[:-2], dtype=value.dtype)
+
+
+def _flat_spd_support_point(rv, size, reference):
+    return pt.broadcast_to(reference, rv.shape)
+
+
+def _spd_rv(name: str, prior: CovariancePrior | None, covariance_type: str, reference, dims):
+    """An SPD matrix RV on :class:`CholeskyCovTransform`: InvWishart or flat."""
+    n_features = reference.shape[-1]
+    transform = CholeskyCovTransform(n_features)
+    if prior is None:
+        return pm.CustomDist(
+            name,
+            reference,
+            logp=_flat_spd_logp,
+            support_point=_flat_spd_support_point,
+            signature="(d,d)->(d,d)",
+            default_transform=transform,
+            dims=dims,
+        )
+    table = get_covariance_model(covariance_type)
+    scale = table.prior_scale(prior.dof, prior.scale, n_features)
+    return pm.CustomDist(
+        name,
+        prior.dof,
+        np.linalg.cholesky(scale),
+        logp=_inverse_wishart_logp,
+        random=_inverse_wishart_random,
+        support_point=_inverse_wishart_mode,
+        signature="(),(d,d)->(d,d)",
+        default_transform=transform,
+        dims=dims,
+    )
+
+
+def _variance_rv(name: str, prior: CovariancePrior | None, scale, dims):
+    """Positive variances on the log transform: InvGamma(nu0/2, psi0/2) or flat."""
+    if prior is None:
+        return pm.HalfFlat(name, dims=dims)
+    return pm.InverseGamma(name, alpha=prior.dof / 2.0, beta=np.asarray(scale) / 2.0, dims=dims)
+
+
+# --------------------------------------------------------------------------------------
+# The symbolic table: one entry per covariance type
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SymbolicCovariance:
+    """PyTensor functions of one covariance type (sklearn shapes, as in core)."""
+
+    name: str
+    dims: tuple[str, ...]
+    signature: str  # of the likelihood: (weights, means, covariances) -> one row
+
+    def covariance_rv(self, prior: CovariancePrior | None, reference: np.ndarray):
+        """The ``covariances`` RV; ``reference`` (D, D) is the flat prior's support point."""
+        raise NotImplementedError
+
+    def log_gaussian(self, x, means, covariances):
+        """``log N(x_n | mu_k, Sigma_k)``, shape (N, K)."""
+        raise NotImplementedError
+
+    def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
+        """``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``."""
+        raise NotImplementedError
+
+
+class _FullSymbolic(_SymbolicCovariance):
+    def covariance_rv(self, prior, reference):
+        return _spd_rv("covariances", prior, self.name, reference, self.dims)
+
+    def log_gaussian(self, x, means, covariances):
+        chol = pt.linalg.cholesky(covariances, lower=True)  # (K, D, D)
+        diff = x[None, :, :] - means[:, None, :]  # (K, N, D)
+        z = pt.linalg.solve_triangular(chol, diff.mT, lower=True, b_ndim=2)  # (K, D, N)
+        maha = pt.sum(z**2, axis=1)  # (K, N)
+        log_det = _log_det_chol(chol)  # (K,)
+        d = pt.cast(x.shape[-1], x.dtype)
+        return (-0.5 * (d * _LOG_2PI + maha + log_det[:, None])).T
+
+    def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
+        chol = pt.linalg.cholesky(covariances, lower=True) / np.sqrt(shrinkage)
+        return pm.MvNormal(name, mu=mean, chol=chol, dims=dims)
+
+
+class _TiedSymbolic(_SymbolicCovariance):
+    def covariance_rv(self, prior, reference):
+        return _spd_rv("covariances", prior, self.name, reference, self.dims)
+
+    def log_gaussian(self, x, means, covariances):
+        chol = pt.linalg.cholesky(covariances, lower=True)  # (D, D)
+        zx = pt.linalg.solve_triangular(chol, x.T, lower=True, b_ndim=2)  # (D, N)
+        zm = pt.linalg.solve_triangular(chol, means.T, lower=True, b_ndim=2)  # (D, K)
+        maha = pt.sum((zx[:, :, None] - zm[:, None, :]) ** 2, axis=0)  # (N, K)
+        d = pt.cast(x.shape[-1], x.dtype)
+        return -0.5 * (d * _LOG_2PI + maha + _log_det_chol(chol))
+
+    def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
+        chol = pt.linalg.cholesky(covariances, lower=True) / np.sqrt(shrinkage)
+        return pm.MvNormal(name, mu=mean, chol=chol, dims=dims)
+
+
+class _DiagSymbolic(_SymbolicCovariance):
+    def _variances(self, covariances):
+        return covariances  # (K, D)
+
+    def covariance_rv(self, prior, reference):
+        n_features = reference.shape[-1]
+        table = get_covariance_model(self.name)
+        scale = None if prior is None else table.prior_scale(prior.dof, prior.scale, n_features)
+        return _variance_rv("covariances", prior, scale, self.dims)
+
+    def log_gaussian(self, x, means, covariances):
+        var = pt.broadcast_to(self._variances(covariances), means.shape)  # (K, D)
+        diff = x[:, None, :] - means[None, :, :]  # (N, K, D)
+        maha = pt.sum(diff**2 / var[None], axis=-1)
+        log_det = pt.sum(pt.log(var), axis=-1)  # (K,)
+        d = pt.cast(x.shape[-1], x.dtype)
+        return -0.5 * (d * _LOG_2PI + maha + log_det[None, :])
+
+    def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
+        sigma = pt.sqrt(self._variances(covariances) / shrinkage)
+        return pm.Normal(name, mu=mean, sigma=sigma, dims=dims)
+
+
+class _SphericalSymbolic(_DiagSymbolic):
+    def _variances(self, covariances):
+        return covariances[:, None]  # (K, 1)
+
+
+_SYMBOLIC_COVARIANCES: dict[str, _SymbolicCovariance] = {
+    "full": _FullSymbolic(
+        "full", ("component", "feature", "feature_bis"), "(k),(k,d),(k,d,d)->(d)"
+    ),
+    "tied": _TiedSymbolic("tied", ("feature", "feature_bis"), "(k),(k,d),(d,d)->(d)"),
+    "diag": _DiagSymbolic("diag", ("component", "feature"), "(k),(k,d),(k,d)->(d)"),
+    "spherical": _SphericalSymbolic("spherical", ("component",), "(k),(k,d),(k)->(d)"),
+}
+assert tuple(_SYMBOLIC_COVARIANCES) == COVARIANCE_TYPES
+
+
+# --------------------------------------------------------------------------------------
+# The marginalized likelihood
+# --------------------------------------------------------------------------------------
+
+
+def _core_ndims(signature: str) -> list[int]:
+    """Core dimensions of the inputs of a gufunc signature: "(k),(k,d)->(d)" -> [1, 2]."""
+    inputs = signature.split("->")[0]
+    return [0 if not part.strip("()") else part.count(",") + 1 for part in inputs.split("),")]
+
+
+def _drop_batch_dims(param, core_ndim: int):
+    """Drop the leading length-1 batch axes PyMC adds to a CustomDist's parameters
+    (symbolic ones in ``logp``, NumPy arrays in ``random``)."""
+    n_batch = param.ndim - core_ndim
+    if n_batch == 0:
+        return param
+    batch = param.type.broadcastable[:n_batch] if hasattr(param, "type") else None
+    if batch is None:  # a NumPy array (random draws)
+        batch = tuple(n == 1 for n in param.shape[:n_batch])
+    if not all(batch):
+        raise NotImplementedError(
+            "The mixture likelihood takes one set of parameters for all observations; "
+            "got parameters with batch dimensions."
+        )
+    return param.squeeze(axis=tuple(range(n_batch)))
+
+
+def _make_likelihood(symbolic: _SymbolicCovariance):
+    core_ndims = _core_ndims(symbolic.signature)
+
+    def logp(value, *params):
+        weights, means, covariances = (
+            _drop_batch_dims(p, nd) for p, nd in zip(params, core_ndims, strict=True)
+        )
+        rows = value.reshape((-1, value.shape[-1]))  # (N, D)
+        log_gauss = symbolic.log_gaussian(rows, means, covariances)  # (N, K)
+        out = pt.logsumexp(log_gauss + pt.log(weights)[None, :], axis=-1)
+        return out.reshape(value.shape[:-1])
+
+    def random(*params, rng=None, size=None):
+        weights, means, covariances = (
+            _drop_batch_dims(p, nd) for p, nd in zip(params, core_ndims, strict=True)
+        )
+        n_components, n_features = means.shape
+        full = get_covariance_model(symbolic.name).to_full(covariances, n_components, n_features)
+        shape = () if size is None else tuple(size)
+        labels = rng.choice(n_components, size=shape, p=weights / weights.sum())
+        chol = np.linalg.cholesky(full)
+        noise = rng.standard_normal((*shape, n_features))
+        return means[labels] + np.einsum("...ij,...j->...i", chol[labels], noise)
+
+    return logp, random
+
+
+# --------------------------------------------------------------------------------------
+# Boundary checks
+# --------------------------------------------------------------------------------------
+
+
+def _check_data(X) -> tuple[np.ndarray, list[str], list[Any]]:
+    """A float64 copy of ``X`` (N, D), its feature names and its row index."""
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):
+        from pandas.api.types import is_numeric_dtype
+
+        bad = [str(c) for c, dtype in X.dtypes.items() if not is_numeric_dtype(dtype)]
+        if bad:
+            raise ValueError(f"`X` must be numeric; these columns are not: {bad}.")
+        features = [str(c) for c in X.columns]
+        index = list(X.index)
+    else:
+        features = index = None
+    try:
+        data = np.array(X, dtype=np.float64)  # always a copy: X is never modified
+    except (TypeError, ValueError):
+        raise ValueError(f"`X` must be a numeric array-like; got {type(X).__name__}.") from None
+    if data.ndim != 2 or data.shape[0] < 1 or data.shape[1] < 1:
+        raise ValueError(
+            f"`X` must be a 2-D array of shape (n_samples, n_features); got shape {data.shape}."
+        )
+    if not np.all(np.isfinite(data)):
+        raise ValueError("`X` contains NaN or infinite values.")
+    if features is None:
+        features = [f"x{j}" for j in range(data.shape[1])]
+        index = list(range(data.shape[0]))
+    return data, features, index
+
+
+def _check_n_components(n_components) -> int:
+    if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
+        raise ValueError(f"`n_components` must be an integer >= 1; got {n_components!r}.")
+    if n_components < 1:
+        raise ValueError(f"`n_components` must be >= 1; got {n_components}.")
+    return int(n_components)
+
+
+def _resolve_prior(prior, X: np.ndarray, n_components: int, covariance_type: str) -> GMMPrior:
+    if isinstance(prior, str) and prior == "default":
+        return GMMPrior.default(X, n_components, covariance_type)
+    if isinstance(prior, GMMPrior):
+        prior.check(n_components, X.shape[1], covariance_type)
+        return prior
+    raise ValueError(
+        "`prior` must be 'default' (mclust's conjugate prior, GMMPrior.default) or a "
+        f"GMMPrior (GMMPrior() puts flat priors on every part); got {prior!r}."
+    )
+
+
+def _reference_covariance(X: np.ndarray, n_components: int) -> np.ndarray:
+    """cov(X) / K^(2/D), kept SPD: the support point of a flat covariance prior."""
+    n_samples, n_features = X.shape
+    cov = np.atleast_2d(np.cov(X, rowvar=False)) if n_samples > 1 else np.eye(n_features)
+    cov = cov / n_components ** (2.0 / n_features)
+    return cov + 1e-6 * max(float(np.trace(cov)) / n_features, 1e-12) * np.eye(n_features)
+
+
+# --------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------
+
+
+def _means_rv(prior: NormalMeanPrior | None, symbolic, covariances):
+    dims = ("component", "feature")
+    if prior is None:
+        return pm.Flat("means", dims=dims)
+    if prior.form == "conjugate":
+        return symbolic.conjugate_means_rv("means", prior.mean, prior.shrinkage, covariances, dims)
+    chol = np.linalg.cholesky(prior.covariance)
+    return pm.MvNormal("means", mu=prior.mean, chol=chol, dims=dims)
+
+
+def build_model(
+    X, n_components: int, *, covariance_type: str = "full", prior: GMMPrior | str = "default"
+) -> pm.Model:
+    r"""The Gaussian mixture with a :class:`~bayesgmm.priors.GMMPrior`, as a new PyMC model.
+
+    The component labels are summed out, so every parameter is continuous and NUTS
+    applies:
+
+    .. math::
+
+        \log p(X, \theta) = \sum_{n=1}^N \log \sum_{k=1}^K \pi_k\,
+            N(x_n \mid \mu_k, \Sigma_k) + \log p(\pi) + \log p(\mu \mid \Sigma)
+            + \log p(\Sigma)
+
+    with :math:`\pi \sim \mathrm{Dirichlet}(\alpha)`; means either conjugate,
+    :math:`\mu_k \mid \Sigma_k \sim N(m_0, \Sigma_k/\kappa_0)` (the shared
+    :math:`\Sigma` for 'tied', the diagonal covariance for 'diag' and 'spherical'), or
+    independent, :math:`\mu_k \sim N(m_0, S_0)`; and
+    :math:`\Sigma_k \sim \mathrm{InvWishart}(\nu_0, \Psi_0)` ('full'; one shared
+    :math:`\Sigma` for 'tied'),
+
+    .. math::
+
+        \log p(\Sigma) = \tfrac{\nu_0}{2}\log|\Psi_0| - \tfrac{\nu_0 d}{2}\log 2
+            - \log\Gamma_d(\tfrac{\nu_0}{2}) - \tfrac{\nu_0+d+1}{2}\log|\Sigma|
+            - \tfrac12 \operatorname{tr}(\Psi_0\Sigma^{-1}),
+
+    or :math:`\sigma^2 \sim \mathrm{InvGamma}(\nu_0/2, \psi_0/2)` for each variance of
+    'diag' and 'spherical'. Every normalizing constant is included, so
+    ``model.logp(jacobian=False)`` at a point equals the NumPy MAP objective
+    ``log_mixture_density(X, params, covariance_type).sum() + prior.log_prob(params,
+    covariance_type)``, and the posterior mode is the MAP-EM fixed point.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame of shape (N, D)
+        Data; copied, never modified. DataFrame column names become the ``feature``
+        coordinate and its index the ``obs`` coordinate.
+    n_components : int
+        ``K``.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    prior : 'default' or GMMPrior, default='default'
+        ``'default'`` is :meth:`GMMPrior.default(X, K, covariance_type)
+        <bayesgmm.priors.GMMPrior.default>` (mclust's conjugate prior, flat Dirichlet).
+        A :class:`~bayesgmm.priors.GMMPrior` is used as given. A part that is ``None``
+        gets a flat prior: ``pm.Flat`` means; covariances with log density 0 on the SPD
+        space (same transform), or ``pm.HalfFlat`` variances; weights Dirichlet(1),
+        flat on the simplex (its density is the constant :math:`(K-1)!`, so with
+        ``weights=None`` the model's logp exceeds the NumPy objective, where a missing
+        part counts 0, by :math:`\log (K-1)!`). Flat means or covariances make the
+        posterior improper (a component can collapse onto one point); use them for
+        MAP-style optimization or with a replacement prior (see below).
+
+    Returns
+    -------
+    pymc.Model
+        A new model with coords ``component`` (0..K-1), ``feature``, ``feature_bis``
+        (the same names, for the second axis of a matrix) and ``obs``, and variables
+
+        - ``weights`` (component): Dirichlet, simplex transform;
+        - ``means`` (component, feature);
+        - ``covariances`` in scikit-learn's shape: (component, feature, feature_bis)
+          for 'full', (feature, feature_bis) for 'tied', (component, feature) for
+          'diag', (component,) for 'spherical'. Matrices are SPD random variables on
+          :class:`pymc.distributions.transforms.CholeskyCovTransform` (free vector =
+          packed lower Cholesky factor with log diagonal); variances use the log
+          transform. So ``jacobian=False`` gives the density in the covariance
+          parameterization itself, like the MAP objective;
+        - ``x`` (obs, feature): the observed data, a ``pm.CustomDist`` whose log
+          density per row is :math:`\log\sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)`,
+          computed with Cholesky factors and triangular solves; so
+          ``pm.compute_log_likelihood`` gives the per-observation log-likelihood
+          (dim ``obs``) that ``arviz.loo`` needs. It has a ``random`` method for
+          posterior predictive sampling.
+
+        The initial point is PyMC's default (support points): weights at the prior
+        mean, every mean at ``m0`` (0 if flat), covariances at the prior mode
+        (cov(X) / K^(2/D) if flat). Identical means are a saddle point of the
+        likelihood, so start optimizers and samplers at a fitted point (the MAP-EM
+        fit) with ``start=`` / ``initvals=``. Initial values are deliberately not
+        stored in the model: PyMC's model transformations, which
+        ``pm.compute_log_likelihood`` uses, reject models that carry them.
+
+    Raises
+    ------
+    ValueError
+        For data that are not a finite 2-D numeric array, a bad ``n_components`` or
+        ``covariance_type``, or a ``prior`` that is not 'default' or a GMMPrior that
+        fits the model.
+
+    Notes
+    -----
+    **Changing the model.** The result is an ordinary ``pm.Model``: add variables
+    inside ``with model:``. To replace a prior, build the model with that part set to
+    ``None`` (flat) and add the new log density as a ``pm.Potential``, e.g. a
+    hyperprior on the conjugate shrinkage :math:`\kappa_0`::
+
+        prior = GMMPrior.default(X, 2)
+        model = build_model(X, 2, prior=GMMPrior(prior.weights, None, prior.covariances))
+        with model:
+            kappa = pm.Gamma("kappa", alpha=2.0, beta=100.0)
+            m0 = prior.means.mean
+            chol = pt.linalg.cholesky(model["covariances"]) / pt.sqrt(kappa)
+            means_logp = pm.logp(pm.MvNormal.dist(mu=m0, chol=chol), model["means"])
+            pm.Potential("means_prior", means_logp.sum())
+
+    or Student-t means, ``pm.Potential("means_prior", pm.logp(pm.StudentT.dist(nu=4,
+    mu=m0, sigma=10.0), model["means"]).sum())``. A ``pm.Potential`` enters the
+    model's logp (and NUTS) but not ``log_likelihood``, nor prior predictive draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.bayes import build_model
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (20, 2)), rng.normal(3, 1, (20, 2))])
+    >>> model = build_model(X, 2, covariance_type="diag")
+    >>> sorted(model.named_vars_to_dims.items())  # doctest: +NORMALIZE_WHITESPACE
+    [('covariances', ('component', 'feature')), ('means', ('component', 'feature')),
+     ('weights', ('component',)), ('x', ('obs', 'feature'))]
+    >>> sorted(model.initial_point())  # value variables: log variances, simplex weights
+    ['covariances_log__', 'means', 'weights_simplex__']
+    >>> logp = model.compile_logp(jacobian=False)
+    >>> bool(np.isfinite(logp(model.initial_point())))
+    True
+    """
+    data, features, index = _check_data(X)
+    n_components = _check_n_components(n_components)
+    get_covariance_model(covariance_type)  # raises ValueError listing the valid types
+    prior = _resolve_prior(prior, data, n_components, covariance_type)
+    symbolic = _SYMBOLIC_COVARIANCES[covariance_type]
+
+    coords = {
+        "component": list(range(n_components)),
+        "feature": features,
+        "feature_bis": list(features),
+        "obs": index,
+    }
+    with pm.Model(coords=coords) as model:
+        reference = _reference_covariance(data, n_components)
+        covariances = symbolic.covariance_rv(prior.covariances, reference)
+        alpha = (
+            prior.weights.concentration(n_components)
+            if prior.weights is not None
+            else np.ones(n_components)
+        )
+        weights = pm.Dirichlet("weights", a=alpha, dims="component")
+        means = _means_rv(prior.means, symbolic, covariances)
+        logp, random = _make_likelihood(symbolic)
+        pm.CustomDist(
+            "x",
+            weights,
+            means,
+            covariances,
+            logp=logp,
+            random=random,
+            signature=symbolic.signature,
+            observed=data,
+            dims=("obs", "feature"),
+        )
+    return model

@@ -1,0 +1,227 @@
+"""The NUTS posterior: closed-form conjugate check, MAP = mode, relabelling, summaries."""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytest
+import xarray as xr
+from scipy import stats
+
+from bayesgmm import CovariancePrior, GaussianMixture, GMMPrior, NormalMeanPrior
+from bayesgmm.bayes import PosteriorGaussianMixture, build_model
+from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
+from bayesgmm.datasets import make_mixture
+
+TWO_BLOBS = make_mixture(
+    150,
+    n_components=2,
+    n_features=2,
+    weights=[0.4, 0.6],
+    means=[[-4.0, 0.0], [4.0, 1.0]],
+    covariances=[[[1.0, 0.3], [0.3, 0.8]], [[0.7, -0.2], [-0.2, 1.2]]],
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> PosteriorGaussianMixture:
+    post = PosteriorGaussianMixture(2, draws=300, tune=300, chains=2, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return post.fit(TWO_BLOBS.X)
+
+
+def test_posterior_contents_and_point_summaries(fitted):
+    post = fitted
+    groups = set(post.idata_.children)
+    assert {"posterior", "posterior_raw", "sample_stats", "log_likelihood"} <= groups
+    ll = post.idata_["log_likelihood"].to_dataset()["x"]
+    assert ll.dims == ("chain", "draw", "obs")
+    assert ll.shape == (2, 300, 150)
+    loo = az.loo(post.idata_)
+    assert np.isfinite(loo.elpd)
+    # posterior means near the MAP (large, well-separated sample) and the truth
+    np.testing.assert_allclose(post.means_, post.map_.means_, atol=0.25)
+    order = np.argsort(post.means_[:, 0])
+    np.testing.assert_allclose(post.means_[order], TWO_BLOBS.params.means, atol=0.5)
+    np.testing.assert_allclose(post.weights_.sum(), 1.0)
+    assert post.covariances_.shape == (2, 2, 2)
+    summary = post.summary()
+    assert "r_hat" in summary.columns
+    assert summary.loc["means[0, x0]", "mean"] == pytest.approx(post.means_[0, 0], abs=1e-2)
+    assert post.diagnostics_.loc[("means", "relabelled"), "max_rhat"] < 1.05
+
+
+def test_relabelled_draws_match_the_reference(fitted):
+    raw = fitted.idata_["posterior_raw"].to_dataset()
+    post = fitted.idata_["posterior"].to_dataset()
+    perms = fitted.label_permutations_
+    c, d = 1, 17
+    np.testing.assert_array_equal(
+        post["means"].values[c, d], raw["means"].values[c, d][perms[c, d]]
+    )
+    # every relabelled draw is closest to its own MAP component
+    dist = np.linalg.norm(post["means"].values - fitted.map_.means_, axis=-1)
+    swapped = np.linalg.norm(post["means"].values - fitted.map_.means_[::-1], axis=-1)
+    assert np.all(dist.sum(-1) <= swapped.sum(-1))
+
+
+def test_predictions_are_posterior_averages(fitted):
+    X = TWO_BLOBS.X
+    proba = fitted.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    intervals = fitted.membership_interval(X, prob=0.9)
+    assert intervals.shape == (150, 2, 2)
+    # naive reference for a few points: responsibilities per draw with scipy densities
+    post = fitted.idata_["posterior"].to_dataset()
+    w = post["weights"].values.reshape(-1, 2)
+    mu = post["means"].values.reshape(-1, 2, 2)
+    cov = post["covariances"].values.reshape(-1, 2, 2, 2)
+    index = np.linspace(0, len(w) - 1, 600).round().astype(int)
+    for n in (0, 75, 149):
+        dens = np.array(
+            [
+                [
+                    w[s, k] * stats.multivariate_normal(mu[s, k], cov[s, k]).pdf(X[n])
+                    for k in range(2)
+                ]
+                for s in index
+            ]
+        )
+        resp = dens / dens.sum(1, keepdims=True)
+        np.testing.assert_allclose(
+            intervals[n], np.quantile(resp, [0.05, 0.95], axis=0).T, atol=1e-9
+        )
+        np.testing.assert_allclose(proba[n], resp.mean(0), atol=1e-9)
+    assert np.mean(fitted.predict(X) == fitted.map_.predict(X)) > 0.97
+    # log posterior predictive density: log-mean-exp of the per-draw densities
+    ll = fitted.idata_["log_likelihood"].to_dataset()["x"].values.reshape(-1, 150)
+    direct = np.log(np.mean(np.exp(ll), axis=0))
+    np.testing.assert_allclose(fitted.score_samples(X), direct, rtol=1e-8)
+    co = fitted.co_clustering(X[:20])
+    np.testing.assert_allclose(co, co.T)
+    same = TWO_BLOBS.labels[:20, None] == TWO_BLOBS.labels[None, :20]
+    assert co[same].min() > 0.9
+    assert co[~same].max() < 0.1
+    Xs, ys = fitted.sample(500)
+    assert Xs.shape == (500, 2)
+    assert set(np.unique(ys)) <= {0, 1}
+
+
+def test_same_random_state_same_draws(fitted):
+    again = PosteriorGaussianMixture(2, draws=300, tune=300, chains=2, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again.fit(TWO_BLOBS.X)
+    np.testing.assert_array_equal(
+        again.idata_["posterior"].to_dataset()["means"].values,
+        fitted.idata_["posterior"].to_dataset()["means"].values,
+    )
+
+
+def test_one_component_matches_the_normal_inverse_wishart_posterior():
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([1.0, -1.0], [[1.0, 0.5], [0.5, 2.0]], size=40)
+    n, d = X.shape
+    m0, kappa0, nu0, psi0 = np.zeros(2), 1.0, 5.0, np.eye(2)
+    prior = GMMPrior(
+        means=NormalMeanPrior.conjugate(m0, kappa0), covariances=CovariancePrior(nu0, psi0)
+    )
+    post = PosteriorGaussianMixture(
+        1, prior=prior, draws=1000, tune=1000, chains=2, random_state=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post.fit(X)
+    xbar = X.mean(0)
+    kappa_n, nu_n = kappa0 + n, nu0 + n
+    m_n = (kappa0 * m0 + n * xbar) / kappa_n
+    psi_n = (
+        psi0 + (X - xbar).T @ (X - xbar) + kappa0 * n / kappa_n * np.outer(xbar - m0, xbar - m0)
+    )
+    # mu | X ~ Student-t(nu_n - d + 1, m_n, psi_n / (kappa_n (nu_n - d + 1)))
+    mean_sd = np.sqrt(np.diag(psi_n) / (kappa_n * (nu_n - d - 1)))
+    # Sigma | X ~ InvWishart(nu_n, psi_n)
+    sigma_mean = psi_n / (nu_n - d - 1)
+    p = nu_n - d
+    sigma_var = ((p + 1) * psi_n**2 + (p - 1) * np.outer(np.diag(psi_n), np.diag(psi_n))) / (
+        p * (p - 1) ** 2 * (p - 3)
+    )
+    draws = post.idata_["posterior"].to_dataset()
+    mcse = az.mcse(post.idata_)
+    means = draws["means"].values.reshape(-1, d)
+    assert np.all(np.abs(means.mean(0) - m_n) < 4 * mcse["means"].values[0])
+    np.testing.assert_allclose(means.std(0), mean_sd, rtol=0.10)
+    covs = draws["covariances"].values.reshape(-1, d, d)
+    assert np.all(np.abs(covs.mean(0) - sigma_mean) < 4 * mcse["covariances"].values[0])
+    np.testing.assert_allclose(covs.std(0), np.sqrt(sigma_var), rtol=0.10)
+    # and the marginal of one mean coordinate is the Student-t (KS test on thinned draws)
+    t = stats.t(nu_n - d + 1, loc=m_n[0], scale=np.sqrt(psi_n[0, 0] / (kappa_n * (nu_n - d + 1))))
+    assert stats.kstest(means[::4, 0], t.cdf).pvalue > 1e-3
+
+
+def test_find_map_lands_on_the_map_em_fit():
+    gm = GaussianMixture(
+        2, prior="default", reg_covar=0.0, tol=1e-12, max_iter=5000, random_state=0
+    ).fit(TWO_BLOBS.X)
+    model = build_model(TWO_BLOBS.X, 2, prior=gm.prior_)
+    start = {
+        "weights": np.array([0.45, 0.55]),
+        "means": gm.means_ + 0.3,
+        "covariances": np.stack([np.eye(2), np.eye(2)]),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        point = pm.find_MAP(model=model, initvals=start, progressbar=False)
+    np.testing.assert_allclose(point["weights"], gm.weights_, atol=1e-4)
+    np.testing.assert_allclose(point["means"], gm.means_, atol=1e-4)
+    np.testing.assert_allclose(point["covariances"], gm.covariances_, atol=1e-4)
+
+
+def test_relabelling_fixes_swapped_chains():
+    """Chain 1 has its labels swapped: R-hat is huge before relabelling and ~1 after."""
+    rng = np.random.default_rng(0)
+    ref = GaussianMixture(2, random_state=0).fit(TWO_BLOBS.X)
+    means = ref.means_ + 0.05 * rng.standard_normal((2, 400, 2, 2))
+    weights = np.clip(ref.weights_ + 0.01 * rng.standard_normal((2, 400, 2)), 0.01, None)
+    means[1] = means[1][:, ::-1]
+    weights[1] = weights[1][:, ::-1]
+    raw = xr.Dataset(
+        {
+            "means": (("chain", "draw", "component", "feature"), means),
+            "weights": (("chain", "draw", "component"), weights),
+        },
+        coords={"component": [0, 1]},
+    )
+    assert float(az.rhat(raw)["means"].max()) > 1.5
+    perms = match_to_reference(means.reshape(800, 2, 2), ref._params(), "full")
+    perm_da = xr.DataArray(perms.reshape(2, 400, 2), dims=("chain", "draw", "component"))
+    fixed = relabel_dataset(raw, perm_da)
+    assert float(az.rhat(fixed)["means"].max()) < 1.02
+    np.testing.assert_array_equal(fixed["component"].values, [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"prior": None}, "needs a proper prior"),
+        ({"sampler": "stan"}, "Unknown sampler 'stan'"),
+        ({"draws": 0}, "`draws` must be an integer >= 1"),
+        ({"target_accept": 1.5}, "target_accept"),
+        ({"covariance_type": "VVV"}, "Unknown covariance_type"),
+    ],
+)
+def test_bad_arguments(params, message):
+    with pytest.raises(ValueError, match=message):
+        PosteriorGaussianMixture(2, **params).fit(TWO_BLOBS.X)
+
+
+def test_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        PosteriorGaussianMixture(2).predict_proba(TWO_BLOBS.X)
