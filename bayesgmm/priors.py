@@ -327,6 +327,13 @@ class GMMPrior:
         mean = np.average(X, axis=0, weights=w)
         centered = X - mean
         cov = (centered.T * w) @ centered / (w.sum() - 1.0)
+        if np.linalg.eigvalsh(cov).min() <= 1e-12 * max(np.trace(cov), np.finfo(float).tiny):
+            raise ValueError(
+                f"The default prior's scale is the data covariance, which is singular here "
+                f"({X.shape[0]} rows, {n_features} features: too few rows, or collinear or "
+                "constant features). Drop or combine the redundant features, or give a "
+                "GMMPrior with an explicit CovariancePrior."
+            )
         factor = (1.0 / n_components) ** (2.0 / n_features)
         scale = model.default_prior_scale(cov) * factor
         return cls(

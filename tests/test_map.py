@@ -167,8 +167,8 @@ PRIORS = {
     alpha=st.sampled_from([1.0, 2.5]),
 )
 def test_map_objective_never_decreases(seed, k, d, n_per, cov_type, form, alpha):
-    data = make_mixture(n_per * k + 1, n_components=k, n_features=d, random_state=seed)
-    prior = GMMPrior.default(data.X, k, cov_type, alpha=alpha) if data.X.shape[0] > 1 else None
+    data = make_mixture(n_per * k + d + 1, n_components=k, n_features=d, random_state=seed)
+    prior = GMMPrior.default(data.X, k, cov_type, alpha=alpha)
     if form == "independent":
         prior = GMMPrior(
             prior.weights, NormalMeanPrior.independent(data.X.mean(0), 4.0), prior.covariances

@@ -150,3 +150,12 @@ def test_prior_is_frozen():
         prior.means = None
     with pytest.raises(ValueError, match="read-only"):
         prior.means.mean[0] = 1.0
+
+
+def test_default_prior_on_singular_data_says_why():
+    X = np.random.default_rng(0).normal(size=(3, 3))
+    with pytest.raises(ValueError, match=r"singular here \(3 rows, 3 features"):
+        GMMPrior.default(X, 2, "full")
+    collinear = np.c_[X[:, 0], 2 * X[:, 0], X[:, 1]]
+    with pytest.raises(ValueError, match="collinear or constant features"):
+        GMMPrior.default(np.r_[collinear, 3 * collinear], 2, "diag")
