@@ -85,6 +85,8 @@ class CovarianceModel(ABC):
 
     name: str
     mclust_name: str
+    #: Named dimensions of the covariance array (as in the PyMC model and its DataTree).
+    dims: tuple[str, ...] = ()
 
     # -- shapes and counting --------------------------------------------------
     @abstractmethod
@@ -555,10 +557,10 @@ class SphericalCovariance(DiagCovariance):
 
 
 COVARIANCE_MODELS: dict[str, CovarianceModel] = {
-    "full": FullCovariance("full", "VVV"),
-    "tied": TiedCovariance("tied", "EEE"),
-    "diag": DiagCovariance("diag", "VVI"),
-    "spherical": SphericalCovariance("spherical", "VII"),
+    "full": FullCovariance("full", "VVV", ("component", "feature", "feature_bis")),
+    "tied": TiedCovariance("tied", "EEE", ("feature", "feature_bis")),
+    "diag": DiagCovariance("diag", "VVI", ("component", "feature")),
+    "spherical": SphericalCovariance("spherical", "VII", ("component",)),
 }
 COVARIANCE_TYPES: tuple[str, ...] = tuple(COVARIANCE_MODELS)
 
