@@ -41,3 +41,28 @@ def _single_threaded_kernels():
 
     with threadpool_limits(1):
         yield
+
+
+# A well-separated 2-D, 2-component sample and one NUTS fit of it, shared by the tests of
+# the posterior and of the comparisons (a NUTS fit costs a numba compile: ~15 s).
+TWO_BLOBS = make_mixture(
+    150,
+    n_components=2,
+    n_features=2,
+    weights=[0.4, 0.6],
+    means=[[-4.0, 0.0], [4.0, 1.0]],
+    covariances=[[[1.0, 0.3], [0.3, 0.8]], [[0.7, -0.2], [-0.2, 1.2]]],
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="session")
+def two_blobs_posterior():
+    import warnings
+
+    from bayesgmm.bayes import PosteriorGaussianMixture
+
+    post = PosteriorGaussianMixture(2, draws=300, tune=300, chains=2, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return post.fit(TWO_BLOBS.X)

@@ -9,30 +9,17 @@ import numpy as np
 import pymc as pm
 import pytest
 import xarray as xr
+from conftest import TWO_BLOBS
 from scipy import stats
 
 from bayesgmm import CovariancePrior, GaussianMixture, GMMPrior, NormalMeanPrior
 from bayesgmm.bayes import PosteriorGaussianMixture, build_model
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
-from bayesgmm.datasets import make_mixture
-
-TWO_BLOBS = make_mixture(
-    150,
-    n_components=2,
-    n_features=2,
-    weights=[0.4, 0.6],
-    means=[[-4.0, 0.0], [4.0, 1.0]],
-    covariances=[[[1.0, 0.3], [0.3, 0.8]], [[0.7, -0.2], [-0.2, 1.2]]],
-    random_state=0,
-)
 
 
 @pytest.fixture(scope="module")
-def fitted() -> PosteriorGaussianMixture:
-    post = PosteriorGaussianMixture(2, draws=300, tune=300, chains=2, random_state=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return post.fit(TWO_BLOBS.X)
+def fitted(two_blobs_posterior) -> PosteriorGaussianMixture:
+    return two_blobs_posterior
 
 
 def test_posterior_contents_and_point_summaries(fitted):

@@ -1,0 +1,370 @@
+"""Point estimates next to the posterior: comparison tables, memberships, model choice.
+
+Everything here returns data (pandas or xarray); :mod:`bayesgmm.plotting` draws it.
+Components are aligned across methods to the posterior's reference, its MAP fit
+(the same assignment as the posterior's relabelling), so row ``means[0, x]`` is the
+same component for MLE, MAP, bootstrap and posterior.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.core.params import GMMParams
+
+__all__ = [
+    "ModelComparison",
+    "compare_estimates",
+    "compare_models",
+    "membership_table",
+    "params_to_dataset",
+]
+
+_PARAMS = ("weights", "means", "covariances")
+
+
+def params_to_dataset(
+    params: GMMParams, covariance_type: str, feature_names: Iterable[str]
+) -> xr.Dataset:
+    """One set of parameters as a Dataset named and dimensioned like the posterior's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = GMMParams(np.array([0.3, 0.7]), np.zeros((2, 1)), np.ones(2), np.ones(2))
+    >>> params_to_dataset(p, "spherical", ["x"])["covariances"].dims
+    ('component',)
+    """
+    names = list(feature_names)
+    dims = get_covariance_model(covariance_type).dims
+    coords = {
+        "component": np.arange(len(params.weights)),
+        "feature": names,
+        "feature_bis": names,
+    }
+    ds = xr.Dataset(
+        {
+            "weights": (("component",), np.asarray(params.weights)),
+            "means": (("component", "feature"), np.asarray(params.means)),
+            "covariances": (dims, np.asarray(params.covariances)),
+        }
+    )
+    return ds.assign_coords({d: coords[d] for d in ds.dims})
+
+
+def _align(ds: xr.Dataset, means: np.ndarray, reference: GMMParams, cov_type: str):
+    """Reorder ``ds``'s components (estimated with ``means``) to match ``reference``."""
+    from bayesgmm.bayes.relabel import match_to_reference
+
+    perm = match_to_reference(means[None], reference, cov_type)[0]
+    return ds.isel(component=perm).assign_coords(component=np.arange(len(perm)))
+
+
+def _feature_names(posterior) -> list[str]:
+    return [str(f) for f in posterior.idata_["posterior"]["feature"].values]
+
+
+def compare_estimates(
+    posterior,
+    mle=None,
+    bootstrap=None,
+    *,
+    ci_prob: float | None = None,
+    ci_kind: str | None = None,
+    fmt: str = "dataframe",
+):
+    r"""MLE, MAP and the posterior side by side, one row per parameter element.
+
+    Parameters
+    ----------
+    posterior : PosteriorGaussianMixture
+        Fitted; its MAP fit (``posterior.map_``) is the MAP column and the alignment
+        reference.
+    mle : GaussianMixture, optional
+        A maximum-likelihood fit of the same model (its labels need not match).
+    bootstrap : BootstrapResult, optional
+        Bootstrap of ``mle`` (or of any fit of the same model) for the MLE's standard
+        error and percentile interval.
+    ci_prob, ci_kind : float, str, optional
+        Credible interval probability and kind ('eti' or 'hdi'); ArviZ's defaults
+        (``rcParams["stats.ci_prob"]``, ``["stats.ci_kind"]``) when None. The bootstrap
+        interval uses the same probability.
+    fmt : {'dataframe', 'xarray'}
+        A tidy DataFrame, or a Dataset with a ``statistic`` dimension.
+
+    Returns
+    -------
+    pandas.DataFrame or xarray.Dataset
+        Columns (statistics): ``mle``, ``mle_se``, ``mle_lower``, ``mle_upper``, ``map``,
+        ``post_mean``, ``post_sd``, ``ci_lower``, ``ci_upper``, ``r_hat``, ``ess_bulk``,
+        ``ess_tail``, ``mcse_mean``, ``mle_in_ci``, ``map_in_ci`` and
+        ``shrinkage_sd`` :math:`= (\hat\theta_{MAP} - \hat\theta_{MLE}) / \mathrm{sd}`,
+        how far the prior moved the estimate, in posterior standard deviations. The
+        DataFrame also has ``parameter``, ``component``, ``feature``, ``feature_bis``
+        and ``label`` (ArviZ's row label).
+    """
+    import arviz as az
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(posterior, "idata_")
+    if fmt not in ("dataframe", "xarray"):
+        raise ValueError(f"Unknown fmt {fmt!r}; expected 'dataframe' or 'xarray'.")
+    cov_type = posterior.covariance_type
+    names = _feature_names(posterior)
+    reference = posterior.map_._params()
+    summary = az.summary(
+        posterior.idata_,
+        var_names=list(_PARAMS),
+        fmt="xarray",
+        round_to="none",
+        ci_prob=ci_prob,
+        ci_kind=ci_kind,
+    )
+    stat_names = [str(s) for s in summary["summary"].values]
+    lower = next(s for s in stat_names if s.endswith("_lb"))
+    upper = next(s for s in stat_names if s.endswith("_ub"))
+    prob = float(lower.split("_")[0][3:]) / 100.0
+
+    def stat(name):
+        return summary.sel(summary=name, drop=True)
+
+    columns = {
+        "map": params_to_dataset(reference, cov_type, names),
+        "post_mean": stat("mean"),
+        "post_sd": stat("sd"),
+        "ci_lower": stat(lower),
+        "ci_upper": stat(upper),
+        "r_hat": stat("r_hat"),
+        "ess_bulk": stat("ess_bulk"),
+        "ess_tail": stat("ess_tail"),
+        "mcse_mean": stat("mcse_mean"),
+    }
+    nan = xr.full_like(columns["map"], np.nan)
+    columns["mle"] = nan
+    columns["mle_se"] = nan
+    columns["mle_lower"] = nan
+    columns["mle_upper"] = nan
+    if mle is not None:
+        mle_ds = params_to_dataset(mle._params(), cov_type, names)
+        columns["mle"] = _align(mle_ds, mle.means_, reference, cov_type)
+    if bootstrap is not None:
+        ref_means = bootstrap.reference.means_
+        bounds = bootstrap.intervals(prob=prob)
+        columns["mle_se"] = _align(bootstrap.standard_errors(), ref_means, reference, cov_type)
+        columns["mle_lower"] = _align(
+            bounds.sel(bound="lower", drop=True), ref_means, reference, cov_type
+        )
+        columns["mle_upper"] = _align(
+            bounds.sel(bound="upper", drop=True), ref_means, reference, cov_type
+        )
+    inside = {}
+    for key in ("mle", "map"):
+        value = columns[key]
+        flag = (value >= columns["ci_lower"]) & (value <= columns["ci_upper"])
+        inside[f"{key}_in_ci"] = flag.where(value.notnull())
+    columns.update(inside)
+    columns["shrinkage_sd"] = (columns["map"] - columns["mle"]) / columns["post_sd"]
+    order = [
+        "mle", "mle_se", "mle_lower", "mle_upper", "map", "post_mean", "post_sd",
+        "ci_lower", "ci_upper", "r_hat", "ess_bulk", "ess_tail", "mcse_mean",
+        "mle_in_ci", "map_in_ci", "shrinkage_sd",
+    ]  # fmt: skip
+    dataset = xr.concat(
+        [columns[c][list(_PARAMS)].astype(float) for c in order],
+        dim=pd.Index(order, name="statistic"),
+        coords="minimal",
+        compat="override",
+        join="override",
+    )
+    dataset.attrs.update(ci_prob=prob, ci_kind=lower.split("_")[0][:3])
+    if fmt == "xarray":
+        return dataset
+    return _tidy(dataset)
+
+
+def _tidy(dataset: xr.Dataset) -> pd.DataFrame:
+    """One row per parameter element, one column per statistic."""
+    frames = []
+    for name in _PARAMS:
+        da = dataset[name]
+        element_dims = [d for d in da.dims if d != "statistic"]
+        frame = da.to_series().unstack("statistic").reset_index()
+        frame.insert(0, "parameter", name)
+        frame["label"] = [
+            f"{name}[{', '.join(str(row[d]) for d in element_dims)}]" if element_dims else name
+            for _, row in frame.iterrows()
+        ]
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    for col in ("component", "feature", "feature_bis"):
+        if col not in table:
+            table[col] = np.nan
+    lead = ["parameter", "component", "feature", "feature_bis", "label"]
+    stats_cols = list(dataset["statistic"].values)
+    table = table[lead + stats_cols]
+    for flag in ("mle_in_ci", "map_in_ci"):
+        table[flag] = table[flag].map({1.0: True, 0.0: False}).astype("boolean")
+    return table
+
+
+def membership_table(X, model=None, posterior=None, *, prob: float = 0.94) -> pd.DataFrame:
+    """Membership uncertainty per point: point estimate next to the posterior.
+
+    Parameters
+    ----------
+    X : array-like of shape (N, D)
+    model : GaussianMixture, optional
+        MLE or MAP fit: columns ``p{k}`` (responsibilities), ``classification`` and
+        mclust's ``uncertainty`` = 1 - max responsibility.
+    posterior : PosteriorGaussianMixture, optional
+        Columns ``post_p{k}`` (posterior mean membership), ``post_p{k}_lower``/
+        ``_upper`` (equal-tailed ``prob`` intervals), ``post_classification`` and
+        ``post_uncertainty``. When both are given, ``model``'s components are aligned to
+        the posterior's.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point.
+    """
+    if model is None and posterior is None:
+        raise ValueError("membership_table needs a fitted `model`, `posterior`, or both.")
+    columns: dict[str, np.ndarray] = {}
+    if model is not None:
+        resp = model.predict_proba(X)
+        if posterior is not None:
+            from bayesgmm.bayes.relabel import match_to_reference
+
+            perm = match_to_reference(
+                model.means_[None], posterior.map_._params(), posterior.covariance_type
+            )[0]
+            resp = resp[:, perm]
+        for k in range(resp.shape[1]):
+            columns[f"p{k}"] = resp[:, k]
+        columns["classification"] = resp.argmax(axis=1)
+        columns["uncertainty"] = 1.0 - resp.max(axis=1)
+    if posterior is not None:
+        mean = posterior.predict_proba(X)
+        bounds = posterior.membership_interval(X, prob=prob)
+        for k in range(mean.shape[1]):
+            columns[f"post_p{k}"] = mean[:, k]
+            columns[f"post_p{k}_lower"] = bounds[:, k, 0]
+            columns[f"post_p{k}_upper"] = bounds[:, k, 1]
+        columns["post_classification"] = mean.argmax(axis=1)
+        columns["post_uncertainty"] = 1.0 - mean.max(axis=1)
+    return pd.DataFrame(columns)
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    """Result of :func:`compare_models`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per (n_components, covariance_type): ``bic``, ``aic``, ``icl`` (MLE) and
+        ``bic_map``, ``aic_map``, ``icl_map`` (MAP fits, data likelihood at the MAP;
+        lower is better), and with posteriors ``elpd_loo``, ``se_loo``, ``p_loo``
+        (PSIS-LOO; higher is better).
+    choices : pandas.DataFrame
+        The model each criterion chooses.
+    posteriors : dict
+        The fitted :class:`PosteriorGaussianMixture` per (K, covariance_type).
+    """
+
+    table: pd.DataFrame
+    choices: pd.DataFrame
+    posteriors: dict
+
+
+def compare_models(
+    X,
+    n_components: Iterable[int] = range(1, 6),
+    covariance_types: Iterable[str] = COVARIANCE_TYPES,
+    *,
+    posterior: bool = False,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    n_init: int = 5,
+    random_state=None,
+    progress: bool = False,
+) -> ModelComparison:
+    """BIC, AIC and ICL of MLE and MAP fits next to PSIS-LOO of posterior fits.
+
+    Parameters
+    ----------
+    X : array-like of shape (N, D)
+    n_components, covariance_types : iterables
+        The grid.
+    posterior : bool, default=False
+        Also sample every model's posterior and compute PSIS-LOO (slow: one NUTS run,
+        with its compile, per cell).
+    draws, tune, chains : int
+        For the posterior fits.
+    n_init, random_state, progress
+        As in :func:`bayesgmm.select_model`.
+
+    Returns
+    -------
+    ModelComparison
+    """
+    from bayesgmm.selection import select_model
+
+    ks = list(n_components)
+    types = list(covariance_types)
+    mle = select_model(
+        X, ks, types, n_init=n_init, random_state=random_state, progress=progress
+    ).table
+    map_ = select_model(
+        X, ks, types, n_init=n_init, random_state=random_state, progress=progress,
+        prior="default",
+    ).table  # fmt: skip
+    keys = ["n_components", "covariance_type"]
+    table = mle[[*keys, "mclust_name", "log_likelihood", "bic", "aic", "icl"]].merge(
+        map_[[*keys, "bic", "aic", "icl"]], on=keys, suffixes=("", "_map")
+    )
+    fitted: dict = {}
+    if posterior:
+        import arviz as az
+
+        from bayesgmm.bayes.posterior import PosteriorGaussianMixture
+
+        elpd, se, p_loo = [], [], []
+        for _, row in table.iterrows():
+            key = (int(row["n_components"]), row["covariance_type"])
+            if progress:
+                print(f"posterior K={key[0]} {key[1]}", file=sys.stderr)
+            post = PosteriorGaussianMixture(
+                key[0], covariance_type=key[1], draws=draws, tune=tune, chains=chains,
+                n_init=n_init, random_state=random_state,
+            ).fit(X)  # fmt: skip
+            loo = az.loo(post.idata_)
+            fitted[key] = post
+            elpd.append(float(loo.elpd))
+            se.append(float(loo.se))
+            p_loo.append(float(loo.p))
+        table = table.assign(elpd_loo=elpd, se_loo=se, p_loo=p_loo)
+    choices = []
+    for criterion in ("bic", "aic", "icl", "bic_map", "aic_map", "icl_map", "elpd_loo"):
+        if criterion not in table or table[criterion].isna().all():
+            continue
+        best = (
+            table[criterion].idxmax() if criterion == "elpd_loo" else table[criterion].idxmin()
+        )
+        choices.append(
+            {
+                "criterion": criterion,
+                "n_components": int(table.loc[best, "n_components"]),
+                "covariance_type": table.loc[best, "covariance_type"],
+                "value": float(table.loc[best, criterion]),
+            }
+        )
+    return ModelComparison(table=table, choices=pd.DataFrame(choices), posteriors=fitted)

@@ -1,0 +1,133 @@
+"""Comparison tables: posterior columns equal ArviZ's summary, components aligned."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TWO_BLOBS
+from sklearn.base import clone
+
+from bayesgmm import GaussianMixture
+from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
+
+X = TWO_BLOBS.X
+
+
+def _permuted(model: GaussianMixture, order) -> GaussianMixture:
+    """A copy of a fitted model with its components listed in another order."""
+    twin = clone(model)
+    twin.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
+    for attr in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        value = getattr(model, attr)
+        if model.covariance_type != "tied" or attr in ("weights_", "means_"):
+            value = value[list(order)]
+        setattr(twin, attr, value)
+    return twin
+
+
+@pytest.fixture(scope="module")
+def mle() -> GaussianMixture:
+    return GaussianMixture(2, random_state=5, tol=1e-8).fit(X)
+
+
+def test_posterior_columns_equal_arviz_summary(two_blobs_posterior, mle):
+    table = compare_estimates(two_blobs_posterior, mle, ci_prob=0.9, ci_kind="hdi")
+    ref = az.summary(
+        two_blobs_posterior.idata_,
+        var_names=["weights", "means", "covariances"],
+        ci_prob=0.9,
+        ci_kind="hdi",
+        round_to="none",
+    )
+    ref = pd.DataFrame(ref).loc[table["label"]]
+    pairs = {
+        "post_mean": "mean",
+        "post_sd": "sd",
+        "ci_lower": "hdi90_lb",
+        "ci_upper": "hdi90_ub",
+        "r_hat": "r_hat",
+        "ess_bulk": "ess_bulk",
+        "ess_tail": "ess_tail",
+        "mcse_mean": "mcse_mean",
+    }
+    for ours, theirs in pairs.items():
+        np.testing.assert_allclose(table[ours].to_numpy(float), ref[theirs].to_numpy(float))
+    assert len(table) == 2 + 4 + 8
+
+
+def test_point_estimate_columns_and_flags(two_blobs_posterior, mle):
+    table = compare_estimates(two_blobs_posterior, mle).set_index("label")
+    map_ = two_blobs_posterior.map_
+    for k in range(2):
+        assert table.loc[f"weights[{k}]", "map"] == pytest.approx(map_.weights_[k])
+        assert table.loc[f"means[{k}, x1]", "map"] == pytest.approx(map_.means_[k, 1])
+        assert table.loc[f"covariances[{k}, x0, x1]", "map"] == pytest.approx(
+            map_.covariances_[k, 0, 1]
+        )
+    inside = (table["mle"] >= table["ci_lower"]) & (table["mle"] <= table["ci_upper"])
+    np.testing.assert_array_equal(table["mle_in_ci"].astype(bool), inside)
+    np.testing.assert_allclose(
+        table["shrinkage_sd"], (table["map"] - table["mle"]) / table["post_sd"]
+    )
+    # without an MLE the MLE columns are missing values, not zeros
+    bare = compare_estimates(two_blobs_posterior)
+    assert bare["mle"].isna().all()
+    assert bare["mle_in_ci"].isna().all()
+    assert bare["map_in_ci"].notna().all()
+
+
+def test_permuting_the_mle_labels_gives_the_same_table(two_blobs_posterior, mle):
+    table = compare_estimates(two_blobs_posterior, mle)
+    swapped = compare_estimates(two_blobs_posterior, _permuted(mle, [1, 0]))
+    pd.testing.assert_frame_equal(table, swapped)
+    # and the MLE rows are matched to the MAP rows, not left in the MLE's own order
+    by_label = table.set_index("label")
+    assert abs(by_label.loc["means[0, x0]", "mle"] - by_label.loc["means[0, x0]", "map"]) < 0.1
+
+
+def test_xarray_format_has_a_statistic_dimension(two_blobs_posterior, mle):
+    ds = compare_estimates(two_blobs_posterior, mle, fmt="xarray")
+    assert ds["means"].dims == ("statistic", "component", "feature")
+    assert "post_mean" in ds["statistic"].values
+    assert ds.attrs["ci_kind"] == "eti"
+    with pytest.raises(ValueError, match="Unknown fmt"):
+        compare_estimates(two_blobs_posterior, fmt="csv")
+
+
+def test_membership_table(two_blobs_posterior, mle):
+    table = membership_table(X, mle, two_blobs_posterior, prob=0.9)
+    resp = mle.predict_proba(X)
+    order = [0, 1] if np.allclose(table["p0"], resp[:, 0]) else [1, 0]
+    np.testing.assert_allclose(table[["p0", "p1"]].to_numpy(), resp[:, order])
+    np.testing.assert_allclose(table["uncertainty"], 1 - resp.max(1))
+    swapped = membership_table(X, _permuted(mle, [1, 0]), two_blobs_posterior, prob=0.9)
+    pd.testing.assert_frame_equal(table, swapped)
+    assert (table["classification"] == table["post_classification"]).mean() > 0.97
+    assert np.all(table["post_p0_lower"] <= table["post_p0_upper"])
+    with pytest.raises(ValueError, match="needs a fitted"):
+        membership_table(X)
+
+
+def test_compare_models_point_criteria_and_choices():
+    result = compare_models(X, [1, 2, 3], ["full", "spherical"], random_state=0, n_init=2)
+    table = result.table
+    assert len(table) == 6
+    assert {"bic", "aic", "icl", "bic_map", "aic_map", "icl_map"} <= set(table.columns)
+    choices = result.choices.set_index("criterion")
+    best = table.loc[table["bic"].idxmin()]
+    assert choices.loc["bic", "n_components"] == best["n_components"] == 2
+    assert "elpd_loo" not in choices.index
+
+
+@pytest.mark.slow
+def test_compare_models_with_loo_prefers_the_true_k():
+    data = X[:, :1]
+    result = compare_models(
+        data, [1, 2], ["spherical"], posterior=True, draws=300, tune=300, chains=2,
+        random_state=0,
+    )  # fmt: skip
+    table = result.table.set_index("n_components")
+    assert table.loc[2, "elpd_loo"] > table.loc[1, "elpd_loo"] + 2 * table.loc[2, "se_loo"]
+    assert result.choices.set_index("criterion").loc["elpd_loo", "n_components"] == 2
