@@ -17,6 +17,7 @@ __all__ = [
     "check_data",
     "check_estimator_params",
     "check_initial_params",
+    "check_number",
     "check_sample_weight",
 ]
 
@@ -86,7 +87,7 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     return w
 
 
-def _check_number(name, value, *, integer=False, low=None, low_inclusive=True) -> None:
+def check_number(name, value, *, integer=False, low=None, low_inclusive=True) -> None:
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         what = "an integer" if integer else "a real number"
@@ -100,14 +101,14 @@ def _check_number(name, value, *, integer=False, low=None, low_inclusive=True) -
 
 def check_estimator_params(est) -> None:
     """Validate the constructor arguments of a ``GaussianMixture``."""
-    _check_number("n_components", est.n_components, integer=True, low=1)
+    check_number("n_components", est.n_components, integer=True, low=1)
     get_covariance_model(est.covariance_type)
-    _check_number("tol", est.tol, low=0.0)
-    _check_number("reg_covar", est.reg_covar, low=0.0)
-    _check_number("max_iter", est.max_iter, integer=True, low=0)
-    _check_number("n_init", est.n_init, integer=True, low=1)
-    _check_number("verbose", est.verbose, integer=True, low=0)
-    _check_number("verbose_interval", est.verbose_interval, integer=True, low=1)
+    check_number("tol", est.tol, low=0.0)
+    check_number("reg_covar", est.reg_covar, low=0.0)
+    check_number("max_iter", est.max_iter, integer=True, low=0)
+    check_number("n_init", est.n_init, integer=True, low=1)
+    check_number("verbose", est.verbose, integer=True, low=0)
+    check_number("verbose_interval", est.verbose_interval, integer=True, low=1)
     if est.init_params not in INIT_METHODS:
         raise ValueError(
             f"Unknown init_params {est.init_params!r}; expected one of {list(INIT_METHODS)}."

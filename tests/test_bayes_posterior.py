@@ -197,7 +197,8 @@ def test_relabelling_fixes_swapped_chains():
     [
         ({"prior": None}, "needs a proper prior"),
         ({"sampler": "stan"}, "Unknown sampler 'stan'"),
-        ({"draws": 0}, "`draws` must be an integer >= 1"),
+        ({"draws": 0}, "`draws` must be >= 1"),
+        ({"chains": 1.5}, "`chains` must be an integer"),
         ({"target_accept": 1.5}, "target_accept"),
         ({"covariance_type": "VVV"}, "Unknown covariance_type"),
     ],

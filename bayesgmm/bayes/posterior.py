@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data, check_estimator_params
+from bayesgmm._validation import check_data, check_number
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import log_mixture_density, responsibilities
@@ -124,24 +124,19 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     # -- fitting ------------------------------------------------------------------
     def _check_params(self) -> None:
-        check_estimator_params(
-            GaussianMixture(
-                self.n_components, covariance_type=self.covariance_type, n_init=self.n_init
-            )
-        )
-        for name in ("draws", "tune", "chains"):
-            value = getattr(self, name)
-            low = 0 if name == "tune" else 1
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}.")
+        check_number("n_components", self.n_components, integer=True, low=1)
+        get_covariance_model(self.covariance_type)
+        check_number("n_init", self.n_init, integer=True, low=1)
+        check_number("draws", self.draws, integer=True, low=1)
+        check_number("tune", self.tune, integer=True, low=0)
+        check_number("chains", self.chains, integer=True, low=1)
         if self.sampler not in _SAMPLERS:
             raise ValueError(f"Unknown sampler {self.sampler!r}; expected one of {_SAMPLERS}.")
         if self.init != "map":
             raise ValueError(f"Unknown init {self.init!r}; expected 'map'.")
-        if not (isinstance(self.target_accept, float) and 0.5 <= self.target_accept < 1.0):
-            raise ValueError(
-                f"`target_accept` must be a float in [0.5, 1); got {self.target_accept!r}."
-            )
+        check_number("target_accept", self.target_accept, low=0.5)
+        if self.target_accept >= 1.0:
+            raise ValueError(f"`target_accept` must be < 1; got {self.target_accept!r}.")
         if self.prior is None:
             raise ValueError(
                 "PosteriorGaussianMixture needs a proper prior: use prior='default' "
