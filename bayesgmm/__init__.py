@@ -3,12 +3,15 @@
 Public API only; see ``docs/architecture.md`` for the layout.
 """
 
+from bayesgmm.bootstrap import BootstrapResult, bootstrap
 from bayesgmm.core.covariance import CollapsedComponentError
+from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
 from bayesgmm.selection import ModelSelection, select_model
 
 __all__ = [
+    "BootstrapResult",
     "CollapsedComponentError",
     "CovariancePrior",
     "DirichletPrior",
@@ -17,7 +20,11 @@ __all__ = [
     "ModelSelection",
     "NormalMeanPrior",
     "PosteriorGaussianMixture",
+    "bootstrap",
     "build_model",
+    "compare_estimates",
+    "compare_models",
+    "membership_table",
     "select_model",
 ]
 
