@@ -3,7 +3,7 @@
 Public API only; see ``docs/architecture.md`` for the layout.
 """
 
-from bayesgmm.bootstrap import BootstrapResult, bootstrap
+from bayesgmm._bootstrap import BootstrapResult, bootstrap
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
 from bayesgmm.mixture import GaussianMixture

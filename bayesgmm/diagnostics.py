@@ -31,9 +31,15 @@ _PARAMS = ("weights", "means", "covariances")
 
 
 def params_to_dataset(
-    params: GMMParams, covariance_type: str, feature_names: Iterable[str]
+    params: GMMParams,
+    covariance_type: str,
+    feature_names: Iterable[str],
+    lead: tuple[str, ...] = (),
 ) -> xr.Dataset:
-    """One set of parameters as a Dataset named and dimensioned like the posterior's.
+    """Parameters as a Dataset named and dimensioned like the posterior group's.
+
+    ``lead`` names leading dimensions the arrays carry (e.g. ``("chain", "draw")``
+    for stacked draws).
 
     Examples
     --------
@@ -45,18 +51,18 @@ def params_to_dataset(
     names = list(feature_names)
     dims = get_covariance_model(covariance_type).dims
     coords = {
-        "component": np.arange(len(params.weights)),
+        "component": np.arange(np.shape(params.weights)[-1]),
         "feature": names,
         "feature_bis": names,
     }
     ds = xr.Dataset(
         {
-            "weights": (("component",), np.asarray(params.weights)),
-            "means": (("component", "feature"), np.asarray(params.means)),
-            "covariances": (dims, np.asarray(params.covariances)),
+            "weights": ((*lead, "component"), np.asarray(params.weights)),
+            "means": ((*lead, "component", "feature"), np.asarray(params.means)),
+            "covariances": ((*lead, *dims), np.asarray(params.covariances)),
         }
     )
-    return ds.assign_coords({d: coords[d] for d in ds.dims})
+    return ds.assign_coords({d: coords[d] for d in ds.dims if d in coords})
 
 
 def _align(ds: xr.Dataset, means: np.ndarray, reference: GMMParams, cov_type: str):
@@ -356,9 +362,7 @@ def compare_models(
     for criterion in ("bic", "aic", "icl", "bic_map", "aic_map", "icl_map", "elpd_loo"):
         if criterion not in table or table[criterion].isna().all():
             continue
-        best = (
-            table[criterion].idxmax() if criterion == "elpd_loo" else table[criterion].idxmin()
-        )
+        best = table[criterion].idxmax() if criterion == "elpd_loo" else table[criterion].idxmin()
         choices.append(
             {
                 "criterion": criterion,

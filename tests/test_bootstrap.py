@@ -12,7 +12,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from bayesgmm import GaussianMixture, GMMPrior
-from bayesgmm.bootstrap import (
+from bayesgmm._bootstrap import (
     BootstrapResult,
     BootstrapWarning,
     _relabelled_draws,

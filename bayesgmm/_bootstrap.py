@@ -23,9 +23,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import check_data, check_number, check_sample_weight
-from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
+from bayesgmm.diagnostics import params_to_dataset
 from bayesgmm.mixture import GaussianMixture
 
 __all__ = ["BootstrapResult", "BootstrapWarning", "bootstrap"]
@@ -85,7 +85,9 @@ class BootstrapResult:
     def estimates(self) -> xr.Dataset:
         """The original fit's parameters, dimensioned like one replicate."""
         features = [str(f) for f in self.draws["feature"].values]
-        return _params_dataset(self.reference._params(), self.reference.covariance_type, features)
+        return params_to_dataset(
+            self.reference._params(), self.reference.covariance_type, features
+        )
 
     def standard_errors(self) -> xr.Dataset:
         """Bootstrap standard errors: the standard deviation over replicates (ddof=1)."""
@@ -231,7 +233,7 @@ def bootstrap(
     Examples
     --------
     >>> from bayesgmm import GaussianMixture
-    >>> from bayesgmm.bootstrap import bootstrap
+    >>> from bayesgmm import bootstrap
     >>> from bayesgmm.datasets import make_mixture
     >>> X = make_mixture(200, n_components=2, n_features=1, separation=6, random_state=0).X
     >>> gm = GaussianMixture(2, tol=1e-6, random_state=0).fit(X)
@@ -374,28 +376,6 @@ def _feature_names(model: GaussianMixture) -> list[str]:
     return [f"x{j}" for j in range(model.means_.shape[1])]
 
 
-def _params_dataset(
-    params: GMMParams, covariance_type: str, features: list[str], lead: tuple[str, ...] = ()
-) -> xr.Dataset:
-    """Parameters (with optional leading dims ``lead``) named and dimensioned as the
-    posterior group's variables."""
-    dims = get_covariance_model(covariance_type).dims
-    n_components = params.weights.shape[-1]
-    coords = {
-        "component": np.arange(n_components),
-        "feature": list(features),
-        "feature_bis": list(features),
-    }
-    ds = xr.Dataset(
-        {
-            "weights": ((*lead, "component"), np.asarray(params.weights)),
-            "means": ((*lead, "component", "feature"), np.asarray(params.means)),
-            "covariances": ((*lead, *dims), np.asarray(params.covariances)),
-        }
-    )
-    return ds.assign_coords({d: coords[d] for d in ds.dims if d in coords})
-
-
 def _relabelled_draws(
     replicates: list[GMMParams], reference: GMMParams, covariance_type: str, features: list[str]
 ) -> xr.Dataset:
@@ -406,7 +386,7 @@ def _relabelled_draws(
     stacked = GMMParams(
         *(np.stack([getattr(r, f) for r in replicates])[None] for f in GMMParams._fields)
     )
-    ds = _params_dataset(stacked, covariance_type, features, lead=_SAMPLE_DIMS)
+    ds = params_to_dataset(stacked, covariance_type, features, lead=_SAMPLE_DIMS)
     ds = ds.assign_coords(chain=[0], draw=np.arange(len(replicates)))
     perms = match_to_reference(stacked.means[0], reference, covariance_type)
     return relabel_dataset(ds, xr.DataArray(perms[None], dims=("chain", "draw", "component")))
