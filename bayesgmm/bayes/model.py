@@ -12,6 +12,7 @@ The PyTensor counterparts of the covariance types live in one table,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,24 +138,28 @@ def _variance_rv(name: str, prior: CovariancePrior | None, scale, dims):
 
 
 @dataclass(frozen=True)
-class _SymbolicCovariance:
+class _SymbolicCovariance(ABC):
     """PyTensor functions of one covariance type (sklearn shapes, as in core)."""
 
     name: str
-    dims: tuple[str, ...]
     signature: str  # of the likelihood: (weights, means, covariances) -> one row
 
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """Named dims of the covariance variable (the core table's)."""
+        return get_covariance_model(self.name).dims
+
+    @abstractmethod
     def covariance_rv(self, prior: CovariancePrior | None, reference: np.ndarray):
         """The ``covariances`` RV; ``reference`` (D, D) is the flat prior's support point."""
-        raise NotImplementedError
 
+    @abstractmethod
     def log_gaussian(self, x, means, covariances):
         """``log N(x_n | mu_k, Sigma_k)``, shape (N, K)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
         """``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``."""
-        raise NotImplementedError
 
 
 class _FullSymbolic(_SymbolicCovariance):
@@ -221,12 +226,10 @@ class _SphericalSymbolic(_DiagSymbolic):
 
 
 _SYMBOLIC_COVARIANCES: dict[str, _SymbolicCovariance] = {
-    "full": _FullSymbolic(
-        "full", ("component", "feature", "feature_bis"), "(k),(k,d),(k,d,d)->(d)"
-    ),
-    "tied": _TiedSymbolic("tied", ("feature", "feature_bis"), "(k),(k,d),(d,d)->(d)"),
-    "diag": _DiagSymbolic("diag", ("component", "feature"), "(k),(k,d),(k,d)->(d)"),
-    "spherical": _SphericalSymbolic("spherical", ("component",), "(k),(k,d),(k)->(d)"),
+    "full": _FullSymbolic("full", "(k),(k,d),(k,d,d)->(d)"),
+    "tied": _TiedSymbolic("tied", "(k),(k,d),(d,d)->(d)"),
+    "diag": _DiagSymbolic("diag", "(k),(k,d),(k,d)->(d)"),
+    "spherical": _SphericalSymbolic("spherical", "(k),(k,d),(k)->(d)"),
 }
 assert tuple(_SYMBOLIC_COVARIANCES) == COVARIANCE_TYPES
 
