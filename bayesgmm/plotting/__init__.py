@@ -1,7 +1,9 @@
 """Plots of fitted mixtures; the only part of bayesgmm that imports matplotlib.
 
 Every ``plot_*`` function takes ``ax=None`` (a new figure is made only when it is None)
-and returns the :class:`matplotlib.axes.Axes` it drew on.
+and returns what it drew: the :class:`matplotlib.axes.Axes` (a tuple or list of them
+where a plot has several panels, as documented), or an arviz-plots ``PlotCollection``
+for :func:`plot_sampler_diagnostics`.
 """
 
 from bayesgmm.plotting._mixture import (
@@ -10,10 +12,26 @@ from bayesgmm.plotting._mixture import (
     plot_density_1d,
     plot_model_selection,
 )
+from bayesgmm.plotting._uncertainty import (
+    plot_co_clustering,
+    plot_estimates,
+    plot_membership,
+    plot_membership_intervals,
+    plot_posterior_ellipses,
+    plot_prior_posterior,
+    plot_sampler_diagnostics,
+)
 
 __all__ = [
+    "plot_co_clustering",
     "plot_components",
     "plot_convergence",
     "plot_density_1d",
+    "plot_estimates",
+    "plot_membership",
+    "plot_membership_intervals",
     "plot_model_selection",
+    "plot_posterior_ellipses",
+    "plot_prior_posterior",
+    "plot_sampler_diagnostics",
 ]

@@ -119,6 +119,22 @@ def _as_2d_array(X, n_features: int) -> np.ndarray:
     return arr
 
 
+def _check_features(features, n_features: int) -> tuple[int, int]:
+    """``features`` as two distinct valid column indices, with a clear error otherwise."""
+    try:
+        i, j = (int(f) for f in features)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"features must be a pair of column indices, e.g. (0, 1); got {features!r}."
+        ) from None
+    if i == j or not (0 <= i < n_features and 0 <= j < n_features):
+        raise ValueError(
+            f"features must be two distinct column indices in [0, {n_features - 1}]; "
+            f"got {features!r}."
+        )
+    return i, j
+
+
 def _model_input(model: GaussianMixture, X, arr: np.ndarray):
     """Data in the form the model was fitted with, so scikit-learn's name checks agree.
 
@@ -241,17 +257,7 @@ def plot_components(
             "plot_components needs at least 2 features, but the model was fitted on 1-D "
             "data; use plot_density_1d(model, X) to plot a 1-D mixture."
         )
-    try:
-        i, j = (int(f) for f in features)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"features must be a pair of column indices, e.g. (0, 1); got {features!r}."
-        ) from None
-    if i == j or not (0 <= i < n_features and 0 <= j < n_features):
-        raise ValueError(
-            f"features must be two distinct column indices in [0, {n_features - 1}]; "
-            f"got {features!r}."
-        )
+    i, j = _check_features(features, n_features)
     radii = np.atleast_1d(np.asarray(n_std, dtype=float))
     if radii.ndim != 1 or radii.size == 0 or not np.all(np.isfinite(radii) & (radii > 0)):
         raise ValueError(f"n_std must be one or more positive numbers; got {n_std!r}.")
@@ -337,8 +343,12 @@ def plot_components(
 
 
 def plot_model_selection(
-    selection: ModelSelection, *, criterion: str = "bic", ax: Axes | None = None
-) -> Axes:
+    selection: ModelSelection | pd.DataFrame,
+    *,
+    criterion: str = "bic",
+    loo: bool | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
+) -> Axes | tuple[Axes, Axes]:
     """mclust-style plot of an information criterion against the number of components.
 
     One line with markers per covariance type (labelled with both names, e.g.
@@ -347,20 +357,39 @@ def plot_model_selection(
     annotated ("chosen" when ``criterion`` is the one the selection used). Lower
     is better (mclust plots the negative, higher is better).
 
+    When the table also has an ``elpd_loo`` column (PSIS-LOO expected log predictive
+    density of the full posteriors, higher is better) with finite values, a second
+    panel beside the first shows ``elpd_loo`` with ``+/- se_loo`` error bars per
+    covariance type over ``n_components`` (NaN where LOO was not computed), the best
+    model circled.
+
     Parameters
     ----------
-    selection : ModelSelection
-        Result of :func:`bayesgmm.select_model`.
+    selection : ModelSelection or pandas.DataFrame
+        Result of :func:`bayesgmm.select_model`, or a table with the columns
+        ``n_components``, ``covariance_type`` and ``criterion`` (optionally
+        ``elpd_loo`` and ``se_loo``).
     criterion : {'bic', 'aic', 'icl'}, default='bic'
-        Column of ``selection.table`` to plot.
-    ax : matplotlib.axes.Axes, optional
-        Axes to draw on; a new figure is created when None.
+        Column of the table to plot.
+    loo : bool, optional
+        Draw the LOO panel. By default (None) it is drawn when the table has finite
+        ``elpd_loo`` values and ``ax`` is None or a pair of Axes; True requires it
+        (an error if there is no LOO or only one Axes); False never draws it.
+    ax : matplotlib.axes.Axes or pair of Axes, optional
+        Axes to draw on: one for the criterion, or two (criterion, LOO). A new
+        figure (with two panels when LOO is drawn) is created when None.
 
     Returns
     -------
-    matplotlib.axes.Axes
-        ``ax.lines`` holds one line per covariance type (in the table's order);
-        the chosen model's marker is ``ax.collections[0]``.
+    matplotlib.axes.Axes or tuple of two Axes
+        The criterion Axes alone when LOO is not drawn, else ``(criterion_ax,
+        loo_ax)``. On ``criterion_ax``, ``ax.lines`` holds one line per covariance
+        type (in the table's order) and the chosen model's marker is
+        ``ax.collections[0]``. On ``loo_ax``, ``loo_ax.containers`` holds one
+        :class:`~matplotlib.container.ErrorbarContainer` per covariance type (same
+        order and colours); its line's y-data are ``elpd_loo``, its x-data
+        ``n_components`` shifted by a small dodge (at most +/- 0.1) so the error bars
+        of different types do not overlap.
 
     Examples
     --------
@@ -374,34 +403,79 @@ def plot_model_selection(
     >>> ax = plot_model_selection(sel)
     >>> [line.get_label() for line in ax.lines]
     ['tied (EEE)', 'full (VVV)']
+
+    A table with LOO values (made up here) gets a second panel:
+
+    >>> table = sel.table.assign(elpd_loo=-1130.0 + sel.table["n_components"], se_loo=9.0)
+    >>> bic_ax, loo_ax = plot_model_selection(table)
+    >>> loo_ax.get_ylabel()
+    'ELPD-LOO (higher is better)'
     >>> plt.close("all")
     """
     if criterion not in _CRITERIA:
         raise ValueError(f"Unknown criterion {criterion!r}; expected one of {list(_CRITERIA)}.")
-    table = selection.table
+    table = getattr(selection, "table", selection)
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(
+            "selection must be a ModelSelection or a DataFrame with columns n_components, "
+            f"covariance_type and {criterion!r}; got {type(selection).__name__}."
+        )
+    missing = {"n_components", "covariance_type", criterion} - set(table.columns)
+    if missing:
+        raise ValueError(f"The model-selection table lacks the column(s) {sorted(missing)}.")
     values = table[criterion].to_numpy(dtype=float)
     if np.all(np.isnan(values)):
         raise ValueError(f"Every fit in the table failed; there is no {criterion} to plot.")
 
-    ax = _get_ax(ax)
+    has_loo = "elpd_loo" in table.columns and bool(
+        np.isfinite(table["elpd_loo"].to_numpy(dtype=float)).any()
+    )
+    single_ax = ax is not None and not isinstance(ax, Sequence | np.ndarray)
+    if loo and not has_loo:
+        raise ValueError("loo=True, but the table has no finite 'elpd_loo' values.")
+    if loo and single_ax:
+        raise ValueError("loo=True needs two Axes: pass ax=(criterion_ax, loo_ax) or None.")
+    draw_loo = has_loo and not single_ax if loo is None else bool(loo)
+
+    if not draw_loo:
+        crit_ax = _get_ax(ax if single_ax else (None if ax is None else np.ravel(ax)[0]))
+        loo_ax = None
+    elif ax is None:
+        import matplotlib.pyplot as plt
+
+        _, (crit_ax, loo_ax) = plt.subplots(1, 2, figsize=(12.0, 4.6), layout="constrained")
+    else:
+        crit_ax, loo_ax = np.ravel(ax)
+
+    _plot_criterion(crit_ax, selection, table, criterion, values)
+    if loo_ax is None:
+        return crit_ax
+    _plot_loo(loo_ax, table)
+    return crit_ax, loo_ax
+
+
+def _covariance_label(cov: str) -> str:
+    return f"{cov} ({get_covariance_model(cov).mclust_name})"
+
+
+def _plot_criterion(ax: Axes, selection, table: pd.DataFrame, criterion: str, values) -> None:
+    """The criterion panel of :func:`plot_model_selection`."""
     for n, cov in enumerate(pd.unique(table["covariance_type"])):
         rows = table[table["covariance_type"] == cov].sort_values("n_components")
-        mclust = get_covariance_model(cov).mclust_name
         ax.plot(
             rows["n_components"].to_numpy(),
             rows[criterion].to_numpy(dtype=float),
+            color=f"C{n % 10}",
             marker=_MARKERS[n % len(_MARKERS)],
             markersize=6,
             markerfacecolor="none",  # hollow, so equal values (K=1 full/tied) stay visible
             markeredgewidth=1.4,
             linewidth=1.4,
-            label=f"{cov} ({mclust})",
+            label=_covariance_label(cov),
         )
 
     best = table.iloc[int(np.nanargmin(values))]
     best_k, best_value = int(best["n_components"]), float(best[criterion])
-    best_cov = str(best["covariance_type"])
-    best_name = f"{best_cov} ({get_covariance_model(best_cov).mclust_name})"
     ax.scatter(
         [best_k],
         [best_value],
@@ -412,20 +486,16 @@ def plot_model_selection(
         zorder=5,
     )
     # "chosen" only if this criterion is the one that picked selection.best_estimator.
-    verb = "chosen" if criterion == selection.criterion else f"lowest {criterion.upper()}"
-    k_min, k_max = table["n_components"].min(), table["n_components"].max()
-    right_half = best_k > (k_min + k_max) / 2
-    ax.annotate(
-        f"{verb}: K={best_k}, {best_name}\n{criterion.upper()} = {best_value:.1f}",
-        xy=(best_k, best_value),
-        xytext=(-14 if right_half else 14, 28),
-        textcoords="offset points",
-        ha="right" if right_half else "left",
-        va="bottom",
-        fontsize="small",
-        bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.6", "alpha": 0.9},
-        arrowprops={"arrowstyle": "->", "color": "black"},
-        zorder=6,
+    chosen = criterion == getattr(selection, "criterion", None)
+    verb = "chosen" if chosen else f"lowest {criterion.upper()}"
+    _annotate_best(
+        ax,
+        table,
+        best_k,
+        best_value,
+        f"{verb}: K={best_k}, {_covariance_label(str(best['covariance_type']))}\n"
+        f"{criterion.upper()} = {best_value:.1f}",
+        above=True,
     )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of components")
@@ -433,7 +503,76 @@ def plot_model_selection(
     ax.set_title(f"Model selection by {criterion.upper()}")
     ax.legend(title="covariance", fontsize="small")
     ax.grid(alpha=0.3)
-    return ax
+
+
+def _annotate_best(
+    ax: Axes, table: pd.DataFrame, k: float, value: float, text: str, *, above: bool
+) -> None:
+    """An arrow and a boxed note at the best model, on the side with more room."""
+    k_min, k_max = table["n_components"].min(), table["n_components"].max()
+    right_half = k > (k_min + k_max) / 2
+    ax.annotate(
+        text,
+        xy=(k, value),
+        xytext=(-14 if right_half else 14, 28 if above else -28),
+        textcoords="offset points",
+        ha="right" if right_half else "left",
+        va="bottom" if above else "top",
+        fontsize="small",
+        bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.6", "alpha": 0.9},
+        arrowprops={"arrowstyle": "->", "color": "black"},
+        zorder=6,
+    )
+
+
+def _plot_loo(ax: Axes, table: pd.DataFrame) -> None:
+    """The PSIS-LOO panel of :func:`plot_model_selection`: elpd_loo +/- se_loo over K."""
+    cov_types = list(pd.unique(table["covariance_type"]))
+    dodge = 0.2 / max(len(cov_types) - 1, 1)
+    for n, cov in enumerate(cov_types):
+        rows = table[table["covariance_type"] == cov].sort_values("n_components")
+        elpd = rows["elpd_loo"].to_numpy(dtype=float)
+        se = rows["se_loo"].to_numpy(dtype=float) if "se_loo" in rows.columns else None
+        shift = (n - (len(cov_types) - 1) / 2) * dodge if len(cov_types) > 1 else 0.0
+        ax.errorbar(
+            rows["n_components"].to_numpy(dtype=float) + shift,
+            elpd,
+            yerr=se,
+            color=f"C{n % 10}",
+            marker=_MARKERS[n % len(_MARKERS)],
+            markersize=6,
+            markerfacecolor="none",
+            markeredgewidth=1.4,
+            linewidth=1.4,
+            elinewidth=1.1,
+            capsize=3,
+            label=_covariance_label(cov),
+        )
+    elpd_all = table["elpd_loo"].to_numpy(dtype=float)
+    best = table.iloc[int(np.nanargmax(elpd_all))]
+    best_k, best_value = int(best["n_components"]), float(best["elpd_loo"])
+    n_best = cov_types.index(best["covariance_type"])
+    x_best = best_k + ((n_best - (len(cov_types) - 1) / 2) * dodge if len(cov_types) > 1 else 0)
+    ax.scatter(
+        [x_best], [best_value], s=260, facecolors="none", edgecolors="black", linewidths=1.8
+    )
+    _annotate_best(
+        ax,
+        table,
+        x_best,
+        best_value,
+        f"highest ELPD: K={best_k}, {_covariance_label(str(best['covariance_type']))}\n"
+        f"ELPD-LOO = {best_value:.1f}",
+        above=False,
+    )
+    k_all = table["n_components"].to_numpy(dtype=float)
+    ax.set_xlim(k_all.min() - 0.35, k_all.max() + 0.35)  # the criterion panel's K range
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("number of components")
+    ax.set_ylabel("ELPD-LOO (higher is better)")
+    ax.set_title("Posterior predictive fit by PSIS-LOO (+/- 1 se)")
+    ax.legend(title="covariance", fontsize="small")
+    ax.grid(alpha=0.3)
 
 
 def plot_convergence(model: GaussianMixture, *, ax: Axes | None = None) -> Axes:
@@ -494,7 +633,9 @@ def plot_convergence(model: GaussianMixture, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_density_1d(model: GaussianMixture, X, *, bins="auto", ax: Axes | None = None) -> Axes:
+def plot_density_1d(
+    model: GaussianMixture, X, *, bins="auto", kde: bool = False, ax: Axes | None = None
+) -> Axes:
     r"""Histogram of 1-D data with the mixture density and its weighted components.
 
     Draws ``K + 1`` lines on a grid that covers the data and ``mu_k +/- 4 sigma_k``
@@ -504,6 +645,8 @@ def plot_density_1d(model: GaussianMixture, X, *, bins="auto", ax: Axes | None =
 
     (solid black, ``exp(model.score_samples(grid))``) and each term
     :math:`\pi_k N(x \mid \mu_k, \sigma_k^2)` (dashed), over a density histogram.
+    With ``kde=True`` a model-free reference is added: a Gaussian kernel density
+    estimate of the data (:class:`scipy.stats.gaussian_kde`, Scott's bandwidth).
 
     Parameters
     ----------
@@ -513,13 +656,16 @@ def plot_density_1d(model: GaussianMixture, X, *, bins="auto", ax: Axes | None =
         Data for the histogram.
     bins : int, sequence or str, default='auto'
         Passed to :meth:`matplotlib.axes.Axes.hist`.
+    kde : bool, default=False
+        Also draw the kernel density estimate (dotted grey, labelled "KDE").
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure is created when None.
 
     Returns
     -------
     matplotlib.axes.Axes
-        ``ax.lines[0]`` is the mixture density, ``ax.lines[1:]`` the K components.
+        ``ax.lines[0]`` is the mixture density, ``ax.lines[1:K + 1]`` the K
+        components and, with ``kde=True``, ``ax.lines[K + 1]`` the KDE (same grid).
 
     Examples
     --------
@@ -534,6 +680,9 @@ def plot_density_1d(model: GaussianMixture, X, *, bins="auto", ax: Axes | None =
     >>> ax = plot_density_1d(gm, X)
     >>> len(ax.lines)  # the mixture and its 2 components
     3
+    >>> ax = plot_density_1d(gm, X, kde=True)
+    >>> ax.lines[-1].get_label()
+    'KDE (Scott bandwidth)'
     >>> plt.close("all")
     """
     check_is_fitted(model)
@@ -573,10 +722,24 @@ def plot_density_1d(model: GaussianMixture, X, *, bins="auto", ax: Axes | None =
             label=f"component {k} (weight {model.weights_[k]:.2f})",
             zorder=3,
         )
+    if kde:
+        from scipy.stats import gaussian_kde
+
+        if np.ptp(x) == 0:
+            raise ValueError("kde=True needs data that are not all equal.")
+        ax.plot(
+            grid[:, 0],
+            gaussian_kde(x)(grid[:, 0]),
+            color="0.3",
+            linestyle=":",
+            linewidth=2.0,
+            label="KDE (Scott bandwidth)",
+            zorder=5,
+        )
     ax.set_xlim(lo, hi)
     ax.set_ylim(bottom=0.0)
     ax.set_xlabel(name)
     ax.set_ylabel("density")
     ax.set_title(_model_title(model))
-    _legend(ax, n_entries=n_components + 2)
+    _legend(ax, n_entries=n_components + 2 + int(kde))
     return ax
