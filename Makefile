@@ -1,13 +1,14 @@
 # bayesgmm: one virtual environment at .venv, created if missing.
 #   make demo   set up, then run the demo on the bundled Old Faithful data
 #   make test   set up, then lint and run the test suite (what CI runs)
+#   make docs   set up, then build the documentation site (warnings are errors)
 
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint format bench clean
+.PHONY: setup demo test test-slow lint format bench docs clean
 
 setup: $(STAMP)
 
@@ -38,5 +39,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_em_vs_sklearn.py
 
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) bayesgmm-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) bayesgmm-demo .pytest_cache .ruff_cache docs/_build docs/api/generated

@@ -97,7 +97,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Objective per sample (weighted) at the last E-step of the best start: the
         mean log-likelihood, or with a prior the MAP objective
         ``(log-likelihood + log prior) / n_samples``.
-    lower_bounds_ : ndarray of shape (n_iter_,)
+    lower_bounds_ : ndarray of shape (``n_iter_``,)
         The objective at every iteration of the best start (never decreases).
     prior_ : GMMPrior or None
         The prior actually used (``prior='default'`` resolved on the training data).
