@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint format bench docs clean
+.PHONY: setup demo test test-slow lint format bench docs browser clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
+
+# Debian's chromium for the test that renders report.html (skipped, with a message, if it
+# cannot be installed: it needs root and apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ ! -x /usr/bin/apt-get ] || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "could not install chromium: the browser test will be skipped"
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

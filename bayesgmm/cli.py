@@ -1,22 +1,33 @@
 """The ``bayesgmm`` command line.
 
-``bayesgmm demo`` runs model selection on the bundled Old Faithful data, prints a summary
-and saves plots and tables. Every subcommand is one ``_add_<name>_parser`` function in
-:data:`_SUBCOMMANDS` that registers its arguments and its handler (``handler(args) -> int``),
-so new commands (``fit``, ``select``) slot in without touching :func:`main`.
+- ``bayesgmm fit DATA.csv --components K --out DIR`` fits a mixture by maximum likelihood,
+  MAP and the full posterior and writes a self-contained ``report.html``, ``estimates.csv``,
+  ``posterior.nc``, ``models.joblib`` and ``summary.txt`` (the report is rendered by
+  :mod:`bayesgmm.report`).
+- ``bayesgmm select DATA.csv --components 1-9 --out DIR`` compares numbers of components
+  and covariance types (BIC/AIC/ICL, PSIS-LOO with ``--posterior``).
+- ``bayesgmm demo`` runs model selection on the bundled Old Faithful data, prints a
+  summary and saves plots and tables.
+
+Every subcommand is one ``_add_<name>_parser`` function in :data:`_SUBCOMMANDS` that
+registers its arguments and its handler (``handler(args) -> int``). Output folders are
+written through :func:`_write_atomically`, so they are never left half-written.
 
 Exit codes: 0 success, 1 the command failed (a one-line message on stderr), 2 bad
-arguments (a one-line message on stderr), 130 interrupted.
+arguments or unusable data (a one-line message on stderr), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
 import sys
+import textwrap
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,6 +39,14 @@ __all__ = ["build_parser", "main"]
 PROG = "bayesgmm"
 #: Files ``bayesgmm demo`` writes into its output folder.
 DEMO_FILES = ("components.png", "bic.png", "bic_table.csv", "summary.txt")
+#: Files ``bayesgmm fit`` writes (``posterior.nc`` only with the posterior).
+FIT_FILES = ("report.html", "estimates.csv", "posterior.nc", "models.joblib", "summary.txt")
+#: Files ``bayesgmm select`` writes.
+SELECT_FILES = ("selection.csv", "selection.png", "report.html", "summary.txt")
+#: Estimation methods of ``bayesgmm fit``, in the order they run.
+METHODS = ("mle", "map", "posterior")
+#: EM settings of the MLE and MAP fits of ``bayesgmm fit`` (besides the seed).
+EM_SETTINGS = {"n_init": 5, "tol": 1e-6, "max_iter": 1000}
 
 
 class CommandError(Exception):
@@ -176,13 +195,16 @@ def _save_plot(path: Path, function: str, *args) -> None:
     fig.savefig(path, dpi=150)
 
 
-def _write_atomically(out: Path, writers: dict[str, Callable[[Path], object]]) -> None:
+def _write_atomically(
+    out: Path, writers: dict[str, Callable[[Path], object]], stale: Sequence[str] = ()
+) -> None:
     """Write every file into a fresh staging folder, then move the results into ``out``.
 
     A new ``out`` is the staging folder renamed (``os.replace``), so it appears complete
     or not at all. An existing ``out`` gets each file replaced (``os.replace`` from a
-    staging folder inside it); other files in it are left alone. On failure the staging
-    folder is removed and ``out`` is as it was.
+    staging folder inside it), and the files named in ``stale`` that were not written
+    this time (left by an earlier run with other options) are removed; other files in
+    it are left alone. On failure the staging folder is removed and ``out`` is as it was.
     """
     existed = out.is_dir()
     parent = out if existed else out.parent
@@ -196,6 +218,9 @@ def _write_atomically(out: Path, writers: dict[str, Callable[[Path], object]]) -
             for name in writers:
                 os.replace(staging / name, out / name)
             staging.rmdir()
+            for name in stale:
+                if name not in writers and (out / name).is_file():
+                    (out / name).unlink()
         else:
             os.replace(staging, out)
     except BaseException:
@@ -278,8 +303,664 @@ def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + line for line in text.splitlines())
 
 
+# -- shared by fit and select ------------------------------------------------------------
+def _fail(command: str, message: str, code: int = 2) -> CommandError:
+    return CommandError(f"{PROG} {command}: error: {message}", code=code)
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",")]
+
+
+def _components_list(text: str) -> list[int]:
+    """argparse ``type`` for ``--components``: ``1-9``, ``2,3,5``, ``4`` or ``1-3,6``."""
+    example = "use a range like 1-9 or a list like 2,3,5"
+    ks: set[int] = set()
+    for item in _items(text):
+        start, dash, end = item.partition("-")
+        try:
+            low = int(start)
+            high = int(end) if dash else low
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a number or range; {example}"
+            ) from None
+        if low > high:
+            raise argparse.ArgumentTypeError(f"range {item!r} is empty (start > end); {example}")
+        if low < 1:
+            raise argparse.ArgumentTypeError(f"numbers of components must be >= 1; got {item!r}")
+        if high - low > 1000:
+            raise argparse.ArgumentTypeError(f"range {item!r} is too long; {example}")
+        ks.update(range(low, high + 1))
+    return sorted(ks)
+
+
+def _methods_list(text: str) -> tuple[str, ...]:
+    """argparse ``type`` for ``--methods``: a comma-separated subset of :data:`METHODS`."""
+    chosen = [m.lower() for m in _items(text)]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {unknown[0] if unknown else text!r}; choose from {','.join(METHODS)}"
+        )
+    return tuple(m for m in METHODS if m in chosen)
+
+
+def _covariance_list(text: str) -> list[str]:
+    """argparse ``type`` for ``select --covariance``: ``all`` or a comma-separated list."""
+    from bayesgmm.core.covariance import COVARIANCE_TYPES
+
+    if text.strip().lower() == "all":
+        return list(COVARIANCE_TYPES)
+    chosen = list(dict.fromkeys(c.lower() for c in _items(text)))
+    unknown = [c for c in chosen if c not in COVARIANCE_TYPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown covariance type {unknown[0]!r}; choose 'all' or from "
+            f"{','.join(COVARIANCE_TYPES)}"
+        )
+    return chosen
+
+
+def _n_boot(text: str) -> int:
+    """argparse ``type`` for ``--bootstrap``: 0 (none) or at least 2 replicates."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 0 or an integer >= 2, got {text!r}") from None
+    if value < 0 or value == 1:
+        raise argparse.ArgumentTypeError(f"must be 0 (no bootstrap) or >= 2, got {value}")
+    return value
+
+
+def _is_numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _read_data(
+    command: str, path: Path, columns: str | None, min_rows: int, why: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The numeric data of a CSV file, and notes on what was left out.
+
+    Raises a :class:`CommandError` (exit code 2) for a missing or unreadable file, an
+    unknown or non-numeric column in ``columns``, no numeric column, infinite values,
+    or fewer than ``min_rows`` complete rows (``why`` says what needs them).
+    """
+    shown = str(path)
+    if not path.exists():
+        raise _fail(command, f"data file {shown!r} not found")
+    if path.is_dir():
+        raise _fail(command, f"{shown!r} is a directory, not a CSV file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise _fail(command, f"data file {shown!r} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _fail(command, f"cannot read {shown!r} as CSV: {first}") from None
+    except OSError as err:
+        raise _fail(command, f"cannot read {shown!r}: {err.strerror or err}") from None
+    frame.columns = [str(c) for c in frame.columns]
+    available = ", ".join(frame.columns)
+    notes = []
+    if columns is not None:
+        chosen = _items(columns)
+        unknown = [c for c in chosen if c not in frame.columns]
+        if unknown:
+            raise _fail(
+                command,
+                f"unknown column {unknown[0]!r} in --columns; the columns are: {available}",
+            )
+        twice = [c for c in dict.fromkeys(chosen) if chosen.count(c) > 1]
+        if twice:
+            raise _fail(command, f"column {twice[0]!r} is given twice in --columns")
+        for name in chosen:
+            if not _is_numeric(frame[name]):
+                values = frame[name]
+                bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+                example = f" (e.g. {bad.iloc[0]!r} in data row {bad.index[0]})" if len(bad) else ""
+                raise _fail(command, f"column {name!r} is not numeric{example}")
+    else:
+        chosen = [c for c in frame.columns if _is_numeric(frame[c])]
+        dropped = [c for c in frame.columns if c not in chosen]
+        if not chosen:
+            raise _fail(command, f"{shown!r} has no numeric column (columns: {available})")
+        if dropped:
+            notes.append(
+                f"non-numeric column(s) left out: {', '.join(dropped)} "
+                "(choose columns with --columns)"
+            )
+    X = frame[chosen].astype(float)
+    values = X.to_numpy()
+    if np.isinf(values).any():
+        name = X.columns[np.isinf(values).any(axis=0)][0]
+        raise _fail(command, f"column {name!r} has infinite values")
+    complete = ~np.isnan(values).any(axis=1)
+    if not complete.all():
+        notes.append(f"{int((~complete).sum())} row(s) with missing values left out")
+        X = X[complete]
+    if len(X) < min_rows:
+        raise _fail(
+            command,
+            f"too few rows: {shown!r} has {len(X)} complete row(s) of numeric data, but "
+            f"{why} needs at least {min_rows}",
+        )
+    return X, notes
+
+
+def _check_out(command: str, out: Path) -> None:
+    """Fail early (before any fitting) if ``out`` cannot become the output folder."""
+    if out.exists() and not out.is_dir():
+        raise _fail(command, f"--out {str(out)!r} exists and is not a directory")
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise _fail(command, f"--out {str(out)!r}: cannot write in {str(existing)!r}")
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    return progress
+
+
+class _CollectWarnings:
+    """Record the warnings raised inside (first line, once each) and echo them.
+
+    Deprecation and future warnings (meant for developers of the libraries) are not
+    shown; warnings in ``skip`` (e.g. the sampler's, which the report words itself)
+    are echoed but not kept.
+    """
+
+    def __init__(self, found: list[str], echo: Callable[[str], None], skip=()) -> None:
+        self.found = found
+        self.echo = echo
+        self.skip = tuple(skip)
+        self._context = warnings.catch_warnings(record=True)
+
+    def __enter__(self):
+        self._caught = self._context.__enter__()
+        warnings.simplefilter("always")
+        for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", category)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._context.__exit__(*exc_info)
+        seen = set(self.found)
+        for record in self._caught:
+            text = str(record.message).strip().splitlines()
+            source = _package_of(record.filename)
+            origin = f" (from {source})" if source and source != "bayesgmm" else ""
+            line = f"{record.category.__name__}{origin}: {text[0] if text else ''}"
+            if line in seen:
+                continue
+            seen.add(line)
+            self.echo(f"warning: {line}")
+            if not issubclass(record.category, self.skip):
+                self.found.append(line)
+        return False
+
+
+def _package_of(filename: str) -> str | None:
+    """The top-level package a source file belongs to (``.../site-packages/PKG/...``)."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return parts[parts.index(marker) + 1].removesuffix(".py")
+    if "bayesgmm" in parts:
+        return "bayesgmm"
+    return None
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder, created if needed; written completely or not at all "
+        "(bayesgmm's files in an existing folder are replaced, others left alone)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_int_at_least(0, 2**32 - 1),
+        default=0,
+        help="random seed (default: 0)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress messages or warnings on stderr"
+    )
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", type=Path, metavar="DATA.csv", help="CSV file with a header row")
+    parser.add_argument(
+        "--columns",
+        metavar="a,b,...",
+        help="comma-separated columns to use (default: every numeric column; the others "
+        "are left out with a note)",
+    )
+
+
+def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--draws",
+        type=_int_at_least(1),
+        default=1000,
+        metavar="N",
+        help="posterior draws per chain (default: 1000)",
+    )
+    parser.add_argument(
+        "--tune",
+        type=_int_at_least(0),
+        default=1000,
+        metavar="N",
+        help="tuning steps per chain, discarded (default: 1000)",
+    )
+    parser.add_argument(
+        "--chains",
+        type=_int_at_least(1),
+        default=4,
+        metavar="N",
+        help="NUTS chains (default: 4)",
+    )
+
+
+# -- bayesgmm fit ------------------------------------------------------------------------
+_FIT_EPILOG = """\
+examples:
+  bayesgmm fit faithful.csv --components 2 --out faithful-fit
+      MLE, MAP and full posterior (4 chains x 1000 draws) of a 2-component mixture
+  bayesgmm fit data.csv --components 3 --columns x,y --methods mle,map --out quick
+      point estimates only (seconds), on two of the columns
+  bayesgmm fit data.csv --components 2 --covariance diag --draws 500 --bootstrap 0 --out run2
+
+writes to DIR: report.html (self-contained: open it in a browser), estimates.csv,
+posterior.nc (with the posterior; read it with arviz.from_netcdf or
+xarray.open_datatree), models.joblib (the fitted models: joblib.load(path) gives a dict
+with keys 'mle', 'map', 'posterior'; reloading needs the same bayesgmm version) and
+summary.txt (also printed).
+"""
+
+
+def _add_fit_parser(subparsers) -> None:
+    from bayesgmm.core.covariance import COVARIANCE_TYPES
+
+    parser = subparsers.add_parser(
+        "fit",
+        help="fit a mixture to a CSV file by MLE, MAP and full posterior; HTML report",
+        description=textwrap.fill(
+            "Fit a K-component Gaussian mixture to the numeric columns of a CSV file by "
+            "maximum likelihood (EM), MAP (EM with mclust's default conjugate prior) and "
+            "the full posterior (NUTS), and write a report comparing the three.",
+            width=88,
+        ),
+        epilog=_FIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_data_arguments(parser)
+    parser.add_argument(
+        "--components",
+        type=_int_at_least(1),
+        required=True,
+        metavar="K",
+        help="number of mixture components",
+    )
+    parser.add_argument(
+        "--covariance",
+        choices=COVARIANCE_TYPES,
+        default="full",
+        metavar="TYPE",
+        help=f"covariance type: {', '.join(COVARIANCE_TYPES)} (default: full)",
+    )
+    parser.add_argument(
+        "--methods",
+        type=_methods_list,
+        default=METHODS,
+        metavar="LIST",
+        help="comma-separated subset of mle,map,posterior (default: all three)",
+    )
+    _add_sampling_arguments(parser)
+    parser.add_argument(
+        "--bootstrap",
+        type=_n_boot,
+        default=200,
+        metavar="N",
+        help="bootstrap replicates of the MLE for its standard errors and intervals; "
+        "0 for none (default: 200)",
+    )
+    _add_output_arguments(parser)
+    parser.set_defaults(handler=_run_fit)
+
+
+def _check_netcdf_writer(command: str) -> None:
+    """posterior.nc needs h5netcdf (with h5py) or netCDF4: fail before sampling, not after."""
+    from importlib.util import find_spec
+
+    if not ((find_spec("h5netcdf") and find_spec("h5py")) or find_spec("netCDF4")):
+        raise _fail(
+            command,
+            "writing posterior.nc needs the h5netcdf package: pip install 'h5netcdf[h5py]' "
+            "(or leave out the posterior: --methods mle,map)",
+            code=1,
+        )
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from threadpoolctl import threadpool_limits
+
+    from bayesgmm import GaussianMixture, bootstrap
+    from bayesgmm.report import FitResult
+
+    command = "fit"
+    progress = _progress(args)
+    methods: tuple[str, ...] = args.methods
+    k, cov, seed = args.components, args.covariance, args.seed
+    _check_out(command, args.out)
+    if "posterior" in methods:
+        _check_netcdf_writer(command)
+    X, notes = _read_data(command, args.data, args.columns, max(2, k), f"a {k}-component mixture")
+    for note in notes:
+        print(f"{PROG} {command}: note: {note}", file=sys.stderr, flush=True)
+    progress(
+        f"Read {args.data}: {X.shape[0]} rows x {X.shape[1]} columns ({', '.join(X.columns)})"
+    )
+    n_boot = args.bootstrap if "mle" in methods else 0
+    if args.bootstrap and "mle" not in methods:
+        progress("--bootstrap ignored: it bootstraps the MLE, which is not among --methods")
+    if "posterior" in methods:
+        from bayesgmm.bayes import SamplingWarning
+
+        skip: tuple[type, ...] = (SamplingWarning,)
+    else:
+        skip = ()
+
+    models: dict = {}
+    boot = None
+    fit_warnings: list[str] = []
+    timings: dict[str, float] = {}
+    em = f"K={k}, {cov} covariances, {EM_SETTINGS['n_init']} EM starts"
+    # Small data: BLAS threads only add overhead (see _run_demo).
+    with threadpool_limits(limits=1), _CollectWarnings(fit_warnings, progress, skip):
+        if "mle" in methods:
+            progress(f"Maximum likelihood: {em} ...")
+            start = time.perf_counter()
+            models["mle"] = GaussianMixture(
+                k, covariance_type=cov, random_state=seed, **EM_SETTINGS
+            ).fit(X)
+            timings["mle"] = time.perf_counter() - start
+        if "map" in methods and "posterior" not in methods:
+            progress(f"MAP (default conjugate prior): {em} ...")
+            start = time.perf_counter()
+            models["map"] = GaussianMixture(
+                k, covariance_type=cov, prior="default", random_state=seed, **EM_SETTINGS
+            ).fit(X)
+            timings["map"] = time.perf_counter() - start
+        if n_boot:
+            progress(f"Bootstrap of the MLE: {n_boot} replicates ...")
+            start = time.perf_counter()
+            boot = bootstrap(
+                models["mle"], X, n_boot=n_boot, random_state=seed, progress=not args.quiet
+            )
+            timings["bootstrap"] = time.perf_counter() - start
+        if "posterior" in methods:
+            from bayesgmm.bayes import PosteriorGaussianMixture
+
+            progress(
+                f"Full posterior: NUTS, {args.chains} chains x ({args.tune} tuning + "
+                f"{args.draws} draws), started at the MAP fit; compiling the model takes "
+                "10-30 s ..."
+            )
+            start = time.perf_counter()
+            # The sampler's progress bar goes to stdout; stdout is for the summary.
+            with contextlib.redirect_stdout(sys.stderr):
+                posterior = PosteriorGaussianMixture(
+                    k,
+                    covariance_type=cov,
+                    draws=args.draws,
+                    tune=args.tune,
+                    chains=args.chains,
+                    random_state=seed,
+                    progressbar=not args.quiet,
+                ).fit(X)
+            timings["posterior"] = time.perf_counter() - start
+            if "map" in methods:
+                # One MAP everywhere: the posterior's MAP-EM fit (its mode, the chains'
+                # start and the relabelling reference) is the MAP of the report.
+                models["map"] = posterior.map_
+            models["posterior"] = posterior
+    progress("Fitted in " + ", ".join(f"{m} {t:.1f} s" for m, t in timings.items()))
+
+    result = FitResult(
+        data_path=str(args.data),
+        X=X,
+        n_components=k,
+        covariance_type=cov,
+        methods=methods,
+        seed=seed,
+        settings={
+            "draws": args.draws,
+            "tune": args.tune,
+            "chains": args.chains,
+            "bootstrap": n_boot,
+        },
+        models={m: models[m] for m in METHODS if m in models},
+        bootstrap=boot,
+        data_notes=tuple(notes),
+        fit_warnings=tuple(fit_warnings),
+        timings=timings,
+    )
+    outputs: dict[str, object] = {}
+
+    def write_models(path: Path) -> None:
+        outputs["posterior_pickled"] = _dump_models(result.models, path)
+
+    def write_report(path: Path) -> None:
+        from bayesgmm.report import fit_report
+
+        progress("Drawing the report ...")
+        table, page, summary = fit_report(
+            result, warn=progress, posterior_pickled=outputs["posterior_pickled"]
+        )
+        path.write_text(page, encoding="utf-8")
+        outputs.update(table=table, summary=summary)
+
+    writers: dict[str, Callable[[Path], object]] = {"models.joblib": write_models}
+    if "posterior" in result.models:
+        writers["posterior.nc"] = lambda path: result.posterior.idata_.to_netcdf(path)
+    writers["report.html"] = write_report
+    writers["estimates.csv"] = lambda path: outputs["table"].to_csv(path, index=False)
+    writers["summary.txt"] = lambda path: path.write_text(
+        outputs["summary"] + "\n", encoding="utf-8"
+    )
+    _write_atomically(args.out, writers, stale=FIT_FILES)
+    print(outputs["summary"])
+    progress(f"Wrote {', '.join(n for n in FIT_FILES if n in writers)} to {args.out}")
+    return 0
+
+
+def _dump_models(models: dict, path: Path) -> bool:
+    """``joblib.dump`` the models; False if the posterior had to go without its draws.
+
+    If the posterior's DataTree does not pickle, the posterior is stored without
+    ``idata_`` (its draws are in posterior.nc).
+    """
+    import copy
+    import pickle
+
+    import joblib
+
+    try:
+        joblib.dump(models, path)
+        return True
+    except (pickle.PicklingError, TypeError, AttributeError):
+        posterior = models.get("posterior")
+        if posterior is None:
+            raise
+        slim = copy.copy(posterior)
+        del slim.idata_
+        joblib.dump({**models, "posterior": slim}, path)
+        return False
+
+
+# -- bayesgmm select ---------------------------------------------------------------------
+_SELECT_EPILOG = """\
+examples:
+  bayesgmm select faithful.csv --components 1-9 --out faithful-select
+      BIC, AIC and ICL of MLE and MAP fits, K = 1..9, all four covariance types
+  bayesgmm select data.csv --components 2,3,5 --covariance full,diag --out sel
+  bayesgmm select data.csv --components 1-3 --covariance full --posterior --draws 500 --out loo
+      also PSIS-LOO of each model's full posterior (one NUTS run per model: slow)
+
+writes to DIR: selection.csv (one row per model), selection.png, report.html and
+summary.txt (the choice of each criterion; also printed).
+"""
+
+
+def _add_select_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "select",
+        help="compare numbers of components and covariance types (BIC/AIC/ICL, LOO)",
+        description=textwrap.fill(
+            "Fit Gaussian mixtures over a grid of numbers of components and covariance "
+            "types to the numeric columns of a CSV file, and report the model each "
+            "criterion chooses: BIC, AIC and ICL of the MLE and the MAP fits, and with "
+            "--posterior the PSIS-LOO of the full posteriors.",
+            width=88,
+        ),
+        epilog=_SELECT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_data_arguments(parser)
+    parser.add_argument(
+        "--components",
+        type=_components_list,
+        default=list(range(1, 10)),
+        metavar="RANGE",
+        help="numbers of components: a range like 1-9 or a list like 2,3,5 (default: 1-9)",
+    )
+    parser.add_argument(
+        "--covariance",
+        type=_covariance_list,
+        default=_covariance_list("all"),
+        metavar="TYPES",
+        help="'all' or a comma-separated list of full,tied,diag,spherical (default: all)",
+    )
+    parser.add_argument(
+        "--posterior",
+        action="store_true",
+        help="also sample each model's posterior and compare them by PSIS-LOO (slow)",
+    )
+    _add_sampling_arguments(parser)
+    _add_output_arguments(parser)
+    parser.set_defaults(handler=_run_select)
+
+
+def _run_select(args: argparse.Namespace) -> int:
+    from threadpoolctl import threadpool_limits
+
+    from bayesgmm import compare_models
+    from bayesgmm.report import select_report
+
+    command = "select"
+    progress = _progress(args)
+    ks: list[int] = args.components
+    types: list[str] = args.covariance
+    _check_out(command, args.out)
+    X, notes = _read_data(
+        command, args.data, args.columns, max(2, ks[-1]), f"a {ks[-1]}-component mixture"
+    )
+    for note in notes:
+        print(f"{PROG} {command}: note: {note}", file=sys.stderr, flush=True)
+    n_models = len(ks) * len(types)
+    progress(
+        f"Read {args.data}: {X.shape[0]} rows x {X.shape[1]} columns. Comparing {n_models} "
+        f"models (K = {','.join(map(str, ks))}; {', '.join(types)}): MLE and MAP fits"
+        + (f", and {n_models} NUTS runs (slow)" if args.posterior else "")
+    )
+    fit_warnings: list[str] = []
+    skip: tuple[type, ...] = ()
+    if args.posterior:  # the report words the sampler's diagnostics per model itself
+        from bayesgmm.bayes import SamplingWarning
+
+        skip = (SamplingWarning,)
+    start = time.perf_counter()
+    with threadpool_limits(limits=1), _CollectWarnings(fit_warnings, progress, skip):
+        comparison = compare_models(
+            X,
+            ks,
+            types,
+            posterior=args.posterior,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            n_init=EM_SETTINGS["n_init"],
+            random_state=args.seed,
+            progress=not args.quiet,
+        )
+    progress(f"Model comparison took {time.perf_counter() - start:.1f} s")
+    try:
+        png = _selection_png(comparison.table)
+    except Exception as err:  # the table and summary still get written
+        png = None
+        progress(f"warning: selection.png not drawn: {type(err).__name__}: {err}")
+    page, summary = select_report(
+        comparison,
+        data_path=str(args.data),
+        X=X,
+        settings={
+            "components": ks,
+            "covariance_types": types,
+            "posterior": args.posterior,
+            "seed": args.seed,
+            "draws": args.draws,
+            "tune": args.tune,
+            "chains": args.chains,
+        },
+        plot_png=png,
+        data_notes=notes,
+        fit_warnings=fit_warnings,
+    )
+    writers: dict[str, Callable[[Path], object]] = {
+        "selection.csv": lambda path: comparison.table.to_csv(path, index=False),
+    }
+    if png is not None:
+        writers["selection.png"] = lambda path: path.write_bytes(png)
+    writers["report.html"] = lambda path: path.write_text(page, encoding="utf-8")
+    writers["summary.txt"] = lambda path: path.write_text(summary + "\n", encoding="utf-8")
+    _write_atomically(args.out, writers, stale=SELECT_FILES)
+    print(summary)
+    progress(f"Wrote {', '.join(writers)} to {args.out}")
+    return 0
+
+
+def _selection_png(table: pd.DataFrame) -> bytes:
+    """``plot_model_selection`` of the table (BIC, and LOO beside it when present)."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from bayesgmm.plotting import plot_model_selection
+
+    loo = "elpd_loo" in table and bool(np.isfinite(table["elpd_loo"].to_numpy(float)).any())
+    fig = Figure(figsize=(12.0, 4.8) if loo else (7.5, 5.0), layout="constrained")
+    axes = fig.subplots(1, 2) if loo else fig.add_subplot()
+    plot_model_selection(table, ax=tuple(axes) if loo else axes)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    return buf.getvalue()
+
+
 #: One function per subcommand; each adds its parser and sets ``handler``.
-_SUBCOMMANDS: tuple[Callable[..., None], ...] = (_add_demo_parser,)
+_SUBCOMMANDS: tuple[Callable[..., None], ...] = (
+    _add_fit_parser,
+    _add_select_parser,
+    _add_demo_parser,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

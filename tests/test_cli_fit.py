@@ -1,0 +1,490 @@
+"""Tests of ``bayesgmm fit`` and ``bayesgmm select`` and of their reports (bayesgmm.report)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import joblib
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesgmm import GaussianMixture
+from bayesgmm.cli import main
+from bayesgmm.datasets import make_mixture
+
+EM = {"n_init": 5, "tol": 1e-6, "max_iter": 1000, "random_state": 0}
+POINT_ARGS = ["--components", "2", "--methods", "mle,map", "--bootstrap", "20", "--quiet"]
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    """``main(argv)`` with stdout and stderr captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory) -> Path:
+    """120 rows, two well-separated 2-D components, plus a text column."""
+    sample = make_mixture(120, n_components=2, n_features=2, separation=6, random_state=0)
+    frame = pd.DataFrame(sample.X, columns=["x", "y"])
+    frame["species"] = np.where(sample.labels == 0, "setosa", "virginica")
+    path = tmp_path_factory.mktemp("data") / "blobs.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def point_fit(data_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit") / "point"
+    code, stdout, stderr = _run(["fit", str(data_csv), *POINT_ARGS, "--out", str(out)])
+    return code, out, stdout, stderr
+
+
+class _Page(HTMLParser):
+    """Collects the tags, attributes and text of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str, str]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += [(tag, name, value or "") for name, value in attrs]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+def _check_self_contained(page: _Page, min_images: int) -> None:
+    sources = [value for tag, name, value in page.attrs if tag == "img" and name == "src"]
+    assert len(sources) >= min_images
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for _, name, value in page.attrs:
+        if name in ("src", "href", "srcset", "poster", "data", "action"):
+            assert not re.match(r"\s*(https?:)?//", value), value
+    assert "script" not in page.tags
+    assert "link" not in page.tags
+    assert "iframe" not in page.tags
+
+
+def _by_component(table: pd.DataFrame, parameter: str, column: str, names) -> np.ndarray:
+    rows = table[table["parameter"] == parameter]
+    if parameter == "weights":
+        return rows.sort_values("component")[column].to_numpy()
+    if parameter == "means":
+        return rows.pivot(index="component", columns="feature", values=column)[names].to_numpy()
+    grid = rows.pivot(index=["component", "feature"], columns="feature_bis", values=column)
+    k = rows["component"].nunique()
+    return grid.loc[[(c, f) for c in range(k) for f in names], names].to_numpy().reshape(k, 2, 2)
+
+
+# -- fit: point estimates ----------------------------------------------------------------
+def test_fit_point_estimates_writes_its_files(point_fit):
+    code, out, stdout, stderr = point_fit
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["report.html", "estimates.csv", "models.joblib", "summary.txt"]
+    )
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging
+    # --quiet: the only line on stderr is the note on the dropped text column.
+    assert stderr.splitlines() == [
+        "bayesgmm fit: note: non-numeric column(s) left out: species "
+        "(choose columns with --columns)"
+    ]
+    assert (out / "summary.txt").read_text(encoding="utf-8") == stdout
+    assert "columns: x, y" in stdout
+
+
+def test_fit_estimates_equal_direct_fits(point_fit, data_csv):
+    _, out, _, _ = point_fit
+    X = pd.read_csv(data_csv)[["x", "y"]]
+    table = pd.read_csv(out / "estimates.csv")
+    assert list(table.columns[:5]) == ["parameter", "component", "feature", "feature_bis", "label"]
+    mle = GaussianMixture(2, covariance_type="full", **EM).fit(X)
+    map_ = GaussianMixture(2, covariance_type="full", prior="default", **EM).fit(X)
+    names = ["x", "y"]
+    for parameter in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(
+            _by_component(table, parameter, "mle", names), getattr(mle, f"{parameter}_"),
+            rtol=1e-10, atol=1e-12,
+        )  # fmt: skip
+    # MAP components are aligned to the MLE's: match them by their means.
+    means = _by_component(table, "means", "map", names)
+    perm = [int(np.argmin(((map_.means_ - m) ** 2).sum(axis=1))) for m in means]
+    assert sorted(perm) == [0, 1]
+    for parameter in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(
+            _by_component(table, parameter, "map", names), getattr(map_, f"{parameter}_")[perm],
+            rtol=1e-10, atol=1e-12,
+        )  # fmt: skip
+    assert (table["mle_se"] > 0).all()  # bootstrap standard errors
+    assert (table["mle_lower"] <= table["mle_upper"]).all()
+
+
+def test_fit_report_is_self_contained_html(point_fit):
+    _, out, _, _ = point_fit
+    page = _parse(out / "report.html")
+    assert "table" in page.tags
+    _check_self_contained(page, min_images=3)  # components, forest, membership
+    text = " ".join(page.text)
+    for words in ("blobs.csv", "Estimates", "weights[0]", "covariances[1, x, y]", "bayesgmm"):
+        assert words in text
+    models = joblib.load(out / "models.joblib")
+    assert sorted(models) == ["map", "mle"]
+
+
+def test_fit_help_has_examples():
+    for command in ("fit", "select"):
+        code, stdout, _ = _run([command, "--help"])
+        assert code == 0
+        assert "examples:" in stdout
+        assert f"bayesgmm {command} " in stdout
+
+
+# -- fit: the full posterior (one NUTS run with its compile: 20 s here, 50 s on a busy machine) --
+def test_fit_with_posterior(data_csv, tmp_path):
+    import xarray as xr
+
+    out = tmp_path / "posterior"
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--draws", "100", "--tune", "100",
+         "--chains", "2", "--bootstrap", "20", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["report.html", "estimates.csv", "posterior.nc", "models.joblib", "summary.txt"]
+    )
+    assert stdout.startswith("bayesgmm fit:")  # no progress bar on stdout
+
+    tree = xr.open_datatree(out / "posterior.nc")
+    assert {"posterior", "posterior_raw", "sample_stats", "log_likelihood"} <= set(tree.children)
+    assert tree["posterior"]["weights"].shape == (2, 100, 2)
+
+    X = pd.read_csv(data_csv)[["x", "y"]]
+    models = joblib.load(out / "models.joblib")
+    assert sorted(models) == ["map", "mle", "posterior"]
+    direct = GaussianMixture(2, covariance_type="full", **EM).fit(X)
+    np.testing.assert_array_equal(models["mle"].predict(X), direct.predict(X))
+    assert models["posterior"].predict_proba(X).shape == (120, 2)
+
+    table = pd.read_csv(out / "estimates.csv")
+    assert table[["post_mean", "ci_lower", "ci_upper", "r_hat", "mle_se"]].notna().all().all()
+    page = _parse(out / "report.html")
+    _check_self_contained(page, min_images=6)
+    text = " ".join(page.text)
+    assert "Sampler diagnostics" in text
+    assert "No sampler problems detected" in text or "R-hat" in text
+    assert "Sampler diagnostics:" in stdout
+
+
+# -- select --------------------------------------------------------------------------------
+def test_select_grid(data_csv, tmp_path):
+    out = tmp_path / "select"
+    code, stdout, stderr = _run(
+        ["select", str(data_csv), "--components", "1-3", "--covariance", "full,diag",
+         "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["selection.csv", "selection.png", "report.html", "summary.txt"]
+    )
+    table = pd.read_csv(out / "selection.csv")
+    assert len(table) == 6
+    assert set(table["covariance_type"]) == {"full", "diag"}
+    best = table.loc[table["bic"].idxmin()]
+    summary = (out / "summary.txt").read_text(encoding="utf-8")
+    assert summary == stdout
+    match = re.search(r"^  bic\s+K=(\d+), (\w+)", summary, flags=re.MULTILINE)
+    assert match, summary
+    assert (int(match[1]), match[2]) == (best["n_components"], best["covariance_type"])
+    assert mpimg.imread(out / "selection.png").shape[0] > 300
+    _check_self_contained(_parse(out / "report.html"), min_images=1)
+
+
+@pytest.mark.parametrize("components", ["3-1", "a-b", "0-2", "2,,3", "1-", "x"])
+def test_select_bad_components(data_csv, tmp_path, components):
+    out = tmp_path / "select"
+    code, stdout, stderr = _run(
+        ["select", str(data_csv), f"--components={components}", "--out", str(out)]
+    )
+    assert code == 2
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1
+    assert "--components" in stderr
+    assert not out.exists()
+
+
+# -- errors --------------------------------------------------------------------------------
+def _write(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing file", "not found"),
+        ("unknown column", "unknown column 'z' in --columns; the columns are: x, y, species"),
+        ("text column", "column 'species' is not numeric (e.g. 'setosa' in data row 0)"),
+        ("no numeric column", "has no numeric column"),
+        ("too few rows", "too few rows"),
+        ("unknown option", "unrecognized arguments: --frobnicate"),
+        ("bad method", "unknown method 'bayes'"),
+        ("bad covariance", "invalid choice"),
+        ("bad bootstrap", "must be 0 (no bootstrap) or >= 2"),
+        ("empty file", "is empty"),
+    ],
+)
+def test_fit_errors_are_one_line_with_exit_code_2(data_csv, tmp_path, case, expected):
+    data, extra = str(data_csv), []
+    if case == "missing file":
+        data = str(tmp_path / "nope.csv")
+    elif case == "unknown column":
+        extra = ["--columns", "x,z"]
+    elif case == "text column":
+        extra = ["--columns", "x,species"]
+    elif case == "no numeric column":
+        data = str(_write(tmp_path / "text.csv", pd.DataFrame({"a": ["u", "v", "w"]})))
+    elif case == "too few rows":
+        data = str(_write(tmp_path / "two.csv", pd.DataFrame({"x": [1.0, 2.0], "y": [0.0, 1.0]})))
+        extra = ["--components", "3"]
+    elif case == "unknown option":
+        extra = ["--frobnicate"]
+    elif case == "bad method":
+        extra = ["--methods", "mle,bayes"]
+    elif case == "bad covariance":
+        extra = ["--covariance", "round"]
+    elif case == "bad bootstrap":
+        extra = ["--bootstrap", "1"]
+    elif case == "empty file":
+        (tmp_path / "empty.csv").write_text("")
+        data = str(tmp_path / "empty.csv")
+    if "--components" not in extra:
+        extra += ["--components", "2"]
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(["fit", data, *extra, "--out", str(out), "--quiet"])
+    assert code == 2, stderr
+    assert stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("bayesgmm")
+    assert expected in lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_fit_out_is_a_file(data_csv, tmp_path):
+    out = tmp_path / "file"
+    out.write_text("not a folder")
+    code, _, stderr = _run(["fit", str(data_csv), *POINT_ARGS, "--out", str(out)])
+    assert code == 2
+    assert "exists and is not a directory" in stderr
+    assert out.read_text() == "not a folder"
+
+
+def test_failure_midway_leaves_no_output(data_csv, tmp_path, monkeypatch):
+    def fail(self, X, y=None):
+        raise ValueError("EM blew up")
+
+    monkeypatch.setattr(GaussianMixture, "fit", fail)
+    out = tmp_path / "new" / "out"
+    code, _, stderr = _run(["fit", str(data_csv), *POINT_ARGS, "--out", str(out)])
+    assert code == 1
+    assert stderr.strip().splitlines()[-1] == "bayesgmm fit: error: EM blew up"
+    assert not out.exists()
+
+
+def test_failure_while_writing_keeps_existing_folder(data_csv, tmp_path, monkeypatch):
+    from bayesgmm import report
+
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    (out / "report.html").write_text("old report")
+    (out / "posterior.nc").write_text("stale draws")
+
+    def fail(*args, **kwargs):
+        raise ValueError("cannot draw")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report, "fit_report", fail)
+        code, _, stderr = _run(["fit", str(data_csv), *POINT_ARGS, "--out", str(out)])
+    assert code == 1
+    assert "cannot draw" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "posterior.nc", "report.html"]
+    assert (out / "report.html").read_text() == "old report"
+
+    # A successful run replaces bayesgmm's files, removes the stale posterior and keeps
+    # the user's file.
+    code, _, stderr = _run(["fit", str(data_csv), *POINT_ARGS, "--out", str(out)])
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["keep.txt", "report.html", "estimates.csv", "models.joblib", "summary.txt"]
+    )
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+class _FakePosterior:
+    """Duck-typed fitted posterior for :func:`bayesgmm.report.sampler_messages`."""
+
+    def __init__(self, rhat_raw, rhat_after, ess, n_divergences=0, chains=2, stuck=False):
+        import xarray as xr
+
+        index = pd.MultiIndex.from_product(
+            [["weights", "means", "covariances"], ["raw", "relabelled"]],
+            names=["parameter", "draws"],
+        )
+        rhat = [r for pair in zip(rhat_raw, rhat_after, strict=True) for r in pair]
+        self.diagnostics_ = pd.DataFrame(
+            {"max_rhat": rhat, "min_ess_bulk": np.repeat(ess, 2), "min_ess_tail": 400.0},
+            index=index,
+        )
+        self.n_divergences_, self.chains, self.draws = n_divergences, chains, 200
+        loglik = np.random.default_rng(0).normal(size=(chains, 200, 5))
+        if stuck:
+            loglik[0] += 50.0
+        self.idata_ = xr.DataTree.from_dict(
+            {"log_likelihood": xr.Dataset({"x": (("chain", "draw", "obs"), loglik)})}
+        )
+
+
+def test_sampler_messages_in_plain_language():
+    from bayesgmm.report import sampler_messages
+
+    messages, problem = sampler_messages(_FakePosterior([1.0] * 3, [1.0] * 3, [900] * 3))
+    assert not problem
+    assert messages == [
+        "No sampler problems detected: no divergent transitions, R-hat at most 1.01 and "
+        "bulk ESS at least 200 for every parameter."
+    ]
+    messages, problem = sampler_messages(
+        _FakePosterior([1.0, 2.5, 1.2], [1.0, 1.002, 1.03], [900, 900, 150], n_divergences=3)
+    )
+    assert problem
+    text = "\n".join(messages)
+    assert text.startswith("3 divergent transitions (of 400 draws)")
+    assert "R-hat above 1.01 for covariances (1.030): the chains disagree" in text
+    assert "Label switching in the raw draws (R-hat up to 2.50" in text
+    assert "bulk ESS below 200) for covariances (150)" in text
+    # Label switching that relabelling fixed is a note, not a problem.
+    messages, problem = sampler_messages(_FakePosterior([1.0, 2.5, 1.0], [1.0] * 3, [900] * 3))
+    assert not problem
+    assert len(messages) == 2
+    assert messages[0].startswith("Label switching")
+    assert messages[1].startswith("No other sampler problems detected")
+    messages, problem = sampler_messages(
+        _FakePosterior([1.0] * 3, [1.0] * 3, [900] * 3, stuck=True)
+    )
+    assert problem
+    assert "different modes" in messages[0]
+    messages, _ = sampler_messages(_FakePosterior([1.0] * 3, [1.0] * 3, [900] * 3, chains=1))
+    assert messages[0].startswith("Only one chain")
+
+
+class _Unpicklable:
+    """Stands in for a posterior whose draws do not pickle."""
+
+    def __init__(self) -> None:
+        self.idata_ = lambda: None  # a local function: pickle refuses it
+        self.n_components = 2
+
+
+def test_models_without_picklable_draws_are_saved_without_them(tmp_path):
+    from bayesgmm.cli import _dump_models
+
+    path = tmp_path / "models.joblib"
+    assert _dump_models({"mle": "fit", "posterior": _Unpicklable()}, path) is False
+    models = joblib.load(path)
+    assert models["mle"] == "fit"
+    assert models["posterior"].n_components == 2
+    assert not hasattr(models["posterior"], "idata_")
+
+
+# -- a real browser --------------------------------------------------------------------------
+_PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images).map((img) => [img.complete, img.naturalWidth]);
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({images, tables: document.querySelectorAll("table").length,
+                                    rows: document.querySelectorAll("tbody tr").length});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={user_data}", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_report_renders_in_headless_chromium(point_fit, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: run `apt-get install chromium` to test the report")
+    _, out, _, _ = point_fit
+    report = out / "report.html"
+    n_images = report.read_text(encoding="utf-8").count('<img src="data:image/png;base64,')
+
+    # The DOM after loading: every image decoded (natural width > 0), the table there.
+    probed = tmp_path / "probed.html"
+    probed.write_text(
+        report.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    result = _chromium(
+        "--virtual-time-budget=10000", "--dump-dom", probed.as_uri(), user_data=tmp_path / "u1"
+    )
+    match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, flags=re.DOTALL)
+    assert match, result.stderr[-2000:]
+    probe = json.loads(match[1].replace("&quot;", '"'))
+    assert len(probe["images"]) == n_images >= 3
+    assert all(complete and width > 300 for complete, width in probe["images"])
+    assert probe["tables"] >= 2
+    assert probe["rows"] >= 12
+
+    # A screenshot of the page as a person sees it: large and not blank.
+    shot = tmp_path / "report.png"
+    result = _chromium(
+        f"--screenshot={shot}", "--window-size=1200,2000", report.as_uri(),
+        user_data=tmp_path / "u2",
+    )  # fmt: skip
+    assert shot.exists(), result.stderr[-2000:]
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2000, 1200)
+    not_white = (pixels < 0.95).any(axis=-1).mean()
+    assert not_white > 0.05  # text, tables and plots, not an empty page
+    assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 100
