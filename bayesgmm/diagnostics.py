@@ -182,21 +182,30 @@ def compare_estimates(
         "ci_lower", "ci_upper", "r_hat", "ess_bulk", "ess_tail", "mcse_mean",
         "mle_in_ci", "map_in_ci", "shrinkage_sd",
     ]  # fmt: skip
-    dataset = xr.concat(
-        [columns[c][list(_PARAMS)].astype(float) for c in order],
-        dim=pd.Index(order, name="statistic"),
+    dataset = stack_statistics({c: columns[c] for c in order})
+    dataset.attrs.update(ci_prob=prob, ci_kind=lower.split("_")[0][:3])
+    if fmt == "xarray":
+        return dataset
+    return estimates_to_frame(dataset)
+
+
+def stack_statistics(columns: dict[str, xr.Dataset]) -> xr.Dataset:
+    """Datasets of the same parameters (one per statistic) stacked along ``statistic``."""
+    return xr.concat(
+        [ds[list(_PARAMS)].astype(float) for ds in columns.values()],
+        dim=pd.Index(list(columns), name="statistic"),
         coords="minimal",
         compat="override",
         join="override",
     )
-    dataset.attrs.update(ci_prob=prob, ci_kind=lower.split("_")[0][:3])
-    if fmt == "xarray":
-        return dataset
-    return _tidy(dataset)
 
 
-def _tidy(dataset: xr.Dataset) -> pd.DataFrame:
-    """One row per parameter element, one column per statistic."""
+def estimates_to_frame(dataset: xr.Dataset) -> pd.DataFrame:
+    """One row per parameter element, one column per statistic (a tidy table).
+
+    The leading columns are ``parameter``, ``component``, ``feature``, ``feature_bis``
+    (missing where a parameter has no such dimension) and ``label`` (ArviZ's).
+    """
     frames = []
     for name in _PARAMS:
         da = dataset[name]
@@ -216,7 +225,8 @@ def _tidy(dataset: xr.Dataset) -> pd.DataFrame:
     stats_cols = list(dataset["statistic"].values)
     table = table[lead + stats_cols]
     for flag in ("mle_in_ci", "map_in_ci"):
-        table[flag] = table[flag].map({1.0: True, 0.0: False}).astype("boolean")
+        if flag in table:
+            table[flag] = table[flag].map({1.0: True, 0.0: False}).astype("boolean")
     return table
 
 

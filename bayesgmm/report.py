@@ -117,7 +117,12 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
     and the columns ``mle``, ``mle_se``, ``mle_lower``, ``mle_upper`` (bootstrap) and
     ``map`` of the methods fitted; the MAP's components are aligned to the MLE's.
     """
-    from bayesgmm.diagnostics import compare_estimates, params_to_dataset
+    from bayesgmm.diagnostics import (
+        compare_estimates,
+        estimates_to_frame,
+        params_to_dataset,
+        stack_statistics,
+    )
 
     mle = result.models.get("mle")
     if result.posterior is not None:
@@ -137,23 +142,7 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
             columns["mle_upper"] = bounds.sel(bound="upper", drop=True)
     if "map" in aligned:
         columns["map"] = params_to_dataset(aligned["map"]._params(), cov_type, names)
-    frames = []
-    for name in _PARAMS:
-        parts = {key: ds[name].to_series() for key, ds in columns.items()}
-        frame = pd.DataFrame(parts).reset_index()
-        element_dims = list(columns[next(iter(columns))][name].dims)
-        frame.insert(0, "parameter", name)
-        frame["label"] = [
-            f"{name}[{', '.join(str(row[d]) for d in element_dims)}]" if element_dims else name
-            for _, row in frame.iterrows()
-        ]
-        frames.append(frame)
-    table = pd.concat(frames, ignore_index=True)
-    for col in ("component", "feature", "feature_bis"):
-        if col not in table:
-            table[col] = np.nan
-    lead = ["parameter", "component", "feature", "feature_bis", "label"]
-    return table[lead + list(columns)]
+    return estimates_to_frame(stack_statistics(columns))
 
 
 def _aligned_models(result: FitResult) -> dict:
