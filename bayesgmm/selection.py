@@ -117,6 +117,7 @@ def select_model(
     for cov in types:
         get_covariance_model(cov)
     base = GaussianMixture(n_init=n_init, tol=tol, max_iter=max_iter, **params)
+    data = X  # fitted as given, so the models keep DataFrame feature names
     X = check_data(base, X, reset=True, min_samples=2)
     sample_weight = check_sample_weight(sample_weight, X.shape[0])
     rng = check_random_state(random_state)
@@ -136,7 +137,7 @@ def select_model(
                 raise ValueError(f"n_components={k} exceeds the {X.shape[0]} samples")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(X, sample_weight=sample_weight)
+                model.fit(data, sample_weight=sample_weight)
         except ValueError as err:
             row.update(
                 log_likelihood=np.nan,
@@ -151,11 +152,11 @@ def select_model(
         else:
             n = X.shape[0] if sample_weight is None else sample_weight.sum()
             row.update(
-                log_likelihood=model.score(X, sample_weight=sample_weight) * n,
+                log_likelihood=model.score(data, sample_weight=sample_weight) * n,
                 n_parameters=model.n_parameters(),
-                bic=model.bic(X, sample_weight),
-                aic=model.aic(X, sample_weight),
-                icl=model.icl(X, sample_weight),
+                bic=model.bic(data, sample_weight),
+                aic=model.aic(data, sample_weight),
+                icl=model.icl(data, sample_weight),
                 converged=model.converged_,
                 n_iter=model.n_iter_,
                 error="",

@@ -147,3 +147,9 @@ def test_select_model_records_failed_cells():
     assert np.isnan(failed["bic"])
     assert "exceeds the 4 samples" in failed["error"]
     assert sel.best_params["n_components"] == 1
+
+
+def test_select_model_keeps_dataframe_feature_names():
+    df = pd.DataFrame(X, columns=["height", "weight"])
+    sel = select_model(df, n_components=[1, 2], covariance_types=["diag"], random_state=0)
+    np.testing.assert_array_equal(sel.best_estimator.feature_names_in_, ["height", "weight"])
