@@ -88,7 +88,9 @@ def _add_demo_parser(subparsers) -> None:
         description=(
             "Fit Gaussian mixtures with K = 1..MAX_COMPONENTS components and all four "
             "covariance types to the Old Faithful geyser data, choose one by BIC, print a "
-            "summary and save components.png, bic.png, bic_table.csv and summary.txt to OUT."
+            "summary and save components.png, bic.png, bic_table.csv and summary.txt to OUT; "
+            "then fit the chosen model three ways (MLE with a bootstrap, MAP, full "
+            "posterior) as `bayesgmm fit` does, into OUT/fit/ (report.html, ...)."
         ),
     )
     parser.add_argument(
@@ -119,6 +121,12 @@ def _add_demo_parser(subparsers) -> None:
         default=0,
         help="random seed (default: 0)",
     )
+    parser.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="stop after model selection (skip the MLE/MAP/posterior report in OUT/fit)",
+    )
+    _add_sampling_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     parser.set_defaults(handler=_run_demo)
 
@@ -177,7 +185,31 @@ def _run_demo(args: argparse.Namespace) -> int:
         },
     )
     progress(f"Wrote {', '.join(DEMO_FILES)} to {out}")
-    return 0
+    if args.no_fit:
+        return 0
+    from importlib.resources import as_file, files
+
+    best = selection.best_estimator
+    progress(
+        f"Fitting the chosen model (K={best.n_components}, {best.covariance_type}) by MLE, "
+        f"MAP and NUTS into {out / 'fit'}"
+    )
+    with as_file(files("bayesgmm.datasets") / "data" / "faithful.csv") as csv_path:
+        fit_args = argparse.Namespace(
+            data=csv_path,
+            columns=None,
+            components=best.n_components,
+            covariance=best.covariance_type,
+            methods=("mle", "map", "posterior"),
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            bootstrap=200,
+            seed=args.seed,
+            out=out / "fit",
+            quiet=args.quiet,
+        )
+        return _run_fit(fit_args)
 
 
 def _save_plot(path: Path, function: str, *args) -> None:

@@ -21,7 +21,7 @@ import pytest
 from bayesgmm import plotting
 from bayesgmm.cli import DEMO_FILES, main
 
-DEMO_ARGS = ["--max-components", "3", "--n-init", "2", "--quiet"]
+DEMO_ARGS = ["--max-components", "3", "--n-init", "2", "--quiet", "--no-fit"]
 CHOSEN = re.compile(r"Chosen model: K=(\d+), covariance_type='(\w+)' \(mclust (\w{3})\)")
 
 
@@ -108,7 +108,7 @@ def test_demo_failure_leaves_no_half_written_folder(tmp_path, monkeypatch):
 def test_demo_progress_goes_to_stderr(tmp_path):
     out_dir = tmp_path / "demo"
     code, stdout, stderr = _run(
-        ["demo", "--out", str(out_dir), "--max-components", "1", "--n-init", "1"]
+        ["demo", "--out", str(out_dir), "--max-components", "1", "--n-init", "1", "--no-fit"]
     )
     assert code == 0
     assert "[1/4] K=1 full" in stderr
@@ -182,3 +182,17 @@ def test_importing_the_cli_does_not_import_matplotlib():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_demo_fits_the_chosen_model_three_ways(tmp_path):
+    out_dir = tmp_path / "demo"
+    code, _, stderr = _run(
+        ["demo", "--out", str(out_dir), "--max-components", "3", "--n-init", "2", "--quiet",
+         "--draws", "100", "--tune", "100", "--chains", "2"]
+    )  # fmt: skip
+    assert code == 0, stderr
+    for name in ("report.html", "estimates.csv", "posterior.nc", "models.joblib"):
+        assert (out_dir / "fit" / name).is_file(), name
+    estimates = pd.read_csv(out_dir / "fit" / "estimates.csv")
+    assert {"mle", "map", "post_mean"} <= set(estimates.columns)
+    assert estimates["map"].notna().all()
