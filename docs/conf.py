@@ -2,13 +2,16 @@
 
 The site is built with warnings as errors (``sphinx-build -W``). Markdown pages and the
 teaching notebooks are read by myst-nb; ``docs/notebooks`` is a link to the repository's
-``notebooks/`` folder, and the notebooks are rendered as stored, never executed here
-(the test suite executes them). The API reference is generated from the numpydoc
-docstrings by autosummary into ``api/generated/`` (not tracked by git).
+``notebooks/`` folder. ``make docs`` executes them in their fast mode (``BAYESGMM_FAST=1``,
+a few minutes) so the pages show their figures; the docs test in the test suite builds with
+``-D nb_execution_mode=off`` (the notebooks have their own execution test). The API
+reference is generated from the numpydoc docstrings by autosummary into
+``api/generated/`` (not tracked by git).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -57,7 +60,12 @@ numpydoc_xref_param_type = False
 # -- markdown and notebooks (myst-nb) -----------------------------------------------------
 myst_enable_extensions = ["amsmath", "dollarmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
-nb_execution_mode = "off"  # notebooks are executed by the test suite, not by the docs build
+# Executed in their fast mode (small draws): the kernels inherit this environment.
+os.environ.setdefault("BAYESGMM_FAST", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+nb_execution_mode = "force"
+nb_execution_timeout = 600
+nb_execution_raise_on_error = True
 nb_merge_streams = True
 
 # -- HTML ---------------------------------------------------------------------------------

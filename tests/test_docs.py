@@ -17,6 +17,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def test_docs_build_with_warnings_as_errors(tmp_path):
     html = tmp_path / "html"
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q"]
+    cmd += ["-D", "nb_execution_mode=off"]  # tests/test_notebooks.py executes them
     cmd += ["-d", str(tmp_path / "doctrees"), str(DOCS), str(html)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, f"sphinx-build failed:\n{result.stderr[-6000:]}"
