@@ -14,6 +14,7 @@ out of the report with a note; it never costs the user the fitted models.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import math
@@ -650,11 +651,9 @@ def _html_table(
                 value, bool | np.bool_
             )
             classes = ["num"] if numeric else []
-            try:
+            with contextlib.suppress(TypeError, ValueError):  # a missing value is not "bad"
                 if col in bad and bad[col](value):
                     classes.append("bad")
-            except (TypeError, ValueError):
-                pass
             attr = f' class="{" ".join(classes)}"' if classes else ""
             cells.append(f"<td{attr}>{_esc(text)}</td>")
         new_group = (

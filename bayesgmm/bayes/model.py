@@ -255,7 +255,7 @@ def _drop_batch_dims(param, core_ndim: int):
     if batch is None:  # a NumPy array (random draws)
         batch = tuple(n == 1 for n in param.shape[:n_batch])
     if not all(batch):
-        raise NotImplementedError(
+        raise ValueError(
             "The mixture likelihood takes one set of parameters for all observations; "
             "got parameters with batch dimensions."
         )
