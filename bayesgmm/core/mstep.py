@@ -88,12 +88,12 @@ def m_step(
     elif means_prior.form == "conjugate":
         kappa, m0 = means_prior.shrinkage, means_prior.mean
         means = (stats.sum_x + kappa * m0) / (nk + kappa)[:, None]
-        # The prior acts as kappa pseudo-observations at m0 in the scatter ...
+        # The prior acts as kappa pseudo-observations at m0 in the scatter, and it
         deviation = means - m0
         scatter = model.scatter(nk, stats.sum_x, stats.sum_xx, means) + model.second_moment(
             deviation, kappa * np.eye(n_components)
         )
-        # ... and adds one factor |Sigma_k|^{-1/2} per component.
+        # adds one factor |Sigma_k|^{-1/2} per component (one more count).
         extra_count = 1.0
     else:
         if previous is None:
