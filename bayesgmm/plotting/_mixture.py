@@ -92,6 +92,35 @@ def _ellipse_geometry(covariance: np.ndarray, n_std: float) -> tuple[float, floa
     return width, height, angle
 
 
+def _add_ellipse(ax, mean: np.ndarray, covariance: np.ndarray, n_std: float, **style) -> None:
+    """Draw the ``n_std`` contour of a 2-D Gaussian (``style``: Ellipse keyword arguments)."""
+    width, height, angle = _ellipse_geometry(covariance, n_std)
+    ax.add_patch(
+        Ellipse(
+            xy=(mean[0], mean[1]),
+            width=width,
+            height=height,
+            angle=angle,
+            facecolor="none",
+            **style,
+        )
+    )
+
+
+def _mark_means(ax, means: np.ndarray, colors, zorder: int) -> None:
+    """Component means (K, 2) as black-edged crosses in the components' colours."""
+    ax.scatter(
+        means[:, 0],
+        means[:, 1],
+        c=colors,
+        marker="X",
+        s=110,
+        edgecolors="black",
+        linewidths=1.0,
+        zorder=zorder,
+    )
+
+
 def _component_colors(n_components: int) -> list:
     """One colour per component: the rc colour cycle, or a qualitative map if it is short."""
     cycle = mpl.rcParams["axes.prop_cycle"].by_key().get("color", [])
@@ -284,30 +313,17 @@ def plot_components(
     alphas = np.linspace(0.95, 0.45, radii.size) if radii.size > 1 else np.array([0.9])
     for k in range(n_components):
         for radius, alpha in zip(np.sort(radii), alphas, strict=True):
-            width, height, angle = _ellipse_geometry(covariances[k], radius)
-            ax.add_patch(
-                Ellipse(
-                    xy=(means[k, 0], means[k, 1]),
-                    width=width,
-                    height=height,
-                    angle=angle,
-                    facecolor="none",
-                    edgecolor=colors[k],
-                    linewidth=1.6,
-                    alpha=float(alpha),
-                    zorder=3,
-                )
+            _add_ellipse(
+                ax,
+                means[k],
+                covariances[k],
+                radius,
+                edgecolor=colors[k],
+                linewidth=1.6,
+                alpha=float(alpha),
+                zorder=3,
             )
-    ax.scatter(
-        means[:, 0],
-        means[:, 1],
-        c=colors,
-        marker="X",
-        s=110,
-        edgecolors="black",
-        linewidths=1.0,
-        zorder=4,
-    )
+    _mark_means(ax, means, colors, zorder=4)
     ax.autoscale_view()
 
     handles = [

@@ -24,19 +24,19 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.patches import Ellipse
 from scipy.stats import gaussian_kde
 
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.plotting._mixture import (
+    _add_ellipse,
     _as_2d_array,
     _check_features,
     _component_colors,
-    _ellipse_geometry,
     _feature_names,
     _full_covariances,
     _get_ax,
     _legend,
+    _mark_means,
     _model_input,
 )
 
@@ -219,62 +219,41 @@ def plot_posterior_ellipses(
     draw_alpha = float(np.clip(6.0 / n_shown, 0.08, 0.5))
     for k in range(n_components):
         for s in range(n_shown):
-            width, height, angle = _ellipse_geometry(covariances[s, k][np.ix_(idx, idx)], n_std)
-            ax.add_patch(
-                Ellipse(
-                    xy=(means[s, k, i], means[s, k, j]),
-                    width=width,
-                    height=height,
-                    angle=angle,
-                    facecolor="none",
-                    edgecolor=colors[k],
-                    linewidth=0.8,
-                    alpha=draw_alpha,
-                    zorder=2,
-                )
+            _add_ellipse(
+                ax,
+                means[s, k, idx],
+                covariances[s, k][np.ix_(idx, idx)],
+                n_std,
+                edgecolor=colors[k],
+                linewidth=0.8,
+                alpha=draw_alpha,
+                zorder=2,
             )
     map_cov = _full_covariances(map_fit)
     for k in range(n_components):
-        width, height, angle = _ellipse_geometry(map_cov[k][np.ix_(idx, idx)], n_std)
-        ax.add_patch(
-            Ellipse(
-                xy=(map_fit.means_[k, i], map_fit.means_[k, j]),
-                width=width,
-                height=height,
-                angle=angle,
-                facecolor="none",
-                edgecolor=colors[k],
-                linewidth=2.4,
-                zorder=4,
-            )
+        _add_ellipse(
+            ax,
+            map_fit.means_[k, idx],
+            map_cov[k][np.ix_(idx, idx)],
+            n_std,
+            edgecolor=colors[k],
+            linewidth=2.4,
+            zorder=4,
         )
     if mle is not None:
         mle_cov = _full_covariances(mle)
         for k in range(mle.means_.shape[0]):
-            width, height, angle = _ellipse_geometry(mle_cov[k][np.ix_(idx, idx)], n_std)
-            ax.add_patch(
-                Ellipse(
-                    xy=(mle.means_[k, i], mle.means_[k, j]),
-                    width=width,
-                    height=height,
-                    angle=angle,
-                    facecolor="none",
-                    edgecolor="black",
-                    linestyle="--",
-                    linewidth=1.5,
-                    zorder=5,
-                )
+            _add_ellipse(
+                ax,
+                mle.means_[k, idx],
+                mle_cov[k][np.ix_(idx, idx)],
+                n_std,
+                edgecolor="black",
+                linestyle="--",
+                linewidth=1.5,
+                zorder=5,
             )
-    ax.scatter(
-        map_fit.means_[:, i],
-        map_fit.means_[:, j],
-        c=colors,
-        marker="X",
-        s=110,
-        edgecolors="black",
-        linewidths=1.0,
-        zorder=6,
-    )
+    _mark_means(ax, map_fit.means_[:, idx], colors, zorder=6)
     ax.autoscale_view()
 
     handles = [
@@ -398,18 +377,14 @@ def plot_membership(
         idx = [i, j]
         covariances = _full_covariances(model)
         for k in range(n_components):
-            width, height, angle = _ellipse_geometry(covariances[k][np.ix_(idx, idx)], 2.0)
-            ax.add_patch(
-                Ellipse(
-                    xy=(model.means_[k, i], model.means_[k, j]),
-                    width=width,
-                    height=height,
-                    angle=angle,
-                    facecolor="none",
-                    edgecolor="0.35",
-                    linewidth=1.0,
-                    zorder=2,
-                )
+            _add_ellipse(
+                ax,
+                model.means_[k, idx],
+                covariances[k][np.ix_(idx, idx)],
+                2.0,
+                edgecolor="0.35",
+                linewidth=1.0,
+                zorder=2,
             )
         ax.autoscale_view()
         ax.set_xlabel(names[i])
