@@ -303,26 +303,17 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _plot_function(name: str):
-    """``bayesgmm.plotting.<name>`` if this version has it, else None."""
-    from bayesgmm import plotting
-
-    if name not in getattr(plotting, "__all__", ()):
-        return None
-    return getattr(plotting, name, None)
-
-
 def _draw(
     title: str,
     caption: str,
     functions: Sequence[str],
     draw: Callable[..., bytes],
     warn: Callable[[str], None],
-) -> ReportFigure | None:
-    """Run ``draw(*plot_functions)``; None if a function is missing, a note if it fails."""
-    found = [_plot_function(name) for name in functions]
-    if any(f is None for f in found):
-        return None
+) -> ReportFigure:
+    """Run ``draw(*plot_functions)``; a figure with an error note if drawing fails."""
+    from bayesgmm import plotting
+
+    found = [getattr(plotting, name) for name in functions]
     try:
         return ReportFigure(title, caption, png=draw(*found))
     except Exception as err:  # a figure must never cost the user the fitted models
