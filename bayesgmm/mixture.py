@@ -355,6 +355,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return float(log_prob_norm.sum()), float(X.shape[0]), -float(log_max_resp.sum())
         return float(log_prob_norm @ w), float(w.sum()), -float(log_max_resp @ w)
 
+    def information_criteria(self, X, sample_weight=None) -> dict[str, float]:
+        """Log-likelihood, BIC, AIC and ICL from one pass over ``X`` (lower is better).
+
+        Returns
+        -------
+        dict
+            Keys ``log_likelihood``, ``bic``, ``aic``, ``icl``; the same values as the
+            methods of those names.
+        """
+        loglik, n, entropy = self._criterion_terms(X, sample_weight)
+        p = self.n_parameters()
+        bic = -2.0 * loglik + p * np.log(n)
+        return {
+            "log_likelihood": loglik,
+            "bic": bic,
+            "aic": -2.0 * loglik + 2.0 * p,
+            "icl": bic + 2.0 * entropy,
+        }
+
     def bic(self, X, sample_weight=None) -> float:
         r"""Bayesian information criterion, lower is better.
 
@@ -362,13 +381,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         mclust's BIC is the negative of this.
         """
-        loglik, n, _ = self._criterion_terms(X, sample_weight)
-        return -2.0 * loglik + self.n_parameters() * np.log(n)
+        return self.information_criteria(X, sample_weight)["bic"]
 
     def aic(self, X, sample_weight=None) -> float:
         r"""Akaike information criterion, lower is better: :math:`-2 \log L + 2p`."""
-        loglik, _, _ = self._criterion_terms(X, sample_weight)
-        return -2.0 * loglik + 2.0 * self.n_parameters()
+        return self.information_criteria(X, sample_weight)["aic"]
 
     def icl(self, X, sample_weight=None) -> float:
         r"""Integrated completed likelihood (mclust's ``icl``), lower is better.
@@ -379,5 +396,4 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         mclust reports the negative.
         """
-        loglik, n, entropy = self._criterion_terms(X, sample_weight)
-        return -2.0 * loglik + self.n_parameters() * np.log(n) + 2.0 * entropy
+        return self.information_criteria(X, sample_weight)["icl"]

@@ -150,13 +150,9 @@ def select_model(
                 error=str(err),
             )
         else:
-            n = X.shape[0] if sample_weight is None else sample_weight.sum()
             row.update(
-                log_likelihood=model.score(data, sample_weight=sample_weight) * n,
+                **model.information_criteria(data, sample_weight),
                 n_parameters=model.n_parameters(),
-                bic=model.bic(data, sample_weight),
-                aic=model.aic(data, sample_weight),
-                icl=model.icl(data, sample_weight),
                 converged=model.converged_,
                 n_iter=model.n_iter_,
                 error="",

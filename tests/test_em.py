@@ -227,6 +227,11 @@ def test_icl_is_bic_plus_hard_classification_entropy():
     assert gm.n_parameters() == p
     assert gm.bic(X) == pytest.approx(-2 * loglik + p * np.log(len(X)), rel=1e-12)
     assert gm.aic(X) == pytest.approx(-2 * loglik + 2 * p, rel=1e-12)
+    together = gm.information_criteria(X)
+    assert together == pytest.approx(
+        {"log_likelihood": loglik, "bic": gm.bic(X), "aic": gm.aic(X), "icl": gm.icl(X)},
+        rel=1e-12,
+    )
 
 
 def test_collapsed_component_error_is_actionable():
@@ -256,3 +261,23 @@ def test_verbose_reports_progress_on_stderr(capsys):
     assert "best start 0 converged" in err
     GaussianMixture(2, random_state=0).fit(X)
     assert capsys.readouterr().err == ""
+
+
+def test_fully_given_start_runs_once_whatever_n_init(covariance_type, monkeypatch):
+    """A fully given start draws no random numbers: n_init copies would be identical."""
+    from bayesgmm.core import em
+
+    calls = []
+    real_run_em = em.run_em
+    monkeypatch.setattr(em, "run_em", lambda *a, **k: calls.append(1) or real_run_em(*a, **k))
+    X = make_mixture(150, n_components=2, random_state=3).X
+    weights, means, prec = shared_start(X, 2, covariance_type)
+    kwargs = dict(
+        covariance_type=covariance_type, weights_init=weights, means_init=means,
+        precisions_init=prec, tol=1e-8, n_init=5,
+    )  # fmt: skip
+    one = GaussianMixture(2, **kwargs).fit(X)
+    assert len(calls) == 1
+    GaussianMixture(2, **{**kwargs, "precisions_init": None}).fit(X)
+    assert len(calls) == 1 + 5  # a partly given start still restarts
+    assert one.converged_

@@ -145,7 +145,9 @@ def fit_mixture(
         prior = prior.shifted(shift)
     best: EMResult | None = None
     failures: list[CollapsedComponentError] = []
-    for init in range(1 if start is not None else n_init):
+    # Fully user-given starts draw no random numbers: every start would be the same.
+    given = weights_init is not None and means_init is not None and precisions_init is not None
+    for init in range(1 if start is not None or given else n_init):
         try:
             if start is not None:
                 params0, lb0 = start.shift_means(-shift), start_lower_bound
