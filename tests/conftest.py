@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,15 @@ DATASETS = _datasets()
 def dataset(request) -> tuple[np.ndarray, int]:
     """(X, n_components) for several real and synthetic data sets."""
     return DATASETS[request.param]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew (only where pyplot is in use at all)."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -21,6 +21,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.patches import Ellipse
 
 from bayesgmm import GaussianMixture, select_model
+from bayesgmm.core.covariance import COVARIANCE_TYPES
 from bayesgmm.plotting import (
     plot_components,
     plot_convergence,
@@ -28,14 +29,6 @@ from bayesgmm.plotting import (
     plot_model_selection,
 )
 from bayesgmm.plotting._mixture import _ellipse_geometry
-
-COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 # -- data and fitted models (small, so the module runs in a few seconds) ---------------------

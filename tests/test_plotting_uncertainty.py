@@ -27,7 +27,7 @@ from scipy.stats import gaussian_kde
 
 from bayesgmm import GaussianMixture, select_model
 from bayesgmm.bayes import PosteriorGaussianMixture
-from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.datasets import make_mixture
 from bayesgmm.plotting import (
     plot_co_clustering,
@@ -41,14 +41,6 @@ from bayesgmm.plotting import (
     plot_sampler_diagnostics,
 )
 from bayesgmm.plotting._uncertainty import _co_clustering_order
-
-COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 # -- data, one real posterior and light stand-ins ----------------------------------------
