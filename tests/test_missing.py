@@ -18,7 +18,7 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
 import bayesgmm.core.em as em_module
-from bayesgmm import GaussianMixture, GMMPrior
+from bayesgmm import GaussianMixture, GMMPrior, bootstrap, select_model
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.core.missing import missing_statistics, observed_log_gaussian, observed_moments
 from bayesgmm.core.params import GMMParams
@@ -358,3 +358,32 @@ def test_impute_arguments_are_checked():
         gm.impute(load_faithful(), n_imputations=2.5)
     with pytest.raises(ValueError, match="infinite"):
         gm.impute(np.array([[np.inf, 1.0]]))
+
+
+# -- the rest of the package takes NaN ------------------------------------------------
+@pytest.mark.parametrize("kind", ["nonparametric", "parametric"])
+def test_bootstrap_with_missing_values(kind):
+    X = make_mixture(200, n_components=2, n_features=2, separation=5, random_state=10).X
+    Xm = _mask(X, 0.2, seed=10)
+    Xm[0] = np.nan
+    with pytest.warns(UserWarning, match="no observed value"):
+        gm = _fit(Xm, "full", k=2, tol=1e-6)
+    boot = bootstrap(gm, Xm, n_boot=20, kind=kind, random_state=0)
+    assert boot.n_failed == 0
+    se = boot.standard_errors()["means"].to_numpy()
+    assert np.isfinite(se).all()
+    assert (se > 0).all()
+    # Fewer observed values, wider intervals: the complete data's bootstrap is tighter.
+    complete = bootstrap(_fit(X, "full", k=2, tol=1e-6), X, n_boot=20, kind=kind, random_state=0)
+    assert se.mean() > complete.standard_errors()["means"].to_numpy().mean()
+
+
+def test_select_model_with_missing_values():
+    data = make_mixture(300, n_components=3, n_features=2, separation=6, random_state=11)
+    Xm = _mask(data.X, 0.15, seed=11)
+    sel = select_model(Xm, range(1, 5), ["full", "diag"], random_state=0)
+    assert sel.best_params["n_components"] == 3
+    cell = sel.table.set_index(["n_components", "covariance_type"]).loc[(3, "full")]
+    refit = sel.best_estimator if sel.best_params["covariance_type"] == "full" else None
+    if refit is not None:
+        assert cell["bic"] == pytest.approx(refit.bic(Xm))
