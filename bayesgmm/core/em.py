@@ -12,8 +12,8 @@ from bayesgmm.core.density import responsibilities
 from bayesgmm.core.init import initial_params
 from bayesgmm.core.missing import (
     has_missing,
+    missing_e_step,
     missing_patterns,
-    missing_statistics,
     weighted_column_means,
 )
 from bayesgmm.core.mstep import m_step
@@ -86,7 +86,15 @@ def run_em(
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        log_prob_norm, log_resp = responsibilities(X, params, covariance_type, patterns)
+        if patterns is None:
+            log_prob_norm, log_resp = responsibilities(X, params, covariance_type)
+            stats = SufficientStats.from_responsibilities(
+                X, np.exp(log_resp), covariance_type, sample_weight
+            )
+        else:
+            log_prob_norm, log_resp, stats = missing_e_step(
+                X, params, covariance_type, patterns, sample_weight
+            )
         if sample_weight is None:
             objective = float(log_prob_norm.sum())
         else:
@@ -94,14 +102,6 @@ def run_em(
         if prior is not None:
             objective += prior.log_prob(params, covariance_type)
         lower_bound = objective / total_weight
-        if patterns is None:
-            stats = SufficientStats.from_responsibilities(
-                X, np.exp(log_resp), covariance_type, sample_weight
-            )
-        else:
-            stats = missing_statistics(
-                X, np.exp(log_resp), params, covariance_type, sample_weight, patterns
-            )
         try:
             params = m_step(stats, reg_covar, prior, previous=params)
         except CollapsedComponentError as err:

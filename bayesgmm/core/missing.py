@@ -56,6 +56,7 @@ __all__ = [
     "has_missing",
     "impute_draws",
     "impute_mean",
+    "missing_e_step",
     "missing_patterns",
     "missing_statistics",
     "observed_log_gaussian",
@@ -344,6 +345,74 @@ def missing_statistics(
         sum_xx=model.second_moment_from_full(second),
         covariance_type=covariance_type,
     )
+
+
+def missing_e_step(
+    X: np.ndarray,
+    params: GMMParams,
+    covariance_type: str,
+    patterns: MissingPatterns,
+    sample_weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, SufficientStats]:
+    """One E-step on data with NaN: log densities, log responsibilities, statistics.
+
+    The same numbers as :func:`observed_log_gaussian` (plus ``log pi``, log-sum-exp)
+    followed by :func:`missing_statistics`, in one pass: a row's responsibilities need
+    only its own K log densities, so each pattern's statistics are accumulated right
+    after its densities, with one factorization per pattern.
+
+    Returns
+    -------
+    log_prob_norm : ndarray of shape (N,)
+    log_resp : ndarray of shape (N, K)
+    stats : SufficientStats
+    """
+    model = get_covariance_model(covariance_type)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params.weights)
+    if model.independent_features:
+        weighted = observed_log_gaussian(X, params, covariance_type, patterns) + log_weights
+        log_prob_norm = _logsumexp(weighted)
+        log_resp = weighted - log_prob_norm[:, None]
+        stats = missing_statistics(
+            X, np.exp(log_resp), params, covariance_type, sample_weight, patterns
+        )
+        return log_prob_norm, log_resp, stats
+    n_components, n_features = params.means.shape
+    means = params.means
+    full = _full_covariances(params, model)
+    log_prob_norm = np.empty(X.shape[0])
+    log_resp = np.empty((X.shape[0], n_components))
+    counts = np.zeros(n_components)
+    sum_x = np.zeros((n_components, n_features))
+    second = np.zeros((n_components, n_features, n_features))
+    components = np.arange(n_components)
+    for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
+        obs, miss = np.flatnonzero(pattern), np.flatnonzero(~pattern)
+        x_obs = X[np.ix_(rows, obs)]
+        cond = _condition(x_obs, means, full, obs, miss)
+        weighted = cond.log_gauss + log_weights
+        norm = _logsumexp(weighted)
+        lr = weighted - norm[:, None]
+        log_prob_norm[rows] = norm
+        log_resp[rows] = lr
+        r = np.exp(lr).T  # (K, n_p)
+        if sample_weight is not None:
+            r = r * sample_weight[rows]
+        mass = r.sum(axis=1)
+        counts += mass
+        if miss.size:
+            completed = np.empty((n_components, rows.size, n_features))
+            completed[:, :, obs] = x_obs[None]
+            completed[:, :, miss] = _conditional_means(x_obs, means, obs, miss, cond.coef)
+            second[np.ix_(components, miss, miss)] += mass[:, None, None] * cond.cond_cov
+            sum_x += np.einsum("kn,knd->kd", r, completed)
+            second += np.swapaxes(completed * r[:, :, None], 1, 2) @ completed
+        else:  # complete rows: the ordinary moments
+            sum_x += r @ x_obs
+            second += (x_obs.T[None] * r[:, None, :]) @ x_obs
+    stats = SufficientStats(counts, sum_x, model.second_moment_from_full(second), covariance_type)
+    return log_prob_norm, log_resp, stats
 
 
 # -- imputation ---------------------------------------------------------------------
