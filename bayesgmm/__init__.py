@@ -7,6 +7,7 @@ from bayesgmm._bootstrap import BootstrapResult, bootstrap
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
 from bayesgmm.impute import GaussianMixtureImputer
+from bayesgmm.information import InformationWarning, ObservedInformation, observed_information
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
 from bayesgmm.selection import ModelSelection, select_model
@@ -19,14 +20,17 @@ __all__ = [
     "GMMPrior",
     "GaussianMixture",
     "GaussianMixtureImputer",
+    "InformationWarning",
     "ModelSelection",
     "NormalMeanPrior",
+    "ObservedInformation",
     "PosteriorGaussianMixture",
     "bootstrap",
     "build_model",
     "compare_estimates",
     "compare_models",
     "membership_table",
+    "observed_information",
     "select_model",
 ]
 

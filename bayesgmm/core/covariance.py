@@ -193,6 +193,30 @@ class CovarianceModel(ABC):
         """``(x_n - mu_k)^T Sigma_k^{-1} (x_n - mu_k)``, shape ``(N, K)``."""
 
     @abstractmethod
+    def free_parameters(self, n_components: int, n_features: int) -> list[tuple[int, ...]]:
+        """The free covariance parameters, as indices into this type's covariance array.
+
+        Every covariance type here is linear in its free parameters: the entries at
+        these indices (upper triangle with the diagonal for full and tied; every
+        entry for diag and spherical). Their number is :meth:`n_parameters`.
+        """
+
+    def linear_basis(self, n_components: int, n_features: int) -> np.ndarray:
+        r"""Basis matrices ``B`` of shape ``(J, K, D, D)`` with
+        :math:`\Sigma_k = \sum_j 	heta_j B_{jk}`, ``theta`` the free parameters in
+        the order of :meth:`free_parameters`."""
+        index = self.free_parameters(n_components, n_features)
+        basis = np.empty((len(index), n_components, n_features, n_features))
+        shape = self.shape(n_components, n_features)
+        for j, where in enumerate(index):
+            unit = np.zeros(shape)
+            unit[where] = 1.0
+            if self.dims[-2:] == ("feature", "feature_bis") and where[-1] != where[-2]:
+                unit[(*where[:-2], where[-1], where[-2])] = 1.0  # symmetric partner
+            basis[j] = self.to_full(unit, n_components, n_features)
+        return basis
+
+    @abstractmethod
     def to_full(self, covariances: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
         """Expand covariances to full matrices, shape ``(K, D, D)``."""
 
@@ -311,6 +335,14 @@ class FullCovariance(CovarianceModel):
     def n_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
+    def free_parameters(self, n_components, n_features):
+        rows, cols = np.triu_indices(n_features)
+        return [
+            (k, int(a), int(b))
+            for k in range(n_components)
+            for a, b in zip(rows, cols, strict=True)
+        ]
+
     def second_moment(self, X, resp):
         return np.stack([(X * resp[:, k : k + 1]).T @ X for k in range(resp.shape[1])])
 
@@ -394,6 +426,10 @@ class TiedCovariance(CovarianceModel):
     def n_parameters(self, n_components, n_features):
         return n_features * (n_features + 1) // 2
 
+    def free_parameters(self, n_components, n_features):
+        rows, cols = np.triu_indices(n_features)
+        return [(int(a), int(b)) for a, b in zip(rows, cols, strict=True)]
+
     def second_moment(self, X, resp):
         return (X * resp.sum(axis=1, keepdims=True)).T @ X
 
@@ -473,6 +509,9 @@ class DiagCovariance(CovarianceModel):
     def n_parameters(self, n_components, n_features):
         return n_components * n_features
 
+    def free_parameters(self, n_components, n_features):
+        return [(k, a) for k in range(n_components) for a in range(n_features)]
+
     def second_moment(self, X, resp):
         return resp.T @ (X * X)
 
@@ -546,6 +585,9 @@ class SphericalCovariance(DiagCovariance):
 
     def n_parameters(self, n_components, n_features):
         return n_components
+
+    def free_parameters(self, n_components, n_features):
+        return [(k,) for k in range(n_components)]
 
     def update(self, counts, scatter, reg_covar, dof=None, scale=None):
         n_features = scatter.shape[-1]
