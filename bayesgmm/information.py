@@ -185,7 +185,10 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
     model_table = get_covariance_model(cov_type)
     shape = model_table.shape(k, d)
     se_params = GMMParams(
-        se_flat[:k], se_flat[k : k + k * d].reshape(k, d), se_flat[k + k * d :].reshape(shape), None
+        se_flat[:k],
+        se_flat[k : k + k * d].reshape(k, d),
+        se_flat[k + k * d :].reshape(shape),
+        None,
     )
     names = _feature_names(model)
     columns = {

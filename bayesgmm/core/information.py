@@ -194,7 +194,7 @@ def log_likelihood_hessian(
             uk = u[k]
             uE = np.einsum("nd,jde->nje", uk, E)  # u^T E_j, (n, J_k, D)
             s_cov = 0.5 * (np.einsum("nje,ne->nj", uE, uk) - np.einsum("de,jed->j", P, E))
-            scores[k, :, : size] = w_grad[k]
+            scores[k, :, :size] = w_grad[k]
             scores[k, :, mean_slice] = uk
             scores[k][:, idx] = s_cov
             # sum_n w r_nk * (Hessian of l_nk), from the weighted moments of u.
