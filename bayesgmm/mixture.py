@@ -264,7 +264,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return None
         if isinstance(self.prior, str) and self.prior == "default":
             prior = GMMPrior.default(
-                X, self.n_components, self.covariance_type, sample_weight=sample_weight
+                X,
+                self.n_components,
+                self.covariance_type,
+                sample_weight=sample_weight,
+                feature_names=getattr(self, "feature_names_in_", None),
             )
         elif isinstance(self.prior, GMMPrior):
             prior = self.prior
