@@ -22,7 +22,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data, check_number, check_sample_weight
+from bayesgmm._validation import as_generator, check_data, check_number, check_sample_weight
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.diagnostics import params_to_dataset
@@ -264,7 +264,7 @@ def bootstrap(
             "`sample_weight` are frequency weights: their sum is the sample size, and it "
             f"must round to at least 2; got a sum of {weights.sum():.6g}."
         )
-    rng = _as_generator(random_state)
+    rng = as_generator(random_state)
     cov_type = model.covariance_type
     reference = model._params()
     if tol is not None:
@@ -345,20 +345,6 @@ def _check_prob(prob) -> float:
     if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0.0 < prob < 1.0:
         raise ValueError(f"`prob` must be a number strictly between 0 and 1; got {prob!r}.")
     return float(prob)
-
-
-def _as_generator(random_state) -> np.random.Generator:
-    """A NumPy Generator from a seed, a Generator or a RandomState (sklearn style)."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return np.random.default_rng(random_state)
-    raise ValueError(
-        "`random_state` must be None, an integer, a numpy Generator or a RandomState; got "
-        f"{random_state!r}."
-    )
 
 
 def _resample_counts(

@@ -8,13 +8,13 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import (
     check_data,
     check_estimator_params,
     check_initial_params,
+    check_random_state,
     check_sample_weight,
 )
 from bayesgmm.core.covariance import get_covariance_model
@@ -69,9 +69,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     precisions_init : array-like, optional
         Starting precision matrices (inverse covariances) in the shape of
         ``covariance_type``; must be symmetric positive definite.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, numpy Generator, RandomState instance or None, default=None
         Seed for the starts and for :meth:`sample`. The same seed gives
-        bit-identical fits, and the same starts as scikit-learn.
+        bit-identical fits, and the same starts as scikit-learn. A
+        :class:`numpy.random.Generator` gives one seed (drawn from it) to each call of
+        ``fit`` and ``sample``: the generator advances, as a RandomState would.
     warm_start : bool, default=False
         If True, ``fit`` starts from the previous fit (one start).
     verbose : int, default=0

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 
-from bayesgmm._validation import check_data, check_sample_weight
+from bayesgmm._validation import check_data, check_random_state, check_sample_weight
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.mixture import GaussianMixture
 
@@ -85,8 +84,8 @@ def select_model(
     tol, max_iter : float, int, default=1e-6, 1000
         EM convergence settings, tighter than :class:`GaussianMixture`'s defaults
         (as mclust's), because the criteria compare maxima of the likelihood.
-    random_state : int, RandomState or None
-        Seeds every fit reproducibly (each cell gets its own derived seed).
+    random_state : int, numpy Generator, RandomState or None
+        Seeds every fit reproducibly (each cell gets its own seed, drawn from it).
     sample_weight : array-like of shape (N,), optional
         Frequency weights passed to every fit.
     progress : bool, default=False

@@ -153,3 +153,45 @@ def test_select_model_keeps_dataframe_feature_names():
     df = pd.DataFrame(X, columns=["height", "weight"])
     sel = select_model(df, n_components=[1, 2], covariance_types=["diag"], random_state=0)
     np.testing.assert_array_equal(sel.best_estimator.feature_names_in_, ["height", "weight"])
+
+
+def test_random_state_accepts_a_generator_everywhere():
+    """A Generator seeds each call with one integer drawn from it: the same generator
+    state gives the same result, and the generator advances."""
+    from bayesgmm import bootstrap
+    from bayesgmm._validation import as_generator, check_random_state
+
+    gen = np.random.default_rng(0)
+    seed = int(np.random.default_rng(0).integers(0, 2**32))
+    by_gen = GaussianMixture(2, init_params="random", random_state=gen).fit(X)
+    by_seed = GaussianMixture(2, init_params="random", random_state=seed).fit(X)
+    np.testing.assert_array_equal(by_gen.means_, by_seed.means_)
+    assert not np.array_equal(  # the generator has advanced
+        check_random_state(gen).randint(2**31 - 1, size=4),
+        check_random_state(np.random.default_rng(0)).randint(2**31 - 1, size=4),
+    )
+    one = select_model(X, [1, 2], ["diag"], random_state=np.random.default_rng(3))
+    two = select_model(X, [1, 2], ["diag"], random_state=np.random.default_rng(3))
+    np.testing.assert_array_equal(one.table["bic"], two.table["bic"])
+    sample = make_mixture(10, n_components=2, random_state=np.random.default_rng(1)).X
+    np.testing.assert_array_equal(
+        sample, make_mixture(10, n_components=2, random_state=np.random.default_rng(1)).X
+    )
+    boot = bootstrap(by_seed, X, n_boot=3, random_state=np.random.default_rng(0))
+    assert boot.draws.sizes["draw"] == 3
+    assert isinstance(as_generator(np.random.RandomState(0)), np.random.Generator)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("seed", "must be None, an int, a numpy Generator or a RandomState; got 'seed'"),
+        (1.5, "must be None, an int, a numpy Generator or a RandomState; got 1.5"),
+        (-1, r"must lie in \[0, 2\*\*32 - 1\]; got -1"),
+    ],
+)
+def test_random_state_error_says_what_is_accepted(bad, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2, random_state=bad).fit(X)
+    with pytest.raises(ValueError, match=message):
+        select_model(X, [1], ["diag"], random_state=bad)
