@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
+from bayesgmm._degeneracy import find_degeneracies, warn_degenerate
 from bayesgmm._validation import (
     check_data,
     check_estimator_params,
@@ -103,6 +104,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         The objective at every iteration of the best start (never decreases).
     prior_ : GMMPrior or None
         The prior actually used (``prior='default'`` resolved on the training data).
+    degeneracies_ : tuple of Degeneracy
+        What is degenerate about the fit (empty if nothing): components with a weight
+        below 1/N, on fewer distinct points than their covariance has parameters, or
+        with a variance that is mostly ``reg_covar``; ``fit`` then issues a
+        :class:`~bayesgmm.DegenerateFitWarning` (see :mod:`bayesgmm._degeneracy`).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` was a DataFrame with string column names.
@@ -259,6 +265,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         # A final E-step so that fit_predict(X) equals fit(X).predict(X).
         _, log_resp = responsibilities(X, self._params(), self.covariance_type)
+        self.degeneracies_ = find_degeneracies(
+            X, np.exp(log_resp), self._params(), self.covariance_type, reg_covar=self.reg_covar,
+            sample_weight=sample_weight, feature_names=getattr(self, "feature_names_in_", None),
+            covariance_prior=prior is not None and prior.covariances is not None,
+        )  # fmt: skip
+        warn_degenerate(
+            self.degeneracies_, reg_covar=self.reg_covar, prior=prior is not None, stacklevel=3
+        )
         return log_resp
 
     def _resolve_prior(self, X: np.ndarray, sample_weight) -> GMMPrior | None:
