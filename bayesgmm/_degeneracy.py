@@ -10,9 +10,10 @@ inspected once, here, and :class:`DegenerateFitWarning` says what was found:
     A weight below one observation's worth, :math:`\pi_k < 1/N` (``N`` the total
     sample weight): the component explains less than one point.
 ``few_points``
-    Fewer *effective distinct* points than the component's own covariance
-    parameters (at least 2). Identical rows count as one point, and the points are
-    weighted by responsibility (times sample weight) with Kish's effective sample size
+    No more *effective distinct* points than the component's own covariance
+    parameters (at least one; with a covariance prior, about one point). Identical
+    rows count as one point, and the points are weighted by responsibility (times
+    sample weight) with Kish's effective sample size
     :math:`n^{\mathrm{eff}}_k = (\sum_u m_{uk})^2 / \sum_u m_{uk}^2`, where
     :math:`m_{uk}` is the responsibility mass of distinct row ``u``. Unit-free.
 ``reg_covar``
@@ -75,8 +76,8 @@ class Degeneracy:
         The weight, the effective number of distinct points, or the share of the
         variance that is ``reg_covar``.
     limit : float
-        The threshold ``value`` crossed (``1/N``, the number of covariance
-        parameters, :data:`REG_COVAR_SHARE`).
+        The threshold: ``1/N``; the number of covariance parameters (``value`` is
+        below it plus one half); :data:`REG_COVAR_SHARE`.
     features : tuple of str
         For ``reg_covar``: the features concerned (for a direction, the features
         that load most on it).
@@ -186,11 +187,14 @@ def find_degeneracies(
 
     per_component = "component" in model.dims
     own_parameters = model.n_parameters(1, n_features) if per_component else 0
-    limit = 2.0 if covariance_prior else float(max(2, own_parameters))
+    # At most as many points as the covariance has parameters (rounded: a component on
+    # p points plus a trace of responsibility elsewhere counts as p); with a covariance
+    # prior, which determines what the points leave open, only about one point.
+    limit = 1.0 if covariance_prior else float(max(1, own_parameters))
     ess = _effective_distinct_points(X, mass)
     findings += [
         Degeneracy("few_points", int(k), float(ess[k]), limit)
-        for k in np.flatnonzero((ess < limit) & ~small)
+        for k in np.flatnonzero((ess < limit + 0.5) & ~small)
     ]
 
     if reg_covar > 0:
@@ -320,8 +324,8 @@ def degeneracy_message(
             f"{'rests' if len(found) == 1 else 'rest'} on "
             f"{_values([f.value for f in found], '.4g')} effective distinct point(s)"
             + (
-                f", fewer than the {found[0].limit:g} parameters of its covariance"
-                if found[0].limit > 2
+                f", no more than the {found[0].limit:g} parameters of its covariance"
+                if found[0].limit > 1
                 else " (about one point)"
             )
         )
@@ -353,7 +357,7 @@ def degeneracy_message(
         )
         if not prior and not (by_kind["small_weight"] or by_kind["few_points"]):
             fixes.append("a prior (prior='default')")
-    if by_kind["small_weight"] or any(f.value < 2 for f in by_kind["few_points"]):
+    if by_kind["small_weight"] or any(f.value < 1.5 for f in by_kind["few_points"]):
         meaning = "Such a component describes (almost) single points, not a cluster"
     elif by_kind["few_points"]:
         meaning = "Its covariance is not determined by so few points"

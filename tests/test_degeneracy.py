@@ -49,7 +49,7 @@ def test_more_components_than_distinct_rows_warns_about_weights_and_points():
     message = str(record[-1].message)
     assert "components 3, 4 have weights below one observation (1/N = 0.0333)" in message
     assert "components 0, 1, 2 rest on 1, 1, 1 effective distinct point(s)" in message
-    assert "fewer than the 3 parameters of its covariance" in message
+    assert "no more than the 3 parameters of its covariance" in message
     assert "fewer components" in message
     assert "prior='default'" in message
     assert {d.component for d in gm.degeneracies_ if d.kind == "small_weight"} == {3, 4}
@@ -128,7 +128,7 @@ def test_effective_distinct_points_against_a_naive_loop():
         expected.append(m.sum() ** 2 / (m**2).sum())
     got = {d.component: d.value for d in found if d.kind == "few_points"}
     for k in range(2):
-        if expected[k] < 3:
+        if expected[k] < 3.5:
             assert got[k] == pytest.approx(expected[k], rel=1e-12)
         else:
             assert k not in got
