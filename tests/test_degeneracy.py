@@ -59,6 +59,8 @@ def test_five_rows_two_components_warn():
     with pytest.warns(DegenerateFitWarning, match="component 1 rests on 1 effective"):
         gm = GaussianMixture(2, random_state=0).fit(FIVE_ROWS)
     assert gm.weights_[1] == pytest.approx(0.2)
+    # its weight is one observation's (1/N up to rounding), not below it
+    assert {d.kind for d in gm.degeneracies_} == {"few_points", "reg_covar"}
 
 
 def test_a_flat_direction_that_is_no_single_feature_is_named():
