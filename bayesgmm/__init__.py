@@ -4,6 +4,7 @@ Public API only; see ``docs/architecture.md`` for the layout.
 """
 
 from bayesgmm._bootstrap import BootstrapResult, bootstrap
+from bayesgmm._degeneracy import DegenerateFitWarning
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
 from bayesgmm.impute import GaussianMixtureImputer
@@ -16,6 +17,7 @@ __all__ = [
     "BootstrapResult",
     "CollapsedComponentError",
     "CovariancePrior",
+    "DegenerateFitWarning",
     "DirichletPrior",
     "GMMPrior",
     "GaussianMixture",

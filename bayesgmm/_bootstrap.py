@@ -22,7 +22,14 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data, check_number, check_sample_weight, observed_rows
+from bayesgmm._degeneracy import DegenerateFitWarning, degeneracy_message
+from bayesgmm._validation import (
+    as_generator,
+    check_data,
+    check_number,
+    check_sample_weight,
+    observed_rows,
+)
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.diagnostics import params_to_dataset
@@ -51,6 +58,11 @@ class BootstrapResult:
         Replicates requested; ``n_boot - n_failed`` of them are in ``draws``.
     n_failed : int
         Replicates whose refit failed (e.g. a collapsed component) and were left out.
+    n_degenerate : int
+        Replicates kept in ``draws`` whose refit is degenerate (a component on too
+        few points, a weight below 1/N, or a variance that is mostly ``reg_covar``;
+        see :class:`~bayesgmm.DegenerateFitWarning`): intervals that reach the
+        ``reg_covar`` floor come from these.
     reference : GaussianMixture
         The original fit; every replicate is relabelled to its components.
     draws : xarray.Dataset
@@ -66,11 +78,13 @@ class BootstrapResult:
     n_failed: int
     reference: GaussianMixture
     draws: xr.Dataset
+    n_degenerate: int = 0
 
     def __repr__(self) -> str:
         return (
             f"BootstrapResult(kind={self.kind!r}, n_boot={self.n_boot}, "
-            f"n_failed={self.n_failed}, n_components={self.reference.n_components}, "
+            f"n_failed={self.n_failed}, n_degenerate={self.n_degenerate}, "
+            f"n_components={self.reference.n_components}, "
             f"covariance_type={self.reference.covariance_type!r})"
         )
 
@@ -127,7 +141,7 @@ class BootstrapResult:
             Columns ``parameter``, ``component`` (nullable integer; missing for a tied
             covariance), ``feature``, ``feature_bis`` (``None`` where the parameter has
             no such dimension), ``estimate`` (the original fit), ``se``, ``lower`` and
-            ``upper``.
+            ``upper``. ``attrs`` holds ``n_boot``, ``n_failed`` and ``n_degenerate``.
         """
         estimate = self.estimates()
         se = self.standard_errors()
@@ -153,7 +167,11 @@ class BootstrapResult:
         for col in ("feature", "feature_bis"):
             out[col] = out[col].astype(object).where(out[col].notna(), None)
         columns = ["parameter", "component", "feature", "feature_bis"]
-        return out[[*columns, "estimate", "se", "lower", "upper"]]
+        out = out[[*columns, "estimate", "se", "lower", "upper"]]
+        out.attrs.update(
+            n_boot=self.n_boot, n_failed=self.n_failed, n_degenerate=self.n_degenerate
+        )
+        return out
 
 
 def _scalar_frame(table: xr.Dataset) -> pd.DataFrame:
@@ -270,7 +288,7 @@ def bootstrap(
             "`sample_weight` are frequency weights: their sum is the sample size, and it "
             f"must round to at least 2; got a sum of {weights.sum():.6g}."
         )
-    rng = _as_generator(random_state)
+    rng = as_generator(random_state)
     cov_type = model.covariance_type
     reference = model._params()
     if tol is not None:
@@ -290,6 +308,8 @@ def bootstrap(
 
     replicates: list[GMMParams] = []
     n_failed = 0
+    n_degenerate = 0
+    first_degeneracy = ""
     n_not_converged = 0
     first_error: Exception | None = None
     step = max(1, math.ceil(n_boot / 10))
@@ -309,6 +329,7 @@ def bootstrap(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", DegenerateFitWarning)
                 refit.fit(data, sample_weight=data_weight)
         except ValueError as err:  # CollapsedComponentError, LinAlgError, too few points
             n_failed += 1
@@ -323,10 +344,14 @@ def bootstrap(
                 ) from err
         else:
             n_not_converged += not refit.converged_
+            if refit.degeneracies_:
+                n_degenerate += 1
+                first_degeneracy = first_degeneracy or _describe(refit)
             replicates.append(GMMParams(*(np.array(p, copy=True) for p in refit._params())))
         if progress and ((b + 1) % step == 0 or b + 1 == n_boot):
             print(
-                f"bootstrap ({kind}): {b + 1}/{n_boot} replicates, {n_failed} failed",
+                f"bootstrap ({kind}): {b + 1}/{n_boot} replicates, {n_failed} failed, "
+                f"{n_degenerate} degenerate",
                 file=sys.stderr,
             )
 
@@ -335,6 +360,14 @@ def bootstrap(
             f"{n_failed} of {n_boot} bootstrap replicates failed and were left out "
             f"(first failure: {first_error})",
             BootstrapWarning,
+            stacklevel=2,
+        )
+    if n_degenerate:
+        warnings.warn(
+            f"{n_degenerate} of {len(replicates)} bootstrap replicates are degenerate and "
+            "are kept, so the intervals may reach the reg_covar floor or zero weights "
+            f"(first: {first_degeneracy})",
+            DegenerateFitWarning,
             stacklevel=2,
         )
     if n_not_converged:
@@ -347,8 +380,18 @@ def bootstrap(
         )
     draws = _relabelled_draws(replicates, reference, cov_type, _feature_names(model))
     return BootstrapResult(
-        kind=kind, n_boot=n_boot, n_failed=n_failed, reference=model, draws=draws
+        kind=kind,
+        n_boot=n_boot,
+        n_failed=n_failed,
+        reference=model,
+        draws=draws,
+        n_degenerate=n_degenerate,
     )
+
+
+def _describe(model: GaussianMixture) -> str:
+    prior = model.prior_ is not None
+    return degeneracy_message(model.degeneracies_, reg_covar=model.reg_covar, prior=prior)
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -356,20 +399,6 @@ def _check_prob(prob) -> float:
     if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0.0 < prob < 1.0:
         raise ValueError(f"`prob` must be a number strictly between 0 and 1; got {prob!r}.")
     return float(prob)
-
-
-def _as_generator(random_state) -> np.random.Generator:
-    """A NumPy Generator from a seed, a Generator or a RandomState (sklearn style)."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return np.random.default_rng(random_state)
-    raise ValueError(
-        "`random_state` must be None, an integer, a numpy Generator or a RandomState; got "
-        f"{random_state!r}."
-    )
 
 
 def _resample_counts(

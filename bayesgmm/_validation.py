@@ -14,13 +14,19 @@ from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.init import INIT_METHODS
 
 __all__ = [
+    "as_generator",
     "check_data",
     "check_estimator_params",
     "check_initial_params",
     "check_number",
+    "check_random_state",
     "check_sample_weight",
     "observed_rows",
+    "spd_problem",
 ]
+
+#: What every ``random_state`` parameter accepts (for the docstrings and errors).
+RANDOM_STATE_DOC = "None, an int, a numpy Generator or a RandomState"
 
 
 def _non_numeric_columns(X) -> list[str]:
@@ -209,6 +215,86 @@ def _as_finite_array(value, name: str) -> np.ndarray:
     return arr
 
 
+def _random_state_error(random_state) -> ValueError:
+    return ValueError(
+        f"`random_state` must be {RANDOM_STATE_DOC}; got {random_state!r} "
+        f"({type(random_state).__name__})."
+    )
+
+
+def check_random_state(random_state) -> np.random.RandomState:
+    """A ``RandomState`` from any accepted ``random_state`` (the one place that parses it).
+
+    ``None`` and ints behave as in :func:`sklearn.utils.check_random_state` (so seeds
+    give scikit-learn's starts); a ``RandomState`` is used as is. A
+    :class:`numpy.random.Generator` seeds a new ``RandomState`` with one integer drawn
+    from it: the generator advances, so repeated calls differ, as they do with a
+    ``RandomState`` instance, and the same generator state gives the same result.
+    """
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    if isinstance(random_state, np.random.Generator):
+        return np.random.RandomState(int(random_state.integers(0, 2**32)))
+    if random_state is None:
+        return np.random.mtrand._rand
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if not 0 <= random_state < 2**32:
+            raise ValueError(
+                f"An integer `random_state` must lie in [0, 2**32 - 1]; got {random_state}."
+            )
+        return np.random.RandomState(int(random_state))
+    raise _random_state_error(random_state)
+
+
+def as_generator(random_state) -> np.random.Generator:
+    """A :class:`numpy.random.Generator` from any accepted ``random_state``.
+
+    A Generator is used as is; an int or ``None`` seeds ``default_rng``; a
+    ``RandomState`` gives one integer that seeds ``default_rng``.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    if random_state is None or (
+        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    ):
+        if random_state is not None and random_state < 0:
+            raise ValueError(f"An integer `random_state` must be >= 0; got {random_state}.")
+        return np.random.default_rng(random_state)
+    raise _random_state_error(random_state)
+
+
+def spd_problem(matrix: np.ndarray) -> str | None:
+    """Why ``matrix`` is not symmetric positive definite (``'not symmetric'``, ``'not
+    positive definite ...'``), or ``None`` if it is.
+
+    Judged scale-invariantly, on the correlation form ``D^{-1/2} A D^{-1/2}`` with
+    ``D = diag(A)``: a matrix whose variables are in very different units (a diagonal
+    of 1e10 and 1e-10) is neither rejected for a rounding-level asymmetry nor for an
+    eigenvalue that is small only because of the units, and a tiny matrix is not
+    accepted because its asymmetry is below an absolute tolerance. The decision is
+    the same for ``S A S`` with any positive diagonal ``S``. Positive definite means
+    that the Cholesky factorization of the correlation form succeeds.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        return f"not a square matrix (shape {matrix.shape})"
+    diag = np.diag(matrix)
+    if np.any(diag <= 0):
+        j = int(np.flatnonzero(diag <= 0)[0])
+        return f"not positive definite (its diagonal entry [{j}, {j}] is {diag[j]:.6g})"
+    inv_sd = 1.0 / np.sqrt(diag)
+    scaled = matrix * inv_sd[:, None] * inv_sd[None, :]
+    if not np.allclose(scaled, scaled.T, rtol=0.0, atol=1e-8):
+        return "not symmetric"
+    try:
+        np.linalg.cholesky(0.5 * (scaled + scaled.T))
+    except np.linalg.LinAlgError:
+        return "not positive definite"
+    return None
+
+
 def _check_positive_definite(precisions: np.ndarray, cov: str) -> None:
     if cov in ("diag", "spherical"):
         if np.any(precisions <= 0):
@@ -219,7 +305,9 @@ def _check_positive_definite(precisions: np.ndarray, cov: str) -> None:
     mats = precisions[None] if cov == "tied" else precisions
     for k, mat in enumerate(mats):
         which = "" if cov == "tied" else f"[{k}]"
-        if not np.allclose(mat, mat.T):
-            raise ValueError(f"`precisions_init{which}` is not symmetric.")
-        if np.linalg.eigvalsh(mat).min() <= 0:
-            raise ValueError(f"`precisions_init{which}` is not positive definite.")
+        problem = spd_problem(mat)
+        if problem is not None:
+            raise ValueError(
+                f"`precisions_init{which}` is {problem}: precisions (inverse covariances) "
+                "must be symmetric positive definite matrices."
+            )

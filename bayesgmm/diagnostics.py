@@ -287,8 +287,9 @@ class ModelComparison:
     table : pandas.DataFrame
         One row per (n_components, covariance_type): ``bic``, ``aic``, ``icl`` (MLE) and
         ``bic_map``, ``aic_map``, ``icl_map`` (MAP fits, data likelihood at the MAP;
-        lower is better), and with posteriors ``elpd_loo``, ``se_loo``, ``p_loo``
-        (PSIS-LOO; higher is better).
+        lower is better), ``error`` and ``error_map`` (why a fit failed, ``''`` if it
+        did not: a failing MAP grid leaves the MLE results intact), and with
+        posteriors ``elpd_loo``, ``se_loo``, ``p_loo`` (PSIS-LOO; higher is better).
     choices : pandas.DataFrame
         The model each criterion chooses.
     posteriors : dict
@@ -332,20 +333,23 @@ def compare_models(
     -------
     ModelComparison
     """
-    from bayesgmm.selection import select_model
+    from bayesgmm.selection import SelectionError, select_model
 
     ks = list(n_components)
     types = list(covariance_types)
     mle = select_model(
         X, ks, types, n_init=n_init, random_state=random_state, progress=progress
     ).table
-    map_ = select_model(
-        X, ks, types, n_init=n_init, random_state=random_state, progress=progress,
-        prior="default",
-    ).table  # fmt: skip
+    try:
+        map_ = select_model(
+            X, ks, types, n_init=n_init, random_state=random_state, progress=progress,
+            prior="default",
+        ).table  # fmt: skip
+    except SelectionError as err:  # the MAP grid failing must not sink the MLE one
+        map_ = err.table
     keys = ["n_components", "covariance_type"]
-    table = mle[[*keys, "mclust_name", "log_likelihood", "bic", "aic", "icl"]].merge(
-        map_[[*keys, "bic", "aic", "icl"]], on=keys, suffixes=("", "_map")
+    table = mle[[*keys, "mclust_name", "log_likelihood", "bic", "aic", "icl", "error"]].merge(
+        map_[[*keys, "bic", "aic", "icl", "error"]], on=keys, suffixes=("", "_map")
     )
     fitted: dict = {}
     if posterior:

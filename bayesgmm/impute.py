@@ -140,7 +140,7 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         data = X
         X = check_data(self, X, reset=True, min_samples=2)
         rng = check_random_state(self.random_state)
-        best, best_bic = None, np.inf
+        best, best_bic, best_warnings = None, np.inf, []
         errors = []
         for k in self._candidates(X.shape[0]):
             model = GaussianMixture(
@@ -154,15 +154,20 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
                 random_state=int(rng.randint(np.iinfo(np.int32).max)),
             )
             try:
-                model.fit(data)
+                # Warnings of the candidates that are not chosen would only confuse.
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    model.fit(data)
             except ValueError as err:
                 errors.append(f"K={k}: {err}")
                 continue
             bic = model.bic(data)
             if bic < best_bic:
-                best, best_bic = model, bic
+                best, best_bic, best_warnings = model, bic, caught
         if best is None:
             raise ValueError("No mixture could be fitted: " + "; ".join(errors))
+        for caught in best_warnings:
+            warnings.warn(caught.message, caught.category, stacklevel=2)
         for message in errors:
             warnings.warn(f"Left out of the BIC choice: {message}", UserWarning, stacklevel=2)
         self.model_ = best

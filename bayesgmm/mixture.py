@@ -8,13 +8,14 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from bayesgmm._degeneracy import find_degeneracies, warn_degenerate
 from bayesgmm._validation import (
     check_data,
     check_estimator_params,
     check_initial_params,
+    check_random_state,
     check_sample_weight,
     observed_rows,
 )
@@ -71,9 +72,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     precisions_init : array-like, optional
         Starting precision matrices (inverse covariances) in the shape of
         ``covariance_type``; must be symmetric positive definite.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, numpy Generator, RandomState instance or None, default=None
         Seed for the starts and for :meth:`sample`. The same seed gives
-        bit-identical fits, and the same starts as scikit-learn.
+        bit-identical fits, and the same starts as scikit-learn. A
+        :class:`numpy.random.Generator` gives one seed (drawn from it) to each call of
+        ``fit`` and ``sample``: the generator advances, as a RandomState would.
     warm_start : bool, default=False
         If True, ``fit`` starts from the previous fit (one start).
     verbose : int, default=0
@@ -103,6 +106,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         The objective at every iteration of the best start (never decreases).
     prior_ : GMMPrior or None
         The prior actually used (``prior='default'`` resolved on the training data).
+    degeneracies_ : tuple of Degeneracy
+        What is degenerate about the fit (empty if nothing): components with a weight
+        below 1/N, on fewer distinct points than their covariance has parameters, or
+        with a variance that is mostly ``reg_covar``; ``fit`` then issues a
+        :class:`~bayesgmm.DegenerateFitWarning` (see :mod:`bayesgmm._degeneracy`).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` was a DataFrame with string column names.
@@ -264,7 +272,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 file=sys.stderr,
             )
         # A final E-step so that fit_predict(X) equals fit(X).predict(X).
-        _, log_resp = responsibilities(X_all, self._params(), self.covariance_type)
+        _, log_resp = responsibilities(X, self._params(), self.covariance_type)
+        self.degeneracies_ = find_degeneracies(
+            X, np.exp(log_resp), self._params(), self.covariance_type, reg_covar=self.reg_covar,
+            sample_weight=sample_weight, feature_names=getattr(self, "feature_names_in_", None),
+            covariance_prior=prior is not None and prior.covariances is not None,
+        )  # fmt: skip
+        warn_degenerate(
+            self.degeneracies_, reg_covar=self.reg_covar, prior=prior is not None, stacklevel=3
+        )
+        if X_all is not X:  # rows with nothing observed: the weights as memberships
+            _, log_resp = responsibilities(X_all, self._params(), self.covariance_type)
         return log_resp
 
     def _resolve_prior(self, X: np.ndarray, sample_weight) -> GMMPrior | None:
@@ -272,7 +290,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return None
         if isinstance(self.prior, str) and self.prior == "default":
             prior = GMMPrior.default(
-                X, self.n_components, self.covariance_type, sample_weight=sample_weight
+                X,
+                self.n_components,
+                self.covariance_type,
+                sample_weight=sample_weight,
+                feature_names=getattr(self, "feature_names_in_", None),
             )
         elif isinstance(self.prior, GMMPrior):
             prior = self.prior

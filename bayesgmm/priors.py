@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln
 
+from bayesgmm._validation import spd_problem
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.missing import observed_moments
 
@@ -60,10 +61,12 @@ def _finite_array(name: str, value, ndim: tuple[int, ...]) -> np.ndarray:
 
 
 def _check_spd(name: str, matrix: np.ndarray) -> None:
-    if matrix.shape[0] != matrix.shape[1] or not np.allclose(matrix, matrix.T):
+    # Judged on the correlation form, so matrices in mixed units are not rejected.
+    problem = spd_problem(matrix)
+    if problem == "not symmetric" or (problem or "").startswith("not a square"):
         raise ValueError(f"`{name}` must be a symmetric matrix; got shape {matrix.shape}.")
-    if np.linalg.eigvalsh(matrix).min() <= 0:
-        raise ValueError(f"`{name}` must be positive definite.")
+    if problem is not None:
+        raise ValueError(f"`{name}` must be positive definite; it is {problem}.")
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,61 @@ class CovariancePrior:
         return model.log_prior(covariances, self.dof, scale)
 
 
+#: Smallest eigenvalue of the correlation matrix below which the data covariance is
+#: treated as singular (unit-free: the correlation matrix has ones on its diagonal).
+_SINGULAR_CORRELATION = 1e-12
+
+
+def _check_data_covariance(X: np.ndarray, cov: np.ndarray, feature_names) -> None:
+    """Raise ``ValueError`` naming the constant or collinear features, if any.
+
+    Scale-invariant: a column is constant when its range is at the rounding level of
+    its own values, and singularity is judged on the correlation matrix.
+    """
+    n_rows, n_features = X.shape
+    names = (
+        [str(f) for f in feature_names]
+        if feature_names is not None
+        else [f"column {j}" for j in range(n_features)]
+    )
+    # NaN-aware (missing values): judged on each column's observed values.
+    value_range = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
+    magnitude = np.nanmax(np.abs(X), axis=0)
+    constant = np.flatnonzero(value_range <= 64 * np.finfo(float).eps * magnitude)
+    if constant.size:
+        first = np.nanmin(X, axis=0)
+        which = ", ".join(f"{names[j]!r} (every row {first[j]:.6g})" for j in constant)
+        raise ValueError(
+            f"The default prior's scale is the data covariance, which is singular here: "
+            f"constant feature(s) {which}. A constant feature carries no information "
+            "for clustering; drop it, or give a GMMPrior with an explicit CovariancePrior."
+        )
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(sd, sd)
+    eigvals, eigvecs = np.linalg.eigh(0.5 * (corr + corr.T))
+    if eigvals[0] > _SINGULAR_CORRELATION:
+        return
+    n_distinct = len(np.unique(X, axis=0)) if n_rows <= 100_000 else n_rows
+    if n_distinct <= n_features:
+        reason = (
+            f"only {n_distinct} distinct rows for {n_features} features (the covariance "
+            f"of n points has rank at most n - 1). Use more data or fewer features"
+        )
+    else:
+        loadings = np.abs(eigvecs[:, 0])
+        involved = [names[j] for j in np.flatnonzero(loadings >= 0.1 * loadings.max())]
+        reason = (
+            f"the features {', '.join(map(repr, involved))} are collinear (one is a "
+            "linear combination of the others, up to rounding). Drop or combine the "
+            "redundant features"
+        )
+    raise ValueError(
+        "The default prior's scale is the data covariance, which is singular here "
+        f"({n_rows} rows, {n_features} features): {reason}, or give a GMMPrior with an "
+        "explicit CovariancePrior."
+    )
+
+
 @dataclass(frozen=True)
 class GMMPrior:
     r"""Prior on all the parameters of a Gaussian mixture; any part may be ``None``.
@@ -304,6 +362,7 @@ class GMMPrior:
         sample_weight=None,
         shrinkage: float = 0.01,
         alpha: float = 1.0,
+        feature_names=None,
     ) -> GMMPrior:
         r"""mclust's ``defaultPrior`` (Fraley & Raftery 2007), plus a Dirichlet on weights.
 
@@ -319,7 +378,21 @@ class GMMPrior:
         Gaussian fitted by EM to the observed values
         (:func:`bayesgmm.core.missing.observed_moments`). ``sample_weight`` are
         frequency weights (the prior equals the one for repeated rows).
+        ``feature_names`` (taken from a DataFrame's columns when not given) name the
+        features in errors.
+
+        The prior needs a nonsingular data covariance. That is judged on the
+        correlation matrix, so it does not depend on the units of the features:
+        columns such as income (~8e4) and a rate (~0.05) are fine. A column that is
+        constant (to rounding) is named in the error, as are collinear features.
+        For 'full' and 'tied' the prior is equivariant: rescaling a feature by ``c``
+        rescales ``m0`` and ``Psi0`` accordingly, so the MAP fit transforms exactly.
+        For 'diag' and 'spherical' mclust's single average variance is not: with
+        features in very different units it is dominated by the largest variance,
+        so standardize the data or give a per-feature ``CovariancePrior(scale=...)``.
         """
+        if feature_names is None and hasattr(X, "columns"):
+            feature_names = [str(c) for c in X.columns]
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] < 2:
             raise ValueError(
@@ -331,13 +404,7 @@ class GMMPrior:
         # With NaN: the mean and covariance of one Gaussian fitted to the observed
         # values (maximum likelihood under missing at random).
         mean, cov = observed_moments(X, w)
-        if np.linalg.eigvalsh(cov).min() <= 1e-12 * max(np.trace(cov), np.finfo(float).tiny):
-            raise ValueError(
-                f"The default prior's scale is the data covariance, which is singular here "
-                f"({X.shape[0]} rows, {n_features} features: too few rows, or collinear or "
-                "constant features). Drop or combine the redundant features, or give a "
-                "GMMPrior with an explicit CovariancePrior."
-            )
+        _check_data_covariance(X[w > 0], cov, feature_names)
         factor = (1.0 / n_components) ** (2.0 / n_features)
         scale = model.default_prior_scale(cov) * factor
         return cls(

@@ -11,15 +11,29 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 
-from bayesgmm._validation import check_data, check_sample_weight
+from bayesgmm._degeneracy import DegenerateFitWarning, degeneracy_message
+from bayesgmm._validation import check_data, check_random_state, check_sample_weight
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.mixture import GaussianMixture
 
-__all__ = ["ModelSelection", "select_model"]
+__all__ = ["ModelSelection", "SelectionError", "select_model"]
 
 _CRITERIA = ("bic", "aic", "icl")
+
+
+class SelectionError(ValueError):
+    """Every fit of a :func:`select_model` grid failed.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The grid, as :attr:`ModelSelection.table`, with each cell's ``error``.
+    """
+
+    def __init__(self, message: str, table: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.table = table
 
 
 @dataclass(frozen=True)
@@ -31,8 +45,10 @@ class ModelSelection:
     table : pandas.DataFrame
         One row per (n_components, covariance_type): ``mclust_name``,
         ``log_likelihood``, ``n_parameters``, ``bic``, ``aic``, ``icl`` (lower is
-        better), ``converged``, ``n_iter`` and ``error`` (why a fit failed; its
-        criteria are NaN, as mclust's NA).
+        better), ``converged``, ``n_iter``, ``error`` (why a fit failed, as
+        ``'ExceptionType: message'``; its criteria are NaN, as mclust's NA) and
+        ``degenerate`` (what is degenerate about the fit, see
+        :class:`~bayesgmm.DegenerateFitWarning`; ``''`` if nothing).
     best_estimator : GaussianMixture
         The fitted model with the lowest ``criterion``.
     criterion : str
@@ -85,8 +101,8 @@ def select_model(
     tol, max_iter : float, int, default=1e-6, 1000
         EM convergence settings, tighter than :class:`GaussianMixture`'s defaults
         (as mclust's), because the criteria compare maxima of the likelihood.
-    random_state : int, RandomState or None
-        Seeds every fit reproducibly (each cell gets its own derived seed).
+    random_state : int, numpy Generator, RandomState or None
+        Seeds every fit reproducibly (each cell gets its own seed, drawn from it).
     sample_weight : array-like of shape (N,), optional
         Frequency weights passed to every fit.
     progress : bool, default=False
@@ -97,6 +113,19 @@ def select_model(
     Returns
     -------
     ModelSelection
+
+    Raises
+    ------
+    SelectionError
+        If every cell failed; the message names the cells and their errors, and
+        the exception carries the ``table``. A failing cell otherwise only gets
+        NaN criteria and its ``error``; the other cells are unaffected.
+
+    Warns
+    -----
+    DegenerateFitWarning
+        If the chosen model is degenerate (the fits of the other cells do not warn:
+        their findings are in the table's ``degenerate`` column).
 
     Examples
     --------
@@ -137,8 +166,9 @@ def select_model(
                 raise ValueError(f"n_components={k} exceeds the {X.shape[0]} samples")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", DegenerateFitWarning)
                 model.fit(data, sample_weight=sample_weight)
-        except ValueError as err:
+        except Exception as err:  # one cell's failure must not sink the others
             row.update(
                 log_likelihood=np.nan,
                 n_parameters=np.nan,
@@ -147,7 +177,8 @@ def select_model(
                 icl=np.nan,
                 converged=False,
                 n_iter=0,
-                error=str(err),
+                error=f"{type(err).__name__}: {err}",
+                degenerate="",
             )
         else:
             row.update(
@@ -156,6 +187,7 @@ def select_model(
                 converged=model.converged_,
                 n_iter=model.n_iter_,
                 error="",
+                degenerate=_degeneracy_text(model),
             )
             fitted[(k, cov)] = model
         rows.append(row)
@@ -166,12 +198,31 @@ def select_model(
             )
     table = pd.DataFrame(rows)
     if table[criterion].isna().all():
-        raise ValueError(
-            "Every fit of the grid failed; the first error was: " + table["error"].iloc[0]
-        )
+        raise SelectionError(_all_failed_message(table), table)
     best = table.loc[table[criterion].idxmin()]
-    return ModelSelection(
-        table=table,
-        best_estimator=fitted[(int(best["n_components"]), best["covariance_type"])],
-        criterion=criterion,
-    )
+    chosen = fitted[(int(best["n_components"]), best["covariance_type"])]
+    if best["degenerate"]:
+        warnings.warn(
+            f"The model chosen by {criterion.upper()} (K={chosen.n_components}, "
+            f"{chosen.covariance_type!r}) is degenerate. {best['degenerate']}",
+            DegenerateFitWarning,
+            stacklevel=2,
+        )
+    return ModelSelection(table=table, best_estimator=chosen, criterion=criterion)
+
+
+def _degeneracy_text(model: GaussianMixture) -> str:
+    if not model.degeneracies_:
+        return ""
+    prior = model.prior_ is not None
+    return degeneracy_message(model.degeneracies_, reg_covar=model.reg_covar, prior=prior)
+
+
+def _all_failed_message(table: pd.DataFrame) -> str:
+    """Which cells failed with which error, one line per distinct error."""
+    lines = []
+    for error, cells in table.groupby("error", sort=False):
+        where = ", ".join(f"K={k} {cov}" for k, cov in zip(
+            cells["n_components"], cells["covariance_type"], strict=True))  # fmt: skip
+        lines.append(f"  {where}: {error}")
+    return f"Every fit of the grid ({len(table)} cells) failed:\n" + "\n".join(lines)

@@ -356,3 +356,22 @@ def test_percentile_intervals_cover_at_nominal_rate():
     coverage = float(np.mean(hits))
     print(f"90% percentile interval coverage over 40 data sets: {coverage:.3f}")
     assert 0.8 <= coverage <= 0.97
+
+
+def test_degenerate_replicates_are_counted_and_reported():
+    """A small far cluster of 4 rows: the fit is fine, but resamples often hold 3 or
+    fewer of those rows, and a 2-D full covariance has 3 parameters."""
+    import warnings
+
+    from bayesgmm import DegenerateFitWarning
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(40, 2)), 12.0 + rng.normal(size=(4, 2))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateFitWarning)
+        gm = GaussianMixture(2, tol=1e-6, random_state=0).fit(X)
+    with pytest.warns(DegenerateFitWarning, match=r"of \d+ bootstrap replicates are degenerate"):
+        boot = bootstrap(gm, X, n_boot=20, random_state=0)
+    assert 0 < boot.n_degenerate <= 20 - boot.n_failed
+    assert f"n_degenerate={boot.n_degenerate}" in repr(boot)
+    assert boot.summary().attrs["n_degenerate"] == boot.n_degenerate

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
-from bayesgmm import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
+from bayesgmm import (
+    CovariancePrior,
+    DirichletPrior,
+    GaussianMixture,
+    GMMPrior,
+    NormalMeanPrior,
+)
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.params import GMMParams
 from bayesgmm.datasets import load_galaxies, load_trees
@@ -157,5 +164,66 @@ def test_default_prior_on_singular_data_says_why():
     with pytest.raises(ValueError, match=r"singular here \(3 rows, 3 features"):
         GMMPrior.default(X, 2, "full")
     collinear = np.c_[X[:, 0], 2 * X[:, 0], X[:, 1]]
-    with pytest.raises(ValueError, match="collinear or constant features"):
+    with pytest.raises(ValueError, match="features 'column 0', 'column 1' are collinear"):
         GMMPrior.default(np.r_[collinear, 3 * collinear], 2, "diag")
+
+
+def _income_rate(n: int = 200, seed: int = 0) -> np.ndarray:
+    """Two columns in very different units: an income (~8e4) and a rate (~0.05)."""
+    rng = np.random.default_rng(seed)
+    income = rng.normal(8e4, 2e4, n)
+    rate = 0.05 + 1e-7 * (income - 8e4) + rng.normal(0, 0.01, n)
+    return np.c_[income, rate]
+
+
+@pytest.mark.parametrize("cov", ["full", "tied", "diag", "spherical"])
+def test_default_prior_accepts_features_in_different_units(cov):
+    """The data covariance of income/rate has its smallest eigenvalue at ~1e-13 of its
+    trace, only because of the units; its correlation matrix is far from singular."""
+    X = _income_rate()
+    cov_matrix = np.cov(X, rowvar=False)
+    assert np.linalg.eigvalsh(cov_matrix).min() < 1e-12 * np.trace(cov_matrix)  # the old test
+    prior = GMMPrior.default(X, 2, cov)
+    assert prior.covariances.dof == 4.0
+
+
+@pytest.mark.parametrize("factor", [1e-8, 1e8])
+def test_default_prior_is_equivariant_under_rescaling_a_column(factor):
+    X = _income_rate()
+    scale = np.array([1.0, factor])
+    prior = GMMPrior.default(X, 3, "full")
+    scaled = GMMPrior.default(X * scale, 3, "full")
+    np.testing.assert_allclose(scaled.means.mean, prior.means.mean * scale, rtol=1e-12)
+    np.testing.assert_allclose(
+        scaled.covariances.scale, prior.covariances.scale * np.outer(scale, scale), rtol=1e-10
+    )
+
+
+def test_default_prior_names_a_constant_column():
+    X = _income_rate()
+    df = pd.DataFrame({"income": X[:, 0], "country": 7.0, "rate": X[:, 1]})
+    with pytest.raises(ValueError, match=r"constant feature\(s\) 'country' \(every row 7\)"):
+        GMMPrior.default(df, 2, "full")
+    # the same decision on a tiny and on a huge scale
+    for factor in (1e-12, 1.0, 1e12):
+        with pytest.raises(ValueError, match=r"constant feature.*'column 1'"):
+            GMMPrior.default(np.c_[X[:, 0], np.full(len(X), 3.0 * factor)], 2, "full")
+
+
+def test_estimator_names_a_constant_dataframe_column():
+    X = _income_rate()
+    df = pd.DataFrame({"income": X[:, 0], "flag": 1.0, "rate": X[:, 1]})
+    with pytest.raises(ValueError, match=r"constant feature.*'flag'"):
+        GaussianMixture(2, prior="default", random_state=0).fit(df)
+
+
+def test_spd_scale_in_mixed_units_is_accepted_and_asymmetry_is_relative():
+    """A covariance prior scale with variances 1e10 and 1e-10 (correlation 0.5) is
+    positive definite; an asymmetric matrix of tiny entries is not symmetric."""
+    big_small = np.array([[1e10, 0.5], [0.5, 1e-10]])
+    CovariancePrior(dof=4.0, scale=big_small)
+    tiny = np.array([[1e-20, 0.9e-20], [0.1e-20, 1e-20]])
+    with pytest.raises(ValueError, match="symmetric"):
+        CovariancePrior(dof=4.0, scale=tiny)
+    with pytest.raises(ValueError, match="positive definite"):
+        CovariancePrior(dof=4.0, scale=np.array([[1e10, 2e0], [2e0, 1e-10]]))

@@ -154,3 +154,100 @@ def test_select_model_keeps_dataframe_feature_names():
     df = pd.DataFrame(X, columns=["height", "weight"])
     sel = select_model(df, n_components=[1, 2], covariance_types=["diag"], random_state=0)
     np.testing.assert_array_equal(sel.best_estimator.feature_names_in_, ["height", "weight"])
+
+
+def test_random_state_accepts_a_generator_everywhere():
+    """A Generator seeds each call with one integer drawn from it: the same generator
+    state gives the same result, and the generator advances."""
+    from bayesgmm import bootstrap
+    from bayesgmm._validation import as_generator, check_random_state
+
+    gen = np.random.default_rng(0)
+    seed = int(np.random.default_rng(0).integers(0, 2**32))
+    by_gen = GaussianMixture(2, init_params="random", random_state=gen).fit(X)
+    by_seed = GaussianMixture(2, init_params="random", random_state=seed).fit(X)
+    np.testing.assert_array_equal(by_gen.means_, by_seed.means_)
+    assert not np.array_equal(  # the generator has advanced
+        check_random_state(gen).randint(2**31 - 1, size=4),
+        check_random_state(np.random.default_rng(0)).randint(2**31 - 1, size=4),
+    )
+    one = select_model(X, [1, 2], ["diag"], random_state=np.random.default_rng(3))
+    two = select_model(X, [1, 2], ["diag"], random_state=np.random.default_rng(3))
+    np.testing.assert_array_equal(one.table["bic"], two.table["bic"])
+    sample = make_mixture(10, n_components=2, random_state=np.random.default_rng(1)).X
+    np.testing.assert_array_equal(
+        sample, make_mixture(10, n_components=2, random_state=np.random.default_rng(1)).X
+    )
+    boot = bootstrap(by_seed, X, n_boot=3, random_state=np.random.default_rng(0))
+    assert boot.draws.sizes["draw"] == 3
+    assert isinstance(as_generator(np.random.RandomState(0)), np.random.Generator)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("seed", "must be None, an int, a numpy Generator or a RandomState; got 'seed'"),
+        (1.5, "must be None, an int, a numpy Generator or a RandomState; got 1.5"),
+        (-1, r"must lie in \[0, 2\*\*32 - 1\]; got -1"),
+    ],
+)
+def test_random_state_error_says_what_is_accepted(bad, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2, random_state=bad).fit(X)
+    with pytest.raises(ValueError, match=message):
+        select_model(X, [1], ["diag"], random_state=bad)
+
+
+def test_select_model_keeps_other_cells_when_one_raises_anything(monkeypatch):
+    """A cell failing with any exception (not only ValueError) gets NaN criteria and
+    its error; the other cells and the choice are unaffected."""
+    original = GaussianMixture.fit
+
+    def flaky(self, X, y=None, sample_weight=None):
+        if self.n_components == 2:
+            raise FloatingPointError("overflow in the E-step")
+        return original(self, X, y, sample_weight)
+
+    monkeypatch.setattr(GaussianMixture, "fit", flaky)
+    sel = select_model(X, [1, 2, 3], ["diag"], random_state=0)
+    failed = sel.table.set_index("n_components").loc[2]
+    assert failed["error"] == "FloatingPointError: overflow in the E-step"
+    assert np.isnan(failed["bic"])
+    assert np.isfinite(sel.table.set_index("n_components").loc[[1, 3], "bic"]).all()
+
+
+def test_select_model_says_which_cells_failed_and_why():
+    from bayesgmm.selection import SelectionError
+
+    const = np.c_[X[:, 0], np.full(len(X), 2.0)]
+    with pytest.raises(SelectionError, match=r"Every fit of the grid \(2 cells\) failed") as info:
+        select_model(const, [1, 2], ["full"], prior="default", random_state=0)
+    message = str(info.value)
+    assert "K=1 full, K=2 full: ValueError: " in message
+    assert "constant feature(s) 'column 1'" in message
+    assert list(info.value.table["n_components"]) == [1, 2]
+
+
+def test_select_model_on_mixed_units_keeps_mle_and_map():
+    """Income (~8e4) and rate (~0.05): the default prior used to call the data singular,
+    and the MAP grid's failure sank the MLE results."""
+    from bayesgmm import compare_models
+
+    rng = np.random.default_rng(0)
+    data = np.c_[rng.normal(8e4, 2e4, 120), rng.normal(0.05, 0.01, 120)]
+    sel = select_model(data, [1, 2], ["full", "diag"], prior="default", random_state=0)
+    assert (sel.table["error"] == "").all()
+    comparison = compare_models(data, [1, 2], ["full"], n_init=2, random_state=0)
+    assert np.isfinite(comparison.table[["bic", "bic_map"]].to_numpy()).all()
+
+
+def test_select_model_warns_when_the_chosen_model_is_degenerate():
+    """Three distinct rows, repeated: K=3 puts a component on each row, and its
+    likelihood (covariances at the reg_covar floor) wins every criterion."""
+    from bayesgmm import DegenerateFitWarning
+
+    rows = np.repeat(np.random.default_rng(2).normal(size=(3, 2)), 10, axis=0)
+    with pytest.warns(DegenerateFitWarning, match=r"chosen by BIC \(K=3, 'full'\) is degenerate"):
+        sel = select_model(rows, [1, 2, 3], ["full"], random_state=0)
+    assert "rest on 1, 1, 1 effective" in sel.table.set_index("n_components").loc[3, "degenerate"]
+    assert sel.best_params["n_components"] == 3

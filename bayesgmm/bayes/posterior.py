@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data, check_number
+from bayesgmm._validation import check_data, check_number, check_random_state
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import log_mixture_density, responsibilities
@@ -61,8 +60,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         NUTS target acceptance rate; raise towards 0.95 if there are divergences.
     n_init : int, default=5
         EM starts for the MAP fit.
-    random_state : int, RandomState or None
-        The same seed gives the same MAP fit and the same draws.
+    random_state : int, numpy Generator, RandomState or None
+        The same seed gives the same MAP fit and the same draws (a Generator gives
+        one seed, drawn from it, to each call of ``fit`` and ``sample``).
     progressbar : bool, default=False
 
     Attributes

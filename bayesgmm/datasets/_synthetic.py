@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.utils import check_random_state
 
-from bayesgmm._validation import check_initial_params
+from bayesgmm._validation import check_initial_params, check_random_state
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
@@ -87,7 +86,7 @@ def make_mixture(
         In the shape of ``covariance_type``.
     separation : float, default=4.0
         Minimum distance between random means.
-    random_state : int, RandomState or None
+    random_state : int, numpy Generator, RandomState or None
 
     Returns
     -------
