@@ -8,10 +8,9 @@ from collections.abc import Iterable
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data
+from bayesgmm._validation import check_data, check_random_state
 from bayesgmm.mixture import GaussianMixture
 
 __all__ = ["GaussianMixtureImputer"]

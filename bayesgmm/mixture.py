@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._degeneracy import find_degeneracies, warn_degenerate
 from bayesgmm._validation import (
+    as_generator,
     check_data,
     check_estimator_params,
     check_initial_params,
@@ -395,7 +396,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"n_imputations must be a positive integer; got {n_imputations!r}.")
         if n_imputations < 1:
             raise ValueError(f"n_imputations must be >= 1; got {n_imputations}.")
-        rng = _generator(random_state)
+        rng = as_generator(random_state)
         return impute_draws(X, params, self.covariance_type, int(n_imputations), rng)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -496,12 +497,3 @@ def _drop_empty_rows(X: np.ndarray, sample_weight, *, warn: bool = True):
             stacklevel=4,
         )
     return X[keep], None if sample_weight is None else sample_weight[keep]
-
-
-def _generator(random_state) -> np.random.Generator:
-    """A NumPy Generator from a seed, Generator, RandomState or None."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    return np.random.default_rng(random_state)
