@@ -82,6 +82,7 @@ def compare_estimates(
     mle=None,
     bootstrap=None,
     *,
+    information=None,
     ci_prob: float | None = None,
     ci_kind: str | None = None,
     fmt: str = "dataframe",
@@ -98,6 +99,10 @@ def compare_estimates(
     bootstrap : BootstrapResult, optional
         Bootstrap of ``mle`` (or of any fit of the same model) for the MLE's standard
         error and percentile interval.
+    information : ObservedInformation, optional
+        :func:`bayesgmm.observed_information` of ``mle`` (or of any fit of the same
+        model): the columns ``info_se``, ``info_lower``, ``info_upper`` (Wald interval
+        at the same probability as the credible interval).
     ci_prob, ci_kind : float, str, optional
         Credible interval probability and kind ('eti' or 'hdi'); ArviZ's defaults
         (``rcParams["stats.ci_prob"]``, ``["stats.ci_kind"]``) when None. The bootstrap
@@ -110,7 +115,8 @@ def compare_estimates(
     pandas.DataFrame or xarray.Dataset
         Columns (statistics): ``mle``, ``mle_se``, ``mle_lower``, ``mle_upper``, ``map``,
         ``post_mean``, ``post_sd``, ``ci_lower``, ``ci_upper``, ``r_hat``, ``ess_bulk``,
-        ``ess_tail``, ``mcse_mean``, ``mle_in_ci``, ``map_in_ci`` and
+        ``ess_tail``, ``mcse_mean``, ``info_se``, ``info_lower``, ``info_upper``,
+        ``mle_in_ci``, ``map_in_ci`` and
         ``shrinkage_sd`` :math:`= (\hat\theta_{MAP} - \hat\theta_{MLE}) / \mathrm{sd}`,
         how far the prior moved the estimate, in posterior standard deviations. The
         DataFrame also has ``parameter``, ``component``, ``feature``, ``feature_bis``
@@ -170,6 +176,19 @@ def compare_estimates(
         columns["mle_upper"] = _align(
             bounds.sel(bound="upper", drop=True), ref_means, reference, cov_type
         )
+    columns["info_se"] = nan
+    columns["info_lower"] = nan
+    columns["info_upper"] = nan
+    if information is not None:
+        from scipy.stats import norm
+
+        z = norm.ppf(0.5 + prob / 2.0)
+        ref_means = information.estimate.means
+        est = params_to_dataset(information.estimate, cov_type, names)
+        se = information.se_dataset()
+        columns["info_se"] = _align(se, ref_means, reference, cov_type)
+        columns["info_lower"] = _align(est - z * se, ref_means, reference, cov_type)
+        columns["info_upper"] = _align(est + z * se, ref_means, reference, cov_type)
     inside = {}
     for key in ("mle", "map"):
         value = columns[key]
@@ -180,7 +199,7 @@ def compare_estimates(
     order = [
         "mle", "mle_se", "mle_lower", "mle_upper", "map", "post_mean", "post_sd",
         "ci_lower", "ci_upper", "r_hat", "ess_bulk", "ess_tail", "mcse_mean",
-        "mle_in_ci", "map_in_ci", "shrinkage_sd",
+        "info_se", "info_lower", "info_upper", "mle_in_ci", "map_in_ci", "shrinkage_sd",
     ]  # fmt: skip
     dataset = stack_statistics({c: columns[c] for c in order})
     dataset.attrs.update(ci_prob=prob, ci_kind=lower.split("_")[0][:3])

@@ -54,6 +54,10 @@ class ObservedInformation:
         ``'mle'`` (log-likelihood) or ``'map'`` (log posterior).
     condition_number : float
         Of the information scaled to unit diagonal.
+    estimate, se : GMMParams
+        The estimate and its standard errors in the parameters' own shapes.
+    covariance_type : str
+    feature_names : list of str
     """
 
     matrix: np.ndarray
@@ -62,6 +66,14 @@ class ObservedInformation:
     table: pd.DataFrame
     method: str
     condition_number: float
+    estimate: GMMParams
+    se: GMMParams
+    covariance_type: str
+    feature_names: list
+
+    def se_dataset(self):
+        """The standard errors as an xarray Dataset named like the posterior group."""
+        return params_to_dataset(self.se, self.covariance_type, self.feature_names)
 
     def standard_errors(self) -> pd.Series:
         """Standard errors indexed by element label (``means[0, x]``, ...)."""
@@ -203,6 +215,10 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
         table=table,
         method=method,
         condition_number=cond,
+        estimate=params,
+        se=se_params,
+        covariance_type=cov_type,
+        feature_names=names,
     )
 
 

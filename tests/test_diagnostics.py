@@ -131,3 +131,31 @@ def test_compare_models_with_loo_prefers_the_true_k():
     table = result.table.set_index("n_components")
     assert table.loc[2, "elpd_loo"] > table.loc[1, "elpd_loo"] + 2 * table.loc[2, "se_loo"]
     assert result.choices.set_index("criterion").loc["elpd_loo", "n_components"] == 2
+
+
+def test_observed_information_columns_aligned_and_at_the_ci_level(two_blobs_posterior, mle):
+    from bayesgmm import observed_information
+
+    swapped = _permuted(mle, [1, 0])
+    info = observed_information(swapped, X)
+    table = compare_estimates(two_blobs_posterior, mle, information=info, ci_prob=0.9)
+    by_label = table.set_index("label")
+    direct = observed_information(mle, X).standard_errors()
+    # Components of the permuted fit's information are matched back to the MAP labels.
+    for label in ("means[0, x0]", "means[1, x1]", "weights[0]"):
+        assert by_label.loc[label, "info_se"] == pytest.approx(
+            direct[_mle_label(mle, two_blobs_posterior, label)], rel=1e-8
+        )
+    width = (by_label["info_upper"] - by_label["info_lower"]) / (2 * by_label["info_se"])
+    np.testing.assert_allclose(width.dropna(), 1.6448536269514722)
+
+
+def _mle_label(mle, posterior, label):
+    """The label of the same element in the MLE's own component order."""
+    from bayesgmm.bayes.relabel import match_to_reference
+
+    perm = match_to_reference(mle.means_[None], posterior.map_._params(), "full")[0]
+    name, rest = label.split("[")
+    parts = rest.rstrip("]").split(", ")
+    parts[0] = str(int(perm[int(parts[0])]))
+    return f"{name}[{', '.join(parts)}]"
