@@ -118,7 +118,7 @@ def test_fit_point_estimates_writes_its_files(point_fit):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging
     # --quiet: the only line on stderr is the note on the dropped text column.
     assert stderr.splitlines() == [
-        "bayesgmm fit: note: non-numeric column(s) left out: species "
+        "bayesgmm fit: note: columns left out: species (text, e.g. 'setosa' on line 2) "
         "(choose columns with --columns)"
     ]
     assert (out / "summary.txt").read_text(encoding="utf-8") == stdout
@@ -255,7 +255,7 @@ def _write(path: Path, frame: pd.DataFrame) -> Path:
     [
         ("missing file", "not found"),
         ("unknown column", "unknown column 'z' in --columns; the columns are: x, y, species"),
-        ("text column", "column 'species' is not numeric (e.g. 'setosa' in data row 0)"),
+        ("text column", "column 'species' in --columns is not numeric ('setosa' on line 2)"),
         ("no numeric column", "has no numeric column"),
         ("too few rows", "too few rows"),
         ("unknown option", "unrecognized arguments: --frobnicate"),

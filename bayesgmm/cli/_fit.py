@@ -1,0 +1,238 @@
+"""``bayesgmm fit``: MLE, MAP and the full posterior of one mixture, with a report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bayesgmm.cli._common import (
+    EM_SETTINGS,
+    FIT_FILES,
+    METHODS,
+    _add_data_arguments,
+    _add_output_arguments,
+    _add_sampling_arguments,
+    _check_out,
+    _CollectWarnings,
+    _fail,
+    _int_at_least,
+    _methods_list,
+    _n_boot,
+    _progress,
+)
+from bayesgmm.cli._data import read_data, report_reading
+from bayesgmm.cli._output import _dump_models, _write_atomically
+
+# -- bayesgmm fit ------------------------------------------------------------------------
+_FIT_EPILOG = """\
+examples:
+  bayesgmm fit faithful.csv --components 2 --out faithful-fit
+      MLE, MAP and full posterior (4 chains x 1000 draws) of a 2-component mixture
+  bayesgmm fit data.csv --components 3 --columns x,y --methods mle,map --out quick
+      point estimates only (seconds), on two of the columns
+  bayesgmm fit data.csv --components 2 --covariance diag --draws 500 --bootstrap 0 --out run2
+
+writes to DIR: report.html (self-contained: open it in a browser), estimates.csv,
+posterior.nc (with the posterior; read it with arviz.from_netcdf or
+xarray.open_datatree), models.joblib (the fitted models: joblib.load(path) gives a dict
+with keys 'mle', 'map', 'posterior'; reloading needs the same bayesgmm version) and
+summary.txt (also printed).
+"""
+
+
+def _add_fit_parser(subparsers) -> None:
+    from bayesgmm.core.covariance import COVARIANCE_TYPES
+
+    parser = subparsers.add_parser(
+        "fit",
+        help="fit a mixture to a CSV file by MLE, MAP and full posterior; HTML report",
+        description=textwrap.fill(
+            "Fit a K-component Gaussian mixture to the numeric columns of a CSV file by "
+            "maximum likelihood (EM), MAP (EM with mclust's default conjugate prior) and "
+            "the full posterior (NUTS), and write a report comparing the three.",
+            width=88,
+        ),
+        epilog=_FIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_data_arguments(parser)
+    parser.add_argument(
+        "--components",
+        type=_int_at_least(1),
+        required=True,
+        metavar="K",
+        help="number of mixture components",
+    )
+    parser.add_argument(
+        "--covariance",
+        choices=COVARIANCE_TYPES,
+        default="full",
+        metavar="TYPE",
+        help=f"covariance type: {', '.join(COVARIANCE_TYPES)} (default: full)",
+    )
+    parser.add_argument(
+        "--methods",
+        type=_methods_list,
+        default=METHODS,
+        metavar="LIST",
+        help="comma-separated subset of mle,map,posterior (default: all three)",
+    )
+    _add_sampling_arguments(parser)
+    parser.add_argument(
+        "--bootstrap",
+        type=_n_boot,
+        default=200,
+        metavar="N",
+        help="bootstrap replicates of the MLE for its standard errors and intervals; "
+        "0 for none (default: 200)",
+    )
+    _add_output_arguments(parser)
+    parser.set_defaults(handler=_run_fit)
+
+
+def _check_netcdf_writer(command: str) -> None:
+    """posterior.nc needs h5netcdf (with h5py) or netCDF4: fail before sampling, not after."""
+    from importlib.util import find_spec
+
+    if not ((find_spec("h5netcdf") and find_spec("h5py")) or find_spec("netCDF4")):
+        raise _fail(
+            command,
+            "writing posterior.nc needs the h5netcdf package: pip install 'h5netcdf[h5py]' "
+            "(or leave out the posterior: --methods mle,map)",
+            code=1,
+        )
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from threadpoolctl import threadpool_limits
+
+    from bayesgmm import GaussianMixture, bootstrap
+    from bayesgmm.report import FitResult
+
+    command = "fit"
+    progress = _progress(args)
+    methods: tuple[str, ...] = args.methods
+    k, cov, seed = args.components, args.covariance, args.seed
+    _check_out(command, args.out)
+    if "posterior" in methods:
+        _check_netcdf_writer(command)
+    data = read_data(command, args, max(2, k), k)
+    X = data.X
+    report_reading(command, args, data, progress)
+    n_boot = args.bootstrap if "mle" in methods else 0
+    if args.bootstrap and "mle" not in methods:
+        progress("--bootstrap ignored: it bootstraps the MLE, which is not among --methods")
+    if "posterior" in methods:
+        from bayesgmm.bayes import SamplingWarning
+
+        skip: tuple[type, ...] = (SamplingWarning,)
+    else:
+        skip = ()
+
+    models: dict = {}
+    boot = None
+    fit_warnings: list[str] = []
+    timings: dict[str, float] = {}
+    em = f"K={k}, {cov} covariances, {EM_SETTINGS['n_init']} EM starts"
+    # Small data: BLAS threads only add overhead (see _run_demo).
+    with threadpool_limits(limits=1), _CollectWarnings(fit_warnings, progress, skip):
+        if "mle" in methods:
+            progress(f"Maximum likelihood: {em} ...")
+            start = time.perf_counter()
+            models["mle"] = GaussianMixture(
+                k, covariance_type=cov, random_state=seed, **EM_SETTINGS
+            ).fit(X)
+            timings["mle"] = time.perf_counter() - start
+        if "map" in methods and "posterior" not in methods:
+            progress(f"MAP (default conjugate prior): {em} ...")
+            start = time.perf_counter()
+            models["map"] = GaussianMixture(
+                k, covariance_type=cov, prior="default", random_state=seed, **EM_SETTINGS
+            ).fit(X)
+            timings["map"] = time.perf_counter() - start
+        if n_boot:
+            progress(f"Bootstrap of the MLE: {n_boot} replicates ...")
+            start = time.perf_counter()
+            boot = bootstrap(
+                models["mle"], X, n_boot=n_boot, random_state=seed, progress=not args.quiet
+            )
+            timings["bootstrap"] = time.perf_counter() - start
+        if "posterior" in methods:
+            from bayesgmm.bayes import PosteriorGaussianMixture
+
+            progress(
+                f"Full posterior: NUTS, {args.chains} chains x ({args.tune} tuning + "
+                f"{args.draws} draws), started at the MAP fit; compiling the model takes "
+                "10-30 s ..."
+            )
+            start = time.perf_counter()
+            # The sampler's progress bar goes to stdout; stdout is for the summary.
+            with contextlib.redirect_stdout(sys.stderr):
+                posterior = PosteriorGaussianMixture(
+                    k,
+                    covariance_type=cov,
+                    draws=args.draws,
+                    tune=args.tune,
+                    chains=args.chains,
+                    random_state=seed,
+                    progressbar=not args.quiet,
+                ).fit(X)
+            timings["posterior"] = time.perf_counter() - start
+            if "map" in methods:
+                # One MAP everywhere: the posterior's MAP-EM fit (its mode, the chains'
+                # start and the relabelling reference) is the MAP of the report.
+                models["map"] = posterior.map_
+            models["posterior"] = posterior
+    progress("Fitted in " + ", ".join(f"{m} {t:.1f} s" for m, t in timings.items()))
+
+    result = FitResult(
+        data_path=str(args.data),
+        X=X,
+        n_components=k,
+        covariance_type=cov,
+        methods=methods,
+        seed=seed,
+        settings={
+            "draws": args.draws,
+            "tune": args.tune,
+            "chains": args.chains,
+            "bootstrap": n_boot,
+        },
+        models={m: models[m] for m in METHODS if m in models},
+        bootstrap=boot,
+        data_notes=data.notes,
+        fit_warnings=tuple(fit_warnings),
+        timings=timings,
+    )
+    outputs: dict[str, object] = {}
+
+    def write_models(path: Path) -> None:
+        outputs["posterior_pickled"] = _dump_models(result.models, path)
+
+    def write_report(path: Path) -> None:
+        from bayesgmm.report import fit_report
+
+        progress("Drawing the report ...")
+        table, page, summary = fit_report(
+            result, warn=progress, posterior_pickled=outputs["posterior_pickled"]
+        )
+        path.write_text(page, encoding="utf-8")
+        outputs.update(table=table, summary=summary)
+
+    writers: dict[str, Callable[[Path], object]] = {"models.joblib": write_models}
+    if "posterior" in result.models:
+        writers["posterior.nc"] = lambda path: result.posterior.idata_.to_netcdf(path)
+    writers["report.html"] = write_report
+    writers["estimates.csv"] = lambda path: outputs["table"].to_csv(path, index=False)
+    writers["summary.txt"] = lambda path: path.write_text(
+        outputs["summary"] + "\n", encoding="utf-8"
+    )
+    _write_atomically(args.out, writers, stale=FIT_FILES)
+    print(outputs["summary"])
+    progress(f"Wrote {', '.join(n for n in FIT_FILES if n in writers)} to {args.out}")
+    return 0
