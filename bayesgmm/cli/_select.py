@@ -96,8 +96,7 @@ def _run_select(args: argparse.Namespace) -> int:
     n_models = len(ks) * len(types)
     progress(
         f"Comparing {n_models} models (K = {','.join(map(str, ks))}; {', '.join(types)}): "
-        "MLE and MAP fits"
-        + (f", and {n_models} NUTS runs (slow)" if args.posterior else "")
+        "MLE and MAP fits" + (f", and {n_models} NUTS runs (slow)" if args.posterior else "")
     )
     fit_warnings: list[str] = []
     skip: tuple[type, ...] = ()
