@@ -79,6 +79,7 @@ _DOT_NUMBER = re.compile(r"^[-+]?\d*\.\d+(?:[eE][-+]?\d+)?$")
 #: A column is text (left out) if fewer than this share of its values are numbers, else
 #: a numeric column with bad cells (an error).
 _TEXT_SHARE = 0.5
+_NOT_CHOSEN = "not in --columns"
 
 
 class CSVDataError(ValueError):
@@ -188,12 +189,14 @@ class NumericData:
         lines = [f"read as: {self.dialect.describe()}"]
         lines += list(self.notes)
         lines.append(f"columns used ({len(self.columns)}): {', '.join(self.columns)}")
-        if self.left_out:
+        not_chosen = [c.name for c in self.left_out if c.reason == _NOT_CHOSEN]
+        left_out = [str(c) for c in self.left_out if c.reason != _NOT_CHOSEN]
+        if left_out:
             lines.append(
-                "columns left out: "
-                + "; ".join(str(c) for c in self.left_out)
-                + " (choose columns with --columns)"
+                "columns left out: " + "; ".join(left_out) + " (choose columns with --columns)"
             )
+        if not_chosen:
+            lines.append(f"columns not in --columns: {', '.join(not_chosen)}")
         if self.skipped_rows:
             lines.append(f"{self.skipped_rows} blank line(s) or row(s) without values skipped")
         if self.n_missing:
@@ -629,7 +632,7 @@ def _choose_columns(
         chosen = [c for c in wanted if c in chosen]
         for name in names:
             if name not in wanted and name != index_name:
-                left_out.append(LeftOut(name or "(no name)", "not in --columns"))
+                left_out.append(LeftOut(name or "(no name)", _NOT_CHOSEN))
     if not chosen:
         reasons = "; ".join(str(c) for c in left_out) or "none"
         raise CSVDataError(

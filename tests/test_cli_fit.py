@@ -488,3 +488,78 @@ def test_report_renders_in_headless_chromium(point_fit, tmp_path):
     not_white = (pixels < 0.95).any(axis=-1).mean()
     assert not_white > 0.05  # text, tables and plots, not an empty page
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 100
+
+
+# -- one labelling across the outputs (one small NUTS run) ---------------------------------
+@pytest.mark.slow
+def test_one_labelling_in_every_saved_file(data_csv, tmp_path, monkeypatch):
+    """estimates.csv, models.joblib and posterior.nc number the components alike.
+
+    The MLE is made to come out with its components in the reverse order of the MAP's
+    (a permuted MLE is the same MLE), so the test fails unless the outputs are relabelled.
+    """
+    import xarray as xr
+
+    fit = GaussianMixture.fit
+
+    def reversed_mle(self, X, y=None, **kwargs):
+        fit(self, X, y, **kwargs)
+        if self.prior is None:
+            p = self._params()
+            self._set_params(type(p)(*(a[::-1].copy() for a in p)))
+        return self
+
+    monkeypatch.setattr(GaussianMixture, "fit", reversed_mle)
+    out = tmp_path / "labels"
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--draws", "60", "--tune", "60",
+         "--chains", "1", "--bootstrap", "0", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    names = ["x", "y"]
+    table = pd.read_csv(out / "estimates.csv")
+    models = joblib.load(out / "models.joblib")
+    tree = xr.open_datatree(out / "posterior.nc")
+    post_means = tree["posterior"]["means"].mean(("chain", "draw")).to_numpy()
+    for method in ("mle", "map"):
+        np.testing.assert_allclose(
+            _by_component(table, "means", method, names), models[method].means_, rtol=1e-10
+        )
+        np.testing.assert_allclose(
+            _by_component(table, "weights", method, names), models[method].weights_, rtol=1e-10
+        )
+    np.testing.assert_allclose(_by_component(table, "means", "post_mean", names), post_means)
+    # The same component everywhere: MLE, MAP and posterior means of component k are close
+    # (the components are 6 standard deviations apart).
+    for k in range(2):
+        assert np.abs(models["mle"].means_[k] - models["map"].means_[k]).max() < 0.5
+        assert np.abs(models["mle"].means_[k] - post_means[k]).max() < 0.5
+    assert "components of the MLE fit renumbered" in stdout
+
+
+def test_quiet_collects_library_warnings_into_the_summary(data_csv, tmp_path, monkeypatch):
+    import logging
+    import warnings
+
+    fit = GaussianMixture.fit
+
+    def noisy_fit(self, X, y=None, **kwargs):
+        warnings.warn("a library warning", UserWarning, stacklevel=1)
+        logging.getLogger("pymc.sampling").warning("a library log message")
+        logging.getLogger("pymc").info("chatter that is dropped")
+        return fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(GaussianMixture, "fit", noisy_fit)
+    out = tmp_path / "quiet"
+    code, _, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--methods", "mle", "--bootstrap", "0",
+         "--columns", "x,y", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert stderr == ""  # nothing reaches the terminal under --quiet
+    summary = (out / "summary.txt").read_text(encoding="utf-8")
+    assert "UserWarning" in summary
+    assert "a library warning" in summary
+    assert "pymc log: a library log message" in summary
+    assert "chatter" not in summary
+    assert logging.getLogger("pymc").propagate or logging.getLogger("pymc").handlers  # restored

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
@@ -146,40 +147,69 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None]:
     return progress
 
 
+#: Libraries whose log messages are collected instead of printed under ``--quiet``.
+_LOGGERS = ("pymc", "pytensor", "arviz", "nutpie", "numba")
+
+
 class _CollectWarnings:
     """Record the warnings raised inside (first line, once each) and echo them.
 
     Deprecation and future warnings (meant for developers of the libraries) are not
     shown; warnings in ``skip`` (e.g. the sampler's, which the report words itself)
-    are echoed but not kept.
+    are echoed but not kept. With ``quiet``, the log records of the libraries in
+    :data:`_LOGGERS` do not reach the terminal either: those at WARNING or above are
+    recorded like warnings (``"pymc log: ..."``), the others dropped.
     """
 
-    def __init__(self, found: list[str], echo: Callable[[str], None], skip=()) -> None:
+    def __init__(
+        self, found: list[str], echo: Callable[[str], None], skip=(), *, quiet: bool = False
+    ) -> None:
         self.found = found
         self.echo = echo
         self.skip = tuple(skip)
+        self.quiet = quiet
         self._context = warnings.catch_warnings(record=True)
+        self._loggers: list[tuple[logging.Logger, list, bool]] = []
+        self._records: list[logging.LogRecord] = []
 
     def __enter__(self):
         self._caught = self._context.__enter__()
         warnings.simplefilter("always")
         for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
             warnings.simplefilter("ignore", category)
+        if self.quiet:
+            collector = logging.Handler(logging.WARNING)
+            collector.emit = self._records.append  # type: ignore[method-assign]
+            for name in _LOGGERS:
+                logger = logging.getLogger(name)
+                self._loggers.append((logger, logger.handlers[:], logger.propagate))
+                logger.handlers[:] = [collector]
+                logger.propagate = False
         return self
 
     def __exit__(self, *exc_info):
         self._context.__exit__(*exc_info)
+        for logger, handlers, propagate in self._loggers:
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+        self._loggers.clear()
         seen = set(self.found)
+        lines = []
         for record in self._caught:
             text = str(record.message).strip().splitlines()
             source = _package_of(record.filename)
             origin = f" (from {source})" if source and source != "bayesgmm" else ""
             line = f"{record.category.__name__}{origin}: {text[0] if text else ''}"
+            lines.append((line, issubclass(record.category, self.skip)))
+        for log in self._records:
+            text = log.getMessage().strip().splitlines()
+            lines.append((f"{log.name.split('.')[0]} log: {text[0] if text else ''}", False))
+        for line, skipped in lines:
             if line in seen:
                 continue
             seen.add(line)
             self.echo(f"warning: {line}")
-            if not issubclass(record.category, self.skip):
+            if not skipped:
                 self.found.append(line)
         return False
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from bayesgmm.cli._common import (
     EM_SETTINGS,
@@ -27,6 +31,9 @@ from bayesgmm.cli._common import (
 )
 from bayesgmm.cli._data import read_data, report_reading
 from bayesgmm.cli._output import _dump_models, _write_atomically
+
+if TYPE_CHECKING:
+    from bayesgmm.report import FitResult
 
 # -- bayesgmm fit ------------------------------------------------------------------------
 _FIT_EPILOG = """\
@@ -108,6 +115,41 @@ def _check_netcdf_writer(command: str) -> None:
         )
 
 
+def _one_labelling(result: FitResult) -> FitResult:
+    """The result with the point fits' components renumbered to the report's labelling.
+
+    The reference is the posterior's MAP fit when there is a posterior (its components
+    label the relabelled draws of ``posterior.nc``), else the MLE. Every output (the
+    table, the plots, ``models.joblib``) is then written from these models, so a
+    component number means the same component in all of them; a note names the
+    renumbering.
+    """
+    from bayesgmm.report import _aligned_models
+
+    aligned = _aligned_models(result)
+    notes = []
+    for method, model in aligned.items():
+        original = result.models[method]
+        if model is original:
+            continue
+        perm = [
+            int(np.flatnonzero((original.means_ == mean).all(axis=1))[0]) for mean in model.means_
+        ]
+        notes.append(
+            f"components of the {method.upper()} fit renumbered to match the "
+            f"{'posterior' if result.posterior is not None else 'MLE'} (new component k "
+            f"was {perm}[k]); estimates.csv, models.joblib, posterior.nc and the plots use "
+            "this one labelling"
+        )
+    if not notes:
+        return result
+    return dataclasses.replace(
+        result,
+        models={**result.models, **aligned},
+        data_notes=(*result.data_notes, *notes),
+    )
+
+
 def _run_fit(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
@@ -140,7 +182,8 @@ def _run_fit(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
     em = f"K={k}, {cov} covariances, {EM_SETTINGS['n_init']} EM starts"
     # Small data: BLAS threads only add overhead (see _run_demo).
-    with threadpool_limits(limits=1), _CollectWarnings(fit_warnings, progress, skip):
+    collect = _CollectWarnings(fit_warnings, progress, skip, quiet=args.quiet)
+    with threadpool_limits(limits=1), collect:
         if "mle" in methods:
             progress(f"Maximum likelihood: {em} ...")
             start = time.perf_counter()
@@ -209,6 +252,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         fit_warnings=tuple(fit_warnings),
         timings=timings,
     )
+    result = _one_labelling(result)
     outputs: dict[str, object] = {}
 
     def write_models(path: Path) -> None:
@@ -218,9 +262,15 @@ def _run_fit(args: argparse.Namespace) -> int:
         from bayesgmm.report import fit_report
 
         progress("Drawing the report ...")
-        table, page, summary = fit_report(
-            result, warn=progress, posterior_pickled=outputs["posterior_pickled"]
-        )
+        drawing: list[str] = []  # warnings while drawing: into the summary, not the terminal
+        with _CollectWarnings(drawing, progress, quiet=args.quiet):
+            table, page, summary = fit_report(
+                result, warn=progress, posterior_pickled=outputs["posterior_pickled"]
+            )
+        if drawing:
+            summary += "\n\nWarnings while drawing the report:\n" + "\n".join(
+                f"  - {w}" for w in drawing
+            )
         path.write_text(page, encoding="utf-8")
         outputs.update(table=table, summary=summary)
 

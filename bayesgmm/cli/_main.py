@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -10,6 +12,30 @@ from bayesgmm.cli._common import PROG, CommandError, _Parser
 from bayesgmm.cli._demo import _add_demo_parser
 from bayesgmm.cli._fit import _add_fit_parser
 from bayesgmm.cli._select import _add_select_parser
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so cleanup runs as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While inside, SIGTERM raises :class:`_Terminated` (unwinding ``finally`` blocks and
+    removing staging folders) instead of killing the process on the spot."""
+
+    def handler(signum, frame):
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. main() called from a worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 #: One function per subcommand; each adds its parser and sets ``handler``.
 _SUBCOMMANDS: tuple[Callable[..., None], ...] = (
@@ -54,8 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 if the command failed, 2 for bad arguments, 130 if
-        interrupted. Errors are one line on stderr, without a traceback.
+        0 on success, 1 if the command failed, 2 for bad arguments or unusable data,
+        130 if interrupted (Ctrl-C), 143 if terminated (SIGTERM; as on Ctrl-C, no
+        staging folder is left behind). Errors are one line on stderr, without a
+        traceback.
 
     Examples
     --------
@@ -70,10 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version print, then exit
         return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     try:
-        return int(args.handler(args))
+        with _terminate_as_interrupt():
+            return int(args.handler(args))
     except CommandError as err:
         print(err, file=sys.stderr)
         return err.code
+    except _Terminated:
+        print(f"{PROG}: terminated (SIGTERM); no output was left half-written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

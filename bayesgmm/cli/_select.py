@@ -105,7 +105,8 @@ def _run_select(args: argparse.Namespace) -> int:
 
         skip = (SamplingWarning,)
     start = time.perf_counter()
-    with threadpool_limits(limits=1), _CollectWarnings(fit_warnings, progress, skip):
+    collect = _CollectWarnings(fit_warnings, progress, skip, quiet=args.quiet)
+    with threadpool_limits(limits=1), collect:
         comparison = compare_models(
             X,
             ks,
@@ -120,7 +121,8 @@ def _run_select(args: argparse.Namespace) -> int:
         )
     progress(f"Model comparison took {time.perf_counter() - start:.1f} s")
     try:
-        png = _selection_png(comparison.table)
+        with _CollectWarnings(fit_warnings, progress, quiet=args.quiet):
+            png = _selection_png(comparison.table)
     except Exception as err:  # the table and summary still get written
         png = None
         progress(f"warning: selection.png not drawn: {type(err).__name__}: {err}")
