@@ -563,3 +563,33 @@ def test_quiet_collects_library_warnings_into_the_summary(data_csv, tmp_path, mo
     assert "pymc log: a library log message" in summary
     assert "chatter" not in summary
     assert logging.getLogger("pymc").propagate or logging.getLogger("pymc").handlers  # restored
+
+
+def test_default_bootstrap_scales_down_for_large_n_with_a_note(data_csv, tmp_path, monkeypatch):
+    from bayesgmm.cli import _fit
+
+    monkeypatch.setattr(_fit, "BOOTSTRAP_FULL_UP_TO", 24)  # so that N = 120 is "large"
+    monkeypatch.setattr(_fit, "BOOTSTRAP_MIN", 10)
+    out = tmp_path / "boot"
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--methods", "mle", "--columns", "x,y",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    note = (
+        "bootstrap: 40 replicates, the default 200 scaled down for N = 120 rows "
+        "(200 x 24 / N, at least 10); choose with --bootstrap"
+    )
+    assert note in stdout
+    assert "bootstrap: 40 replicates of the MLE" in stdout
+    # Progress with the time left.
+    assert re.search(r"bootstrap \(nonparametric\): 40/40 replicates, 0 failed, \d+ s so far, "
+                     r"about 0 s left", stderr), stderr  # fmt: skip
+    # Given explicitly, the number is used as it is.
+    code, stdout, _ = _run(
+        ["fit", str(data_csv), "--components", "2", "--methods", "mle", "--columns", "x,y",
+         "--bootstrap", "12", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    assert "scaled down" not in stdout
+    assert "bootstrap: 12 replicates of the MLE" in stdout

@@ -93,10 +93,12 @@ def _add_fit_parser(subparsers) -> None:
     parser.add_argument(
         "--bootstrap",
         type=_n_boot,
-        default=200,
+        default=None,
         metavar="N",
         help="bootstrap replicates of the MLE for its standard errors and intervals; "
-        "0 for none (default: 200)",
+        f"0 for none (default: {BOOTSTRAP_DEFAULT}, scaled down above N = "
+        f"{BOOTSTRAP_FULL_UP_TO:,} rows to {BOOTSTRAP_DEFAULT} x {BOOTSTRAP_FULL_UP_TO:,} / N, "
+        f"at least {BOOTSTRAP_MIN})",
     )
     _add_output_arguments(parser)
     parser.set_defaults(handler=_run_fit)
@@ -113,6 +115,41 @@ def _check_netcdf_writer(command: str) -> None:
             "(or leave out the posterior: --methods mle,map)",
             code=1,
         )
+
+
+#: ``bayesgmm fit``'s default bootstrap replicates, kept up to BOOTSTRAP_FULL_UP_TO rows.
+BOOTSTRAP_DEFAULT = 200
+BOOTSTRAP_FULL_UP_TO = 50_000
+BOOTSTRAP_MIN = 50
+
+
+def default_bootstrap(n_rows: int, given: int | None) -> tuple[int, str | None]:
+    """Replicates to run, and a note when the default was scaled down for large N.
+
+    The rule: ``BOOTSTRAP_DEFAULT`` (200) up to ``BOOTSTRAP_FULL_UP_TO`` (50,000) rows;
+    above, ``200 * 50,000 / N`` rounded, at least ``BOOTSTRAP_MIN`` (50), so the
+    bootstrap costs about as much as 200 replicates of 50,000 rows (each replicate is
+    one EM fit, linear in N). A value given with ``--bootstrap`` is used as it is.
+
+    Examples
+    --------
+    >>> default_bootstrap(272, None)
+    (200, None)
+    >>> default_bootstrap(1_000_000, None)[0], default_bootstrap(100_000, None)[0]
+    (50, 100)
+    >>> default_bootstrap(1_000_000, 500)
+    (500, None)
+    """
+    if given is not None:
+        return given, None
+    if n_rows <= BOOTSTRAP_FULL_UP_TO:
+        return BOOTSTRAP_DEFAULT, None
+    n_boot = max(BOOTSTRAP_MIN, round(BOOTSTRAP_DEFAULT * BOOTSTRAP_FULL_UP_TO / n_rows))
+    return n_boot, (
+        f"bootstrap: {n_boot} replicates, the default {BOOTSTRAP_DEFAULT} scaled down for "
+        f"N = {n_rows:,} rows ({BOOTSTRAP_DEFAULT} x {BOOTSTRAP_FULL_UP_TO:,} / N, at least "
+        f"{BOOTSTRAP_MIN}); choose with --bootstrap"
+    )
 
 
 def _one_labelling(result: FitResult) -> FitResult:
@@ -166,7 +203,11 @@ def _run_fit(args: argparse.Namespace) -> int:
     data = read_data(command, args, max(2, k), k)
     X = data.X
     report_reading(command, args, data, progress)
-    n_boot = args.bootstrap if "mle" in methods else 0
+    n_boot, boot_note = default_bootstrap(len(X), args.bootstrap)
+    if boot_note and "mle" in methods:
+        data = dataclasses.replace(data, notes=(*data.notes, boot_note))
+        progress(f"note: {boot_note}")
+    n_boot = n_boot if "mle" in methods else 0
     if args.bootstrap and "mle" not in methods:
         progress("--bootstrap ignored: it bootstraps the MLE, which is not among --methods")
     if "posterior" in methods:
