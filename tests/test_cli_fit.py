@@ -593,3 +593,82 @@ def test_default_bootstrap_scales_down_for_large_n_with_a_note(data_csv, tmp_pat
     assert code == 0
     assert "scaled down" not in stdout
     assert "bootstrap: 12 replicates of the MLE" in stdout
+
+
+# -- --standardize ---------------------------------------------------------------------------
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_standardize_reports_in_original_units_exactly(tmp_path, covariance):
+    from bayesgmm import bootstrap
+
+    sample = make_mixture(150, n_components=2, n_features=2, separation=6, random_state=2)
+    X = pd.DataFrame(sample.X * [8e4, 0.05] + [3e5, 0.1], columns=["income", "rate"])
+    path = tmp_path / "units.csv"
+    X.to_csv(path, index=False)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(
+        ["fit", str(path), "--components", "2", "--covariance", covariance, "--methods",
+         "mle,map", "--bootstrap", "20", "--standardize", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "--standardize: fitted to (x - mean) / sd per column" in stdout
+    table = pd.read_csv(out / "estimates.csv")
+    models = joblib.load(out / "models.joblib")
+    names = ["income", "rate"]
+    m, s = X.mean().to_numpy(), X.std(ddof=0).to_numpy()
+    Z = (X - m) / s
+
+    # 1. Exactly the linear map of a fit to the standardized data.
+    direct = GaussianMixture(2, covariance_type=covariance, **EM).fit(Z)
+    np.testing.assert_allclose(_by_means(table, "mle", names), m + direct.means_ * s, rtol=1e-10)
+    scale = np.outer(s, s) if covariance == "full" else s**2
+    mle = models["mle"]
+    np.testing.assert_allclose(mle.covariances_, direct.covariances_ * scale, rtol=1e-10)
+    np.testing.assert_allclose(mle.weights_, direct.weights_, rtol=1e-12)
+    np.testing.assert_array_equal(mle.predict(X), direct.predict(Z))
+    np.testing.assert_allclose(mle.score(X), direct.score(Z) - np.log(s).sum(), rtol=1e-12)
+    boot = bootstrap(direct, Z, n_boot=20, random_state=0)
+    se = boot.standard_errors()["means"].to_numpy() * s
+    np.testing.assert_allclose(_by_means(table, "mle_se", names), se, rtol=1e-8)
+
+    # 2. The same MLE as a direct fit to the raw data, up to reg_covar (1e-6 in
+    #    standardized units here, 0 in the raw fit) and EM's stopping rule (tol=1e-6 on
+    #    the mean log-likelihood, so agreement to ~1e-6, not to rounding).
+    raw = GaussianMixture(2, covariance_type=covariance, **{**EM, "reg_covar": 0.0}).fit(X)
+    order = np.argsort(raw.means_[:, 0])
+    mine = np.argsort(mle.means_[:, 0])
+    np.testing.assert_allclose(mle.means_[mine], raw.means_[order], rtol=1e-5)
+    np.testing.assert_allclose(mle.covariances_[mine], raw.covariances_[order], rtol=1e-4)
+    np.testing.assert_allclose(mle.weights_[mine], raw.weights_[order], rtol=1e-5)
+
+    # 3. The MAP maps with its prior: the saved MAP is the MAP of the raw data under the
+    #    saved (mapped) prior.
+    map_ = models["map"]
+    refit = GaussianMixture(
+        2, covariance_type=covariance, prior=map_.prior_, **{**EM, "reg_covar": 0.0}
+    ).fit(X)
+    mine, order = np.argsort(map_.means_[:, 0]), np.argsort(refit.means_[:, 0])
+    #    (Both stop at EM's tol=1e-6, from different starts: agreement to ~1e-6.)
+    np.testing.assert_allclose(map_.means_[mine], refit.means_[order], rtol=1e-5)
+    np.testing.assert_allclose(map_.covariances_[mine], refit.covariances_[order], rtol=1e-4)
+
+
+def _by_means(table: pd.DataFrame, column: str, names) -> np.ndarray:
+    return _by_component(table, "means", column, names)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--covariance", "spherical"], "--standardize does not work with spherical"),
+        (["--methods", "mle,posterior"], "--standardize is not available with the posterior"),
+    ],
+)
+def test_standardize_refuses_what_it_cannot_map(data_csv, tmp_path, extra, words):
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--standardize", *extra, "--quiet",
+         "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert code == 2
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1
+    assert words in stderr

@@ -100,6 +100,13 @@ def _add_fit_parser(subparsers) -> None:
         f"{BOOTSTRAP_FULL_UP_TO:,} rows to {BOOTSTRAP_DEFAULT} x {BOOTSTRAP_FULL_UP_TO:,} / N, "
         f"at least {BOOTSTRAP_MIN})",
     )
+    parser.add_argument(
+        "--standardize",
+        action="store_true",
+        help="fit to each column minus its mean, divided by its standard deviation, and "
+        "report every estimate in the original units (an exact linear map); for columns "
+        "on very different scales. Not with spherical covariances or the posterior",
+    )
     _add_output_arguments(parser)
     parser.set_defaults(handler=_run_fit)
 
@@ -174,9 +181,9 @@ def _one_labelling(result: FitResult) -> FitResult:
         ]
         notes.append(
             f"components of the {method.upper()} fit renumbered to match the "
-            f"{'posterior' if result.posterior is not None else 'MLE'} (new component k "
-            f"was {perm}[k]); estimates.csv, models.joblib, posterior.nc and the plots use "
-            "this one labelling"
+            f"{'posterior' if result.posterior is not None else 'MLE'} (its components "
+            f"{perm} are components {list(range(len(perm)))} here); estimates.csv, "
+            "models.joblib, posterior.nc and the plots use this one labelling"
         )
     if not notes:
         return result
@@ -198,6 +205,20 @@ def _run_fit(args: argparse.Namespace) -> int:
     methods: tuple[str, ...] = args.methods
     k, cov, seed = args.components, args.covariance, args.seed
     _check_out(command, args.out)
+    standardize = getattr(args, "standardize", False)
+    if standardize and cov == "spherical":
+        raise _fail(
+            command,
+            "--standardize does not work with spherical covariances (a sphere in "
+            "standardized units is not one in the original units); use --covariance diag, "
+            "or leave out --standardize",
+        )
+    if standardize and "posterior" in methods:
+        raise _fail(
+            command,
+            "--standardize is not available with the posterior yet; use --methods mle,map, "
+            "or leave out --standardize",
+        )
     if "posterior" in methods:
         _check_netcdf_writer(command)
     data = read_data(command, args, max(2, k), k)
@@ -208,6 +229,14 @@ def _run_fit(args: argparse.Namespace) -> int:
         data = dataclasses.replace(data, notes=(*data.notes, boot_note))
         progress(f"note: {boot_note}")
     n_boot = n_boot if "mle" in methods else 0
+    standardizer = None
+    X_fit = X  # what the point fits and the bootstrap see
+    if standardize:
+        from bayesgmm.cli._standardize import Standardizer
+
+        standardizer = Standardizer.from_data(X)
+        X_fit = standardizer.transform(X)
+        data = dataclasses.replace(data, notes=(*data.notes, standardizer.note()))
     if args.bootstrap and "mle" not in methods:
         progress("--bootstrap ignored: it bootstraps the MLE, which is not among --methods")
     if "posterior" in methods:
@@ -230,20 +259,20 @@ def _run_fit(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             models["mle"] = GaussianMixture(
                 k, covariance_type=cov, random_state=seed, **EM_SETTINGS
-            ).fit(X)
+            ).fit(X_fit)
             timings["mle"] = time.perf_counter() - start
         if "map" in methods and "posterior" not in methods:
             progress(f"MAP (default conjugate prior): {em} ...")
             start = time.perf_counter()
             models["map"] = GaussianMixture(
                 k, covariance_type=cov, prior="default", random_state=seed, **EM_SETTINGS
-            ).fit(X)
+            ).fit(X_fit)
             timings["map"] = time.perf_counter() - start
         if n_boot:
             progress(f"Bootstrap of the MLE: {n_boot} replicates ...")
             start = time.perf_counter()
             boot = bootstrap(
-                models["mle"], X, n_boot=n_boot, random_state=seed, progress=not args.quiet
+                models["mle"], X_fit, n_boot=n_boot, random_state=seed, progress=not args.quiet
             )
             timings["bootstrap"] = time.perf_counter() - start
         if "posterior" in methods:
@@ -273,6 +302,10 @@ def _run_fit(args: argparse.Namespace) -> int:
                 models["map"] = posterior.map_
             models["posterior"] = posterior
     progress("Fitted in " + ", ".join(f"{m} {t:.1f} s" for m, t in timings.items()))
+    if standardizer is not None:  # back to the original units, exactly
+        models = {m: standardizer.model_to_original(model) for m, model in models.items()}
+        if boot is not None:
+            boot = standardizer.bootstrap_to_original(boot, models["mle"])
 
     result = FitResult(
         data_path=str(args.data),
