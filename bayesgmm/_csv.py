@@ -558,7 +558,10 @@ def _choose_columns(
         if reason is not None:
             index_name = names[0]
             left_out.append(
-                LeftOut(index_name, f"{reason}; use it as a feature with --index-col none")
+                LeftOut(
+                    index_name or "column 1 (no name)",
+                    f"{reason}; use it as a feature with --index-col none",
+                )
             )
     if explicit and index_name in wanted:
         raise CSVDataError(f"column {index_name!r} is both in --columns and the --index-col")

@@ -123,6 +123,17 @@ def read_data(
     return LoadedData(X=X, source=data, notes=(*lines, *row_notes), warnings=tuple(changes))
 
 
+#: How the data file is read, for the epilog of ``fit --help`` and ``select --help``.
+READING_RULES = """\
+reading DATA.csv: the separator, decimal mark, encoding, header and index column are
+detected (see 'reading the file' above). NA, n/a, -, ., ?, NaN, null and empty cells
+are missing values (counted per column; rows with any are left out, with a note).
+Left out with the reason: text columns, an index column, constant columns and exact
+duplicates of another column. A column that mixes numbers with text, or more
+components than distinct rows, is an error naming the fix.
+"""
+
+
 def report_reading(
     command: str, args: argparse.Namespace, data: LoadedData, progress: Callable[[str], None]
 ) -> None:
@@ -160,8 +171,9 @@ def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--decimal",
         choices=(".", ","),
-        help="decimal mark (default: ',' if numbers are written like 1,5 and the separator "
-        "is not ',', else '.')",
+        metavar="MARK",
+        help="decimal mark: . or , (default: ',' if numbers are written like 1,5 and the "
+        "separator is not ',', else '.')",
     )
     group.add_argument(
         "--encoding",

@@ -29,7 +29,7 @@ from bayesgmm.cli._common import (
     _n_boot,
     _progress,
 )
-from bayesgmm.cli._data import read_data, report_reading
+from bayesgmm.cli._data import READING_RULES, read_data, report_reading
 from bayesgmm.cli._output import _dump_models, _write_atomically
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def _add_fit_parser(subparsers) -> None:
             "the full posterior (NUTS), and write a report comparing the three.",
             width=88,
         ),
-        epilog=_FIT_EPILOG,
+        epilog=_FIT_EPILOG + "\n" + READING_RULES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_data_arguments(parser)

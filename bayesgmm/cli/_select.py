@@ -23,7 +23,7 @@ from bayesgmm.cli._common import (
     _covariance_list,
     _progress,
 )
-from bayesgmm.cli._data import read_data, report_reading
+from bayesgmm.cli._data import READING_RULES, read_data, report_reading
 from bayesgmm.cli._output import _write_atomically
 
 # -- bayesgmm select ---------------------------------------------------------------------
@@ -51,7 +51,7 @@ def _add_select_parser(subparsers) -> None:
             "--posterior the PSIS-LOO of the full posteriors.",
             width=88,
         ),
-        epilog=_SELECT_EPILOG,
+        epilog=_SELECT_EPILOG + "\n" + READING_RULES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_data_arguments(parser)
