@@ -286,38 +286,44 @@ def read_numeric_csv(
         detected.append("sep")
     else:
         sep = parse_separator(sep)
-    raw = _split(text, sep, shown)
+    # Decimal mark and header from the first lines; then the whole file.
+    head = "".join(text.splitlines(keepends=True)[: _SNIFF_LINES + 1])
+    raw_head = _split(head, sep, shown)
     if decimal is None:
-        decimal = _detect_decimal(raw, sep)
+        decimal = _detect_decimal(raw_head, sep)
         detected.append("decimal")
-
-    missing_mask = raw.apply(lambda col: col.str.strip().str.lower().isin(MISSING_PLACEHOLDERS))
-    values = raw.apply(lambda col: _to_number(col, decimal)).where(~missing_mask)
     if header is None:
-        header = _looks_like_header(raw, values, missing_mask)
+        head_missing = _missing(raw_head)
+        head_values = raw_head.apply(lambda col: _to_number(col, decimal)).where(~head_missing)
+        header = _looks_like_header(raw_head, head_values, head_missing)
         detected.append("header")
         if not header:
             notes.append(
                 "the first row is numeric, so it is read as data and the columns are named "
                 "x0, x1, ... (use --header if it holds the column names)"
             )
-    lines = np.arange(1, len(raw) + 1)
+    values, missing_mask, strings = _parse(text, sep, decimal, header, shown)
+    lines = np.arange(1 + header, len(values) + 1 + header)
     if header:
-        names = [str(v).strip() for v in raw.iloc[0]]
-        raw, values, missing_mask = (f.iloc[1:] for f in (raw, values, missing_mask))
-        lines = lines[1:]
+        names = [str(v).strip() for v in raw_head.iloc[0]]
+        if len(names) != values.shape[1]:
+            raise CSVDataError(
+                f"the header of {shown!r} has {len(names)} field(s) but the data rows have "
+                f"{values.shape[1]}; check the separator (--sep) or use --no-header"
+            )
     else:
-        names = [f"x{j}" for j in range(raw.shape[1])]
+        names = [f"x{j}" for j in range(values.shape[1])]
     _check_names(names, shown)
-    raw.columns = values.columns = missing_mask.columns = names
+    values.columns = missing_mask.columns = names
 
     # Blank lines and rows without a value: skipped (counted).
     empty_rows = missing_mask.all(axis=1).to_numpy()
     skipped = int(empty_rows.sum())
     keep = ~empty_rows
-    raw, values, missing_mask = raw[keep], values[keep], missing_mask[keep]
+    values, missing_mask = values[keep], missing_mask[keep]
+    strings = {j: column[keep] for j, column in strings.items()}
     lines = lines[keep]
-    if len(raw) == 0:
+    if len(values) == 0:
         raise CSVDataError(f"data file {shown!r} has a header but no data rows")
 
     dialect = Dialect(
@@ -330,7 +336,7 @@ def read_numeric_csv(
         path=shown,
     )
     chosen, left_out = _choose_columns(
-        names, raw, values, missing_mask, lines, columns, index_col, dialect
+        names, strings, values, missing_mask, lines, columns, index_col, dialect
     )
     frame = values[list(chosen)].astype(np.float64).reset_index(drop=True)
     finite = np.isfinite(frame.to_numpy()) | np.isnan(frame.to_numpy())
@@ -338,8 +344,8 @@ def read_numeric_csv(
         j = int(np.flatnonzero(~finite.all(axis=0))[0])
         row = int(np.flatnonzero(~finite[:, j])[0])
         raise CSVDataError(
-            f"column {chosen[j]!r} has an infinite value ({raw[chosen[j]].iloc[row].strip()!r} "
-            f"on line {lines[row]}); replace it by a number or leave it empty (missing)"
+            f"column {chosen[j]!r} has an infinite value ({frame.iloc[row, j]} on line "
+            f"{lines[row]}); replace it by a number or leave it empty (missing)"
         )
     missing = {name: int(missing_mask[name].sum()) for name in chosen}
     return NumericData(
@@ -430,32 +436,94 @@ def _detect_separator(sample: list[str]) -> str | None:
 
 def _split(text: str, sep: str | None, shown: str) -> pd.DataFrame:
     """The cells as strings (no conversion, no NA handling), blank lines kept as rows."""
-    options: dict = {
-        "header": None,
-        "dtype": str,
-        "keep_default_na": False,
-        "na_filter": False,
-        "skip_blank_lines": False,
-        "skipinitialspace": True,
-    }
-    if sep == "whitespace":
-        options["sep"] = r"\s+"
-    elif sep is None:
-        options["sep"] = "\x1f"  # a character no text file uses: one field per line
-    else:
-        options["sep"] = sep
     try:
-        frame = pd.read_csv(io.StringIO(text), **options)
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, **_options(sep)
+        )
     except pd.errors.EmptyDataError:
         raise CSVDataError(f"data file {shown!r} is empty") from None
     except pd.errors.ParserError as err:
-        message = str(err).strip().splitlines()[-1] if str(err).strip() else "parse error"
-        message = message.removeprefix("Error tokenizing data. C error: ")
-        raise CSVDataError(
-            f"cannot read {shown!r} with separator {_SEP_NAMES.get(sep, repr(sep))}: "
-            f"{message}; check that line, or give the separator with --sep"
-        ) from None
+        raise _parser_error(err, sep, shown) from None
     return frame.fillna("").astype(str)
+
+
+def _options(sep: str | None) -> dict:
+    return {
+        "header": None,
+        "skip_blank_lines": False,
+        "skipinitialspace": True,
+        "sep": r"\s+" if sep == "whitespace" else "\x1f" if sep is None else sep,
+    }
+
+
+def _parse(
+    text: str, sep: str | None, decimal: str, header: bool, shown: str
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, pd.Series]]:
+    """Numbers (NaN where missing), the missing mask, and the cells of non-numeric columns.
+
+    Columns that pandas' C parser reads as numbers, with only placeholders as NA, are
+    taken from it (fast); the others are read again as text and converted cell by cell
+    (placeholders in any case, spaces around numbers).
+    """
+    skip = [0] if header else None
+    na_values = sorted({v for p in MISSING_PLACEHOLDERS for v in (p, p.upper(), p.title())})
+    try:
+        fast = pd.read_csv(
+            io.StringIO(text),
+            skiprows=skip,
+            decimal=decimal,
+            na_values=na_values,
+            keep_default_na=False,
+            low_memory=False,
+            **_options(sep),
+        )
+    except pd.errors.EmptyDataError:
+        raise CSVDataError(f"data file {shown!r} has a header but no data rows") from None
+    except pd.errors.ParserError as err:
+        raise _parser_error(err, sep, shown) from None
+    fast.columns = range(fast.shape[1])
+    numeric = [
+        j
+        for j in fast.columns
+        if pd.api.types.is_numeric_dtype(fast[j]) and not pd.api.types.is_bool_dtype(fast[j])
+    ]
+    values = pd.DataFrame(
+        {j: fast[j].astype(np.float64) if j in numeric else np.nan for j in fast.columns},
+        index=fast.index,
+    )
+    missing = values.isna()
+    strings: dict[int, pd.Series] = {}
+    others = [j for j in fast.columns if j not in numeric]
+    if others:
+        cells = pd.read_csv(
+            io.StringIO(text),
+            skiprows=skip,
+            usecols=others,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            **_options(sep),
+        )
+        for j in others:
+            column = cells[j].fillna("").astype(str)
+            is_missing = _missing(column.to_frame())[j]
+            strings[j] = column
+            missing[j] = is_missing
+            values[j] = _to_number(column, decimal).where(~is_missing)
+    return values, missing, strings
+
+
+def _missing(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw.apply(lambda col: col.str.strip().str.lower().isin(MISSING_PLACEHOLDERS))
+
+
+def _parser_error(err: Exception, sep: str | None, shown: str) -> CSVDataError:
+    message = str(err).strip().splitlines()[-1] if str(err).strip() else "parse error"
+    message = message.removeprefix("Error tokenizing data. C error: ")
+    return CSVDataError(
+        f"cannot read {shown!r} with separator {_SEP_NAMES.get(sep, repr(sep))}: "
+        f"{message}; check that line, or give the separator with --sep"
+    )
 
 
 def _detect_decimal(raw: pd.DataFrame, sep: str | None) -> str:
@@ -519,7 +587,7 @@ def _is_index(name: str, values: pd.Series) -> str | None:
 
 def _choose_columns(
     names: list[str],
-    raw: pd.DataFrame,
+    strings: Mapping[int, pd.Series],
     values: pd.DataFrame,
     missing: pd.DataFrame,
     lines: np.ndarray,
@@ -582,10 +650,10 @@ def _choose_columns(
             continue
         if bad.any():
             share = is_number.sum() / present.sum()
-            example = _example(raw.iloc[:, j], bad, lines)
+            example = _example(strings[j], bad, lines)
             decimal_hint = (
                 f" or --decimal {'.' if dialect.decimal == ',' else ','}"
-                if any(ch in raw.iloc[:, j].iloc[int(np.flatnonzero(bad)[0])] for ch in ".,")
+                if any(ch in strings[j].iloc[int(np.flatnonzero(bad)[0])] for ch in ".,")
                 else ""
             )
             if share >= _TEXT_SHARE:
