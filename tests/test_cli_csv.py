@@ -167,6 +167,12 @@ _FILES: dict[str, Callable[[], tuple[bytes, list[str], list[int], list[str]]]] =
         ["x", "y"],
     ),
     "blank lines": lambda: (_blank_lines(), [], _ALL, ["x", "y"]),
+    "a short row (its last field missing)": lambda: (
+        _text([*_lines(CLEAN)[:8], _lines(CLEAN)[8].split(",")[0], *_lines(CLEAN)[9:]]).encode(),
+        [],
+        [i for i in _ALL if i != 7],
+        ["x", "y"],
+    ),
     "text ID column": lambda: (
         _text(_lines(_with("sample", [f"S{i:03d}" for i in range(N)], 0))).encode(),
         [],
@@ -261,6 +267,11 @@ _ERRORS: dict[str, tuple[Callable[[], bytes], list[str], list[str]]] = {
         lambda: _text(_lines(CLEAN, ";", ",")).encode(),
         ["--sep", ","],
         ["separator ','", "--sep"],
+    ),
+    "a header with a name too many": (
+        lambda: _text(["x,y,z", *_lines(CLEAN)[1:]]).encode(),
+        [],
+        ["header", "has 3 field(s) but the data rows have 2", "--sep"],
     ),
     "only a header": (lambda: b"x,y\n", [], ["has a header but no data rows"]),
     "only text": (
