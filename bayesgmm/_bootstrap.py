@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -221,7 +222,8 @@ def bootstrap(
     random_state : int, numpy Generator, RandomState or None
         The same seed gives identical replicates.
     progress : bool, default=False
-        Print a line to stderr about every 10% of the replicates.
+        Print a line to stderr about every 10% of the replicates, with the time so far
+        and an estimate of the time left.
 
     Returns
     -------
@@ -313,6 +315,7 @@ def bootstrap(
     n_not_converged = 0
     first_error: Exception | None = None
     step = max(1, math.ceil(n_boot / 10))
+    started = time.perf_counter()
     for b in range(n_boot):
         if kind == "nonparametric":
             counts = _resample_counts(rng, X.shape[0], n_units, probabilities)
@@ -349,9 +352,11 @@ def bootstrap(
                 first_degeneracy = first_degeneracy or _describe(refit)
             replicates.append(GMMParams(*(np.array(p, copy=True) for p in refit._params())))
         if progress and ((b + 1) % step == 0 or b + 1 == n_boot):
+            elapsed = time.perf_counter() - started
+            left = elapsed / (b + 1) * (n_boot - b - 1)
             print(
                 f"bootstrap ({kind}): {b + 1}/{n_boot} replicates, {n_failed} failed, "
-                f"{n_degenerate} degenerate",
+                f"{n_degenerate} degenerate, {elapsed:.0f} s so far, about {left:.0f} s left",
                 file=sys.stderr,
             )
 

@@ -196,3 +196,47 @@ def test_demo_fits_the_chosen_model_three_ways(tmp_path):
     estimates = pd.read_csv(out_dir / "fit" / "estimates.csv")
     assert {"mle", "map", "post_mean"} <= set(estimates.columns)
     assert estimates["map"].notna().all()
+
+
+_SLOW_REPORT = """
+import pathlib, sys, time
+from bayesgmm import report
+
+def slow_report(*args, **kwargs):
+    pathlib.Path(sys.argv[1]).write_text("writing")
+    time.sleep(120)
+
+report.fit_report = slow_report
+from bayesgmm.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_sigterm_while_writing_removes_the_staging_folder(tmp_path):
+    import signal
+    import time
+
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n" + "".join(f"{i % 7}.5,{(i * 3) % 11}.25\n" for i in range(30)))
+    marker, out = tmp_path / "writing", tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_REPORT, str(marker), "fit", str(data), "--components",
+         "2", "--methods", "mle", "--bootstrap", "0", "--quiet", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), process.communicate(timeout=10)
+        staging = [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+        assert len(staging) == 1  # the run is inside _write_atomically
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip().splitlines() == [
+        "bayesgmm: terminated (SIGTERM); no output was left half-written"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "writing"]

@@ -118,7 +118,7 @@ def test_fit_point_estimates_writes_its_files(point_fit):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging
     # --quiet: the only line on stderr is the note on the dropped text column.
     assert stderr.splitlines() == [
-        "bayesgmm fit: note: non-numeric column(s) left out: species "
+        "bayesgmm fit: note: columns left out: species (text, e.g. 'setosa' on line 2) "
         "(choose columns with --columns)"
     ]
     assert (out / "summary.txt").read_text(encoding="utf-8") == stdout
@@ -255,7 +255,7 @@ def _write(path: Path, frame: pd.DataFrame) -> Path:
     [
         ("missing file", "not found"),
         ("unknown column", "unknown column 'z' in --columns; the columns are: x, y, species"),
-        ("text column", "column 'species' is not numeric (e.g. 'setosa' in data row 0)"),
+        ("text column", "column 'species' in --columns is not numeric ('setosa' on line 2)"),
         ("no numeric column", "has no numeric column"),
         ("too few rows", "too few rows"),
         ("unknown option", "unrecognized arguments: --frobnicate"),
@@ -488,3 +488,187 @@ def test_report_renders_in_headless_chromium(point_fit, tmp_path):
     not_white = (pixels < 0.95).any(axis=-1).mean()
     assert not_white > 0.05  # text, tables and plots, not an empty page
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 100
+
+
+# -- one labelling across the outputs (one small NUTS run) ---------------------------------
+@pytest.mark.slow
+def test_one_labelling_in_every_saved_file(data_csv, tmp_path, monkeypatch):
+    """estimates.csv, models.joblib and posterior.nc number the components alike.
+
+    The MLE is made to come out with its components in the reverse order of the MAP's
+    (a permuted MLE is the same MLE), so the test fails unless the outputs are relabelled.
+    """
+    import xarray as xr
+
+    fit = GaussianMixture.fit
+
+    def reversed_mle(self, X, y=None, **kwargs):
+        fit(self, X, y, **kwargs)
+        if self.prior is None:
+            p = self._params()
+            self._set_params(type(p)(*(a[::-1].copy() for a in p)))
+        return self
+
+    monkeypatch.setattr(GaussianMixture, "fit", reversed_mle)
+    out = tmp_path / "labels"
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--draws", "60", "--tune", "60",
+         "--chains", "1", "--bootstrap", "0", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    names = ["x", "y"]
+    table = pd.read_csv(out / "estimates.csv")
+    models = joblib.load(out / "models.joblib")
+    tree = xr.open_datatree(out / "posterior.nc")
+    post_means = tree["posterior"]["means"].mean(("chain", "draw")).to_numpy()
+    for method in ("mle", "map"):
+        np.testing.assert_allclose(
+            _by_component(table, "means", method, names), models[method].means_, rtol=1e-10
+        )
+        np.testing.assert_allclose(
+            _by_component(table, "weights", method, names), models[method].weights_, rtol=1e-10
+        )
+    np.testing.assert_allclose(_by_component(table, "means", "post_mean", names), post_means)
+    # The same component everywhere: MLE, MAP and posterior means of component k are close
+    # (the components are 6 standard deviations apart).
+    for k in range(2):
+        assert np.abs(models["mle"].means_[k] - models["map"].means_[k]).max() < 0.5
+        assert np.abs(models["mle"].means_[k] - post_means[k]).max() < 0.5
+    assert "components of the MLE fit renumbered" in stdout
+
+
+def test_quiet_collects_library_warnings_into_the_summary(data_csv, tmp_path, monkeypatch):
+    import logging
+    import warnings
+
+    fit = GaussianMixture.fit
+
+    def noisy_fit(self, X, y=None, **kwargs):
+        warnings.warn("a library warning", UserWarning, stacklevel=1)
+        logging.getLogger("pymc.sampling").warning("a library log message")
+        logging.getLogger("pymc").info("chatter that is dropped")
+        return fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(GaussianMixture, "fit", noisy_fit)
+    out = tmp_path / "quiet"
+    code, _, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--methods", "mle", "--bootstrap", "0",
+         "--columns", "x,y", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert stderr == ""  # nothing reaches the terminal under --quiet
+    summary = (out / "summary.txt").read_text(encoding="utf-8")
+    assert "UserWarning" in summary
+    assert "a library warning" in summary
+    assert "pymc log: a library log message" in summary
+    assert "chatter" not in summary
+    assert logging.getLogger("pymc").propagate or logging.getLogger("pymc").handlers  # restored
+
+
+def test_default_bootstrap_scales_down_for_large_n_with_a_note(data_csv, tmp_path, monkeypatch):
+    from bayesgmm.cli import _fit
+
+    monkeypatch.setattr(_fit, "BOOTSTRAP_FULL_UP_TO", 24)  # so that N = 120 is "large"
+    monkeypatch.setattr(_fit, "BOOTSTRAP_MIN", 10)
+    out = tmp_path / "boot"
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--methods", "mle", "--columns", "x,y",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    note = (
+        "bootstrap: 40 replicates, the default 200 scaled down for N = 120 rows "
+        "(200 x 24 / N, at least 10); choose with --bootstrap"
+    )
+    assert note in stdout
+    assert "bootstrap: 40 replicates of the MLE" in stdout
+    # Progress with the time left.
+    assert re.search(r"bootstrap \(nonparametric\): 40/40 replicates, 0 failed, \d+ s so far, "
+                     r"about 0 s left", stderr), stderr  # fmt: skip
+    # Given explicitly, the number is used as it is.
+    code, stdout, _ = _run(
+        ["fit", str(data_csv), "--components", "2", "--methods", "mle", "--columns", "x,y",
+         "--bootstrap", "12", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    assert "scaled down" not in stdout
+    assert "bootstrap: 12 replicates of the MLE" in stdout
+
+
+# -- --standardize ---------------------------------------------------------------------------
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_standardize_reports_in_original_units_exactly(tmp_path, covariance):
+    from bayesgmm import bootstrap
+
+    sample = make_mixture(150, n_components=2, n_features=2, separation=6, random_state=2)
+    X = pd.DataFrame(sample.X * [8e4, 0.05] + [3e5, 0.1], columns=["income", "rate"])
+    path = tmp_path / "units.csv"
+    X.to_csv(path, index=False)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(
+        ["fit", str(path), "--components", "2", "--covariance", covariance, "--methods",
+         "mle,map", "--bootstrap", "20", "--standardize", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "--standardize: fitted to (x - mean) / sd per column" in stdout
+    table = pd.read_csv(out / "estimates.csv")
+    models = joblib.load(out / "models.joblib")
+    names = ["income", "rate"]
+    m, s = X.mean().to_numpy(), X.std(ddof=0).to_numpy()
+    Z = (X - m) / s
+
+    # 1. Exactly the linear map of a fit to the standardized data.
+    direct = GaussianMixture(2, covariance_type=covariance, **EM).fit(Z)
+    np.testing.assert_allclose(_by_means(table, "mle", names), m + direct.means_ * s, rtol=1e-10)
+    scale = np.outer(s, s) if covariance == "full" else s**2
+    mle = models["mle"]
+    np.testing.assert_allclose(mle.covariances_, direct.covariances_ * scale, rtol=1e-10)
+    np.testing.assert_allclose(mle.weights_, direct.weights_, rtol=1e-12)
+    np.testing.assert_array_equal(mle.predict(X), direct.predict(Z))
+    np.testing.assert_allclose(mle.score(X), direct.score(Z) - np.log(s).sum(), rtol=1e-12)
+    boot = bootstrap(direct, Z, n_boot=20, random_state=0)
+    se = boot.standard_errors()["means"].to_numpy() * s
+    np.testing.assert_allclose(_by_means(table, "mle_se", names), se, rtol=1e-8)
+
+    # 2. The same MLE as a direct fit to the raw data, up to reg_covar (1e-6 in
+    #    standardized units here, 0 in the raw fit) and EM's stopping rule (tol=1e-6 on
+    #    the mean log-likelihood, so agreement to ~1e-6, not to rounding).
+    raw = GaussianMixture(2, covariance_type=covariance, **{**EM, "reg_covar": 0.0}).fit(X)
+    order = np.argsort(raw.means_[:, 0])
+    mine = np.argsort(mle.means_[:, 0])
+    np.testing.assert_allclose(mle.means_[mine], raw.means_[order], rtol=1e-5)
+    np.testing.assert_allclose(mle.covariances_[mine], raw.covariances_[order], rtol=1e-4)
+    np.testing.assert_allclose(mle.weights_[mine], raw.weights_[order], rtol=1e-5)
+
+    # 3. The MAP maps with its prior: the saved MAP is the MAP of the raw data under the
+    #    saved (mapped) prior.
+    map_ = models["map"]
+    refit = GaussianMixture(
+        2, covariance_type=covariance, prior=map_.prior_, **{**EM, "reg_covar": 0.0}
+    ).fit(X)
+    mine, order = np.argsort(map_.means_[:, 0]), np.argsort(refit.means_[:, 0])
+    #    (Both stop at EM's tol=1e-6, from different starts: agreement to ~1e-6.)
+    np.testing.assert_allclose(map_.means_[mine], refit.means_[order], rtol=1e-5)
+    np.testing.assert_allclose(map_.covariances_[mine], refit.covariances_[order], rtol=1e-4)
+
+
+def _by_means(table: pd.DataFrame, column: str, names) -> np.ndarray:
+    return _by_component(table, "means", column, names)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--covariance", "spherical"], "--standardize does not work with spherical"),
+        (["--methods", "mle,posterior"], "--standardize is not available with the posterior"),
+    ],
+)
+def test_standardize_refuses_what_it_cannot_map(data_csv, tmp_path, extra, words):
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--standardize", *extra, "--quiet",
+         "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert code == 2
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1
+    assert words in stderr

@@ -1,0 +1,288 @@
+"""Shared pieces of the command line: errors, argument types, options, progress, warnings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+PROG = "bayesgmm"
+#: Files ``bayesgmm demo`` writes into its output folder.
+DEMO_FILES = ("components.png", "bic.png", "bic_table.csv", "summary.txt")
+#: Files ``bayesgmm fit`` writes (``posterior.nc`` only with the posterior).
+FIT_FILES = ("report.html", "estimates.csv", "posterior.nc", "models.joblib", "summary.txt")
+#: Files ``bayesgmm select`` writes.
+SELECT_FILES = ("selection.csv", "selection.png", "report.html", "summary.txt")
+#: Estimation methods of ``bayesgmm fit``, in the order they run.
+METHODS = ("mle", "map", "posterior")
+#: EM settings of the MLE and MAP fits of ``bayesgmm fit`` (besides the seed).
+EM_SETTINGS = {"n_init": 5, "tol": 1e-6, "max_iter": 1000}
+
+
+class CommandError(Exception):
+    """A failure reported as one line on stderr with exit code ``code`` (no traceback)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and do not exit the interpreter."""
+
+    def error(self, message: str):
+        raise CommandError(f"{self.prog}: error: {message} (see '{self.prog} --help')", code=2)
+
+
+def _int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """argparse ``type`` for an integer in ``[minimum, maximum]``."""
+    bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.splitlines())
+
+
+# -- shared by fit and select ------------------------------------------------------------
+def _fail(command: str, message: str, code: int = 2) -> CommandError:
+    return CommandError(f"{PROG} {command}: error: {message}", code=code)
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",")]
+
+
+def _components_list(text: str) -> list[int]:
+    """argparse ``type`` for ``--components``: ``1-9``, ``2,3,5``, ``4`` or ``1-3,6``."""
+    example = "use a range like 1-9 or a list like 2,3,5"
+    ks: set[int] = set()
+    for item in _items(text):
+        start, dash, end = item.partition("-")
+        try:
+            low = int(start)
+            high = int(end) if dash else low
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a number or range; {example}"
+            ) from None
+        if low > high:
+            raise argparse.ArgumentTypeError(f"range {item!r} is empty (start > end); {example}")
+        if low < 1:
+            raise argparse.ArgumentTypeError(f"numbers of components must be >= 1; got {item!r}")
+        if high - low > 1000:
+            raise argparse.ArgumentTypeError(f"range {item!r} is too long; {example}")
+        ks.update(range(low, high + 1))
+    return sorted(ks)
+
+
+def _methods_list(text: str) -> tuple[str, ...]:
+    """argparse ``type`` for ``--methods``: a comma-separated subset of :data:`METHODS`."""
+    chosen = [m.lower() for m in _items(text)]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {unknown[0] if unknown else text!r}; choose from {','.join(METHODS)}"
+        )
+    return tuple(m for m in METHODS if m in chosen)
+
+
+def _covariance_list(text: str) -> list[str]:
+    """argparse ``type`` for ``select --covariance``: ``all`` or a comma-separated list."""
+    from bayesgmm.core.covariance import COVARIANCE_TYPES
+
+    if text.strip().lower() == "all":
+        return list(COVARIANCE_TYPES)
+    chosen = list(dict.fromkeys(c.lower() for c in _items(text)))
+    unknown = [c for c in chosen if c not in COVARIANCE_TYPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown covariance type {unknown[0]!r}; choose 'all' or from "
+            f"{','.join(COVARIANCE_TYPES)}"
+        )
+    return chosen
+
+
+def _n_boot(text: str) -> int:
+    """argparse ``type`` for ``--bootstrap``: 0 (none) or at least 2 replicates."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 0 or an integer >= 2, got {text!r}") from None
+    if value < 0 or value == 1:
+        raise argparse.ArgumentTypeError(f"must be 0 (no bootstrap) or >= 2, got {value}")
+    return value
+
+
+def _check_out(command: str, out: Path) -> None:
+    """Fail early (before any fitting) if ``out`` cannot become the output folder."""
+    if out.exists() and not out.is_dir():
+        raise _fail(command, f"--out {str(out)!r} exists and is not a directory")
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise _fail(command, f"--out {str(out)!r}: cannot write in {str(existing)!r}")
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    return progress
+
+
+#: Libraries whose log messages are collected instead of printed under ``--quiet``.
+_LOGGERS = ("pymc", "pytensor", "arviz", "nutpie", "numba")
+
+
+class _CollectWarnings:
+    """Record the warnings raised inside (first line, once each) and echo them.
+
+    Deprecation and future warnings (meant for developers of the libraries) are not
+    shown; warnings in ``skip`` (e.g. the sampler's, which the report words itself)
+    are echoed but not kept. With ``quiet``, the log records of the libraries in
+    :data:`_LOGGERS` do not reach the terminal either: those at WARNING or above are
+    recorded like warnings (``"pymc log: ..."``), the others dropped.
+    """
+
+    def __init__(
+        self, found: list[str], echo: Callable[[str], None], skip=(), *, quiet: bool = False
+    ) -> None:
+        self.found = found
+        self.echo = echo
+        self.skip = tuple(skip)
+        self.quiet = quiet
+        self._context = warnings.catch_warnings(record=True)
+        self._loggers: list[tuple[logging.Logger, list, bool]] = []
+        self._records: list[logging.LogRecord] = []
+
+    def __enter__(self):
+        self._caught = self._context.__enter__()
+        warnings.simplefilter("always")
+        for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", category)
+        if self.quiet:
+            collector = logging.Handler(logging.WARNING)
+            collector.emit = self._records.append  # type: ignore[method-assign]
+            for name in _LOGGERS:
+                logger = logging.getLogger(name)
+                self._loggers.append((logger, logger.handlers[:], logger.propagate))
+                logger.handlers[:] = [collector]
+                logger.propagate = False
+        return self
+
+    def __exit__(self, *exc_info):
+        self._context.__exit__(*exc_info)
+        for logger, handlers, propagate in self._loggers:
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+        self._loggers.clear()
+        seen = set(self.found)
+        lines = []
+        for record in self._caught:
+            text = str(record.message).strip().splitlines()
+            source = _package_of(record.filename)
+            origin = f" (from {source})" if source and source != "bayesgmm" else ""
+            line = f"{record.category.__name__}{origin}: {text[0] if text else ''}"
+            lines.append((line, issubclass(record.category, self.skip)))
+        for log in self._records:
+            text = log.getMessage().strip().splitlines()
+            lines.append((f"{log.name.split('.')[0]} log: {text[0] if text else ''}", False))
+        for line, skipped in lines:
+            if line in seen:
+                continue
+            seen.add(line)
+            self.echo(f"warning: {line}")
+            if not skipped:
+                self.found.append(line)
+        return False
+
+
+def _package_of(filename: str) -> str | None:
+    """The top-level package a source file belongs to (``.../site-packages/PKG/...``)."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return parts[parts.index(marker) + 1].removesuffix(".py")
+    if "bayesgmm" in parts:
+        return "bayesgmm"
+    return None
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder, created if needed; written completely or not at all "
+        "(bayesgmm's files in an existing folder are replaced, others left alone)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_int_at_least(0, 2**32 - 1),
+        default=0,
+        help="random seed (default: 0)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress messages or warnings on stderr"
+    )
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from bayesgmm.cli._data import add_reading_arguments
+
+    parser.add_argument(
+        "data",
+        type=Path,
+        metavar="DATA.csv",
+        help="CSV file (separator, decimal mark, encoding, header and index column are "
+        "detected; see 'reading the file')",
+    )
+    parser.add_argument(
+        "--columns",
+        metavar="a,b,...",
+        help="comma-separated columns to use (default: every usable numeric column; the "
+        "others are left out with a note saying why)",
+    )
+    add_reading_arguments(parser)
+
+
+def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--draws",
+        type=_int_at_least(1),
+        default=1000,
+        metavar="N",
+        help="posterior draws per chain (default: 1000)",
+    )
+    parser.add_argument(
+        "--tune",
+        type=_int_at_least(0),
+        default=1000,
+        metavar="N",
+        help="tuning steps per chain, discarded (default: 1000)",
+    )
+    parser.add_argument(
+        "--chains",
+        type=_int_at_least(1),
+        default=4,
+        metavar="N",
+        help="NUTS chains (default: 4)",
+    )
