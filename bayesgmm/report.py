@@ -943,6 +943,14 @@ def _files_list(
         ("report.html", "this report"),
         ("estimates.csv", "the estimates table, all columns"),
     ]
+    if result.X.isna().to_numpy().any():
+        files.append(
+            (
+                "imputed.csv",
+                "one row per missing cell: its file line and column, the conditional mean "
+                "under the fit and a 94% interval (with the posterior: over the posterior)",
+            )
+        )
     if result.posterior is not None:
         files.append(
             (

@@ -68,14 +68,17 @@ def _put(row: int, token: str, frame: pd.DataFrame = CLEAN) -> pd.DataFrame:
     return frame
 
 
-def _placeholders() -> tuple[bytes, list[int]]:
-    """Missing values written six ways; returns the file and the complete rows."""
+def _placeholders() -> tuple[bytes, list[int], list[tuple[int, str]]]:
+    """Missing values written six ways; returns the file, the complete rows and the
+    missing cells (row, column)."""
     lines = _lines(CLEAN)
     holes = {3: "NA", 7: "n/a", 11: "-", 15: ".", 19: "?", 23: ""}
+    cells = []
     for j, (i, token) in enumerate(holes.items()):
         x, y = lines[i + 1].split(",")
         lines[i + 1] = f"{token},{y}" if j % 2 else f"{x},{token}"
-    return _text(lines).encode(), [i for i in range(N) if i not in holes]
+        cells.append((i, "x" if j % 2 else "y"))
+    return _text(lines).encode(), [i for i in range(N) if i not in holes], cells
 
 
 def _blank_lines() -> bytes:
@@ -160,18 +163,22 @@ _FILES: dict[str, Callable[[], tuple[bytes, list[str], list[int], list[str]]]] =
         _ALL,
         ["x", "y"],
     ),
+    # Missing values are fitted (integrated out): the reference is the clean frame with
+    # NaN in those cells.
     "placeholders for missing values": lambda: (
         _placeholders()[0],
         [],
-        _placeholders()[1],
+        _ALL,
         ["x", "y"],
+        _placeholders()[2],
     ),
     "blank lines": lambda: (_blank_lines(), [], _ALL, ["x", "y"]),
     "a short row (its last field missing)": lambda: (
         _text([*_lines(CLEAN)[:8], _lines(CLEAN)[8].split(",")[0], *_lines(CLEAN)[9:]]).encode(),
         [],
-        [i for i in _ALL if i != 7],
+        _ALL,
         ["x", "y"],
+        [(7, "y")],
     ),
     "text ID column": lambda: (
         _text(_lines(_with("sample", [f"S{i:03d}" for i in range(N)], 0))).encode(),
@@ -292,14 +299,17 @@ def _estimates(frame: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("case", sorted(_FILES))
 def test_awkward_file_gives_the_clean_fit(case, tmp_path):
-    content, extra, rows, names = _FILES[case]()
+    content, extra, rows, names, *holes = _FILES[case]()
     path = tmp_path / "data.csv"
     path.write_bytes(content)
     out = tmp_path / "out"
     code, stdout, stderr = _run(["fit", str(path), *FAST, *extra, "--out", str(out)])
     assert code == 0, stderr
     assert path.read_bytes() == content  # nothing the user gave is modified
-    clean = CLEAN.iloc[rows].reset_index(drop=True)
+    clean = CLEAN.copy()
+    for row, column in holes[0] if holes else []:
+        clean.loc[row, column] = np.nan
+    clean = clean.iloc[rows].reset_index(drop=True)
     clean = clean[["x", "y"] if names[0] != "y" else ["y", "x"]].set_axis(names, axis=1)
     expected = _estimates(clean)
     table = pd.read_csv(out / "estimates.csv", keep_default_na=False, na_values=[""])
@@ -353,14 +363,15 @@ def test_summary_and_report_name_what_was_read_and_left_out(tmp_path):
         "site (text, e.g. 'site 0' on line 2)",
         "batch (constant: every value is 7, no information)",
         "missing values: 1 (x 1)",
-        "1 row(s) with missing values left out (the fit uses the 39 complete rows)",
+        "1 incomplete row(s) (1 missing value(s)) kept: the fits use every observed value",
+        "missing values are treated as missing at random",
     ]
     for words in expected:
         assert words in summary, words
         assert words.replace("'", "&#x27;") in report, words
     # What changes the fit is said on stderr even with --quiet.
     assert "columns left out: id" in stderr
-    assert "1 row(s) with missing values left out" in stderr
+    assert "1 incomplete row(s) (1 missing value(s)) kept" in stderr
 
 
 def test_select_reads_the_same_way(tmp_path):
@@ -385,7 +396,7 @@ def test_reader_record(tmp_path):
     from bayesgmm._csv import read_numeric_csv
 
     path = tmp_path / "data.csv"
-    content, _, rows, _ = _FILES["placeholders for missing values"]()
+    content, rows = _placeholders()[:2]
     path.write_bytes(content)
     data = read_numeric_csv(path)
     assert data.columns == ("x", "y")
@@ -396,3 +407,31 @@ def test_reader_record(tmp_path):
     with pytest.raises(AttributeError):
         data.columns = ("z",)  # frozen
     assert Path(path).read_bytes() == content
+
+
+def test_missing_cells_are_fitted_and_imputed(tmp_path):
+    content, _, cells = _placeholders()
+    path = tmp_path / "holes.csv"
+    path.write_bytes(content)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(
+        ["fit", str(path), *FAST, "--methods", "mle,map", "--out", str(out)]
+    )
+    assert code == 0, stderr
+    assert "missing at random" in stdout
+    imputed = pd.read_csv(out / "imputed.csv")
+    assert sorted(zip(imputed["row"], imputed["column"], strict=True)) == sorted(cells)
+    # The file line of each row: the header is line 1.
+    np.testing.assert_array_equal(imputed["line"], imputed["row"] + 2)
+    frame = CLEAN.copy()
+    for row, column in cells:
+        frame.loc[row, column] = np.nan
+    gm = GaussianMixture(2, prior="default", random_state=0, **EM_SETTINGS).fit(frame)
+    filled = gm.impute(frame)
+    expected = [
+        filled[r, list(frame.columns).index(c)]
+        for r, c in zip(imputed["row"], imputed["column"], strict=True)
+    ]
+    np.testing.assert_allclose(imputed["imputed"], expected, rtol=1e-6)
+    assert (imputed["lower"] < imputed["imputed"]).all()
+    assert (imputed["imputed"] < imputed["upper"]).all()

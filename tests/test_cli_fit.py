@@ -583,8 +583,8 @@ def test_default_bootstrap_scales_down_for_large_n_with_a_note(data_csv, tmp_pat
     assert note in stdout
     assert "bootstrap: 40 replicates of the MLE" in stdout
     # Progress with the time left.
-    assert re.search(r"bootstrap \(nonparametric\): 40/40 replicates, 0 failed, \d+ s so far, "
-                     r"about 0 s left", stderr), stderr  # fmt: skip
+    assert re.search(r"bootstrap \(nonparametric\): 40/40 replicates, 0 failed, "
+                     r"0 degenerate, \d+ s so far, about 0 s left", stderr), stderr  # fmt: skip
     # Given explicitly, the number is used as it is.
     code, stdout, _ = _run(
         ["fit", str(data_csv), "--components", "2", "--methods", "mle", "--columns", "x,y",

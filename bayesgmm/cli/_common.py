@@ -14,7 +14,14 @@ PROG = "bayesgmm"
 #: Files ``bayesgmm demo`` writes into its output folder.
 DEMO_FILES = ("components.png", "bic.png", "bic_table.csv", "summary.txt")
 #: Files ``bayesgmm fit`` writes (``posterior.nc`` only with the posterior).
-FIT_FILES = ("report.html", "estimates.csv", "posterior.nc", "models.joblib", "summary.txt")
+FIT_FILES = (
+    "report.html",
+    "estimates.csv",
+    "imputed.csv",
+    "posterior.nc",
+    "models.joblib",
+    "summary.txt",
+)
 #: Files ``bayesgmm select`` writes.
 SELECT_FILES = ("selection.csv", "selection.png", "report.html", "summary.txt")
 #: Estimation methods of ``bayesgmm fit``, in the order they run.

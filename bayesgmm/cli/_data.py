@@ -26,10 +26,10 @@ __all__ = [
     "report_reading",
 ]
 
-#: False: rows with a missing value are left out (with a note saying how many), because
-#: the estimators need complete rows. True: they are kept with NaN, for estimators that
-#: fit with missing values. This is the only place that decides it.
-FIT_WITH_MISSING = False
+#: True: rows with a missing value are kept with NaN (every estimator fits with missing
+#: values, integrating them out). False would leave them out, with a note saying how
+#: many. This is the only place that decides it.
+FIT_WITH_MISSING = True
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,11 @@ def apply_missing_policy(data: NumericData) -> tuple[pd.DataFrame, list[str]]:
     if not incomplete.any():
         return X, []
     if FIT_WITH_MISSING:
-        return X, [f"{int(incomplete.sum())} row(s) with missing values fitted as they are"]
+        n_missing = int(np.isnan(X.to_numpy()).sum())
+        return X, [
+            f"{int(incomplete.sum())} incomplete row(s) ({n_missing} missing value(s)) kept: "
+            "the fits use every observed value (see imputed.csv for the filled-in cells)"
+        ]
     kept = X[~incomplete].reset_index(drop=True)
     return kept, [
         f"{int(incomplete.sum())} row(s) with missing values left out (the fit uses the "
@@ -104,11 +108,10 @@ def read_data(
     if len(X) < min_rows:
         raise _fail(
             command,
-            f"too few rows: {shown!r} has {len(X)} complete row(s) of numeric data, but "
+            f"too few rows: {shown!r} has {len(X)} row(s) of numeric data, but "
             f"a {max_components}-component mixture needs at least {min_rows}",
         )
-    values = X.to_numpy()
-    n_distinct = len(np.unique(values[~np.isnan(values).any(axis=1)], axis=0))
+    n_distinct = len(X.drop_duplicates())
     if max_components > n_distinct:
         raise _fail(
             command,

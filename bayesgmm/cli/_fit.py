@@ -45,10 +45,11 @@ examples:
   bayesgmm fit data.csv --components 2 --covariance diag --draws 500 --bootstrap 0 --out run2
 
 writes to DIR: report.html (self-contained: open it in a browser), estimates.csv,
-posterior.nc (with the posterior; read it with arviz.from_netcdf or
-xarray.open_datatree), models.joblib (the fitted models: joblib.load(path) gives a dict
-with keys 'mle', 'map', 'posterior'; reloading needs the same bayesgmm version) and
-summary.txt (also printed).
+imputed.csv (when the data have missing values: each missing cell's conditional mean
+under the fit and a 94% interval), posterior.nc (with the posterior; read it with
+arviz.from_netcdf or xarray.open_datatree), models.joblib (the fitted models:
+joblib.load(path) gives a dict with keys 'mle', 'map', 'posterior'; reloading needs the
+same bayesgmm version) and summary.txt (also printed).
 """
 
 
@@ -223,6 +224,10 @@ def _run_fit(args: argparse.Namespace) -> int:
         _check_netcdf_writer(command)
     data = read_data(command, args, max(2, k), k)
     X = data.X
+    if X.isna().to_numpy().any():
+        from bayesgmm.cli._impute import MAR_NOTE
+
+        data = dataclasses.replace(data, notes=(*data.notes, MAR_NOTE))
     report_reading(command, args, data, progress)
     n_boot, boot_note = default_bootstrap(len(X), args.bootstrap)
     if boot_note and "mle" in methods:
@@ -353,6 +358,14 @@ def _run_fit(args: argparse.Namespace) -> int:
         writers["posterior.nc"] = lambda path: result.posterior.idata_.to_netcdf(path)
     writers["report.html"] = write_report
     writers["estimates.csv"] = lambda path: outputs["table"].to_csv(path, index=False)
+    if X.isna().to_numpy().any():
+        from bayesgmm.cli._impute import imputation_table
+
+        progress("Imputing the missing cells (conditional means and 94% intervals) ...")
+        imputed = imputation_table(
+            result.X, result.models, seed=seed, prob=0.94, lines=data.source.lines
+        )
+        writers["imputed.csv"] = lambda path: imputed.to_csv(path, index=False)
     writers["summary.txt"] = lambda path: path.write_text(
         outputs["summary"] + "\n", encoding="utf-8"
     )
