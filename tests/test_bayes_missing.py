@@ -1,0 +1,231 @@
+"""The PyMC model on data with NaN: the observed-data likelihood, checked against SciPy."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+from test_bayes_model import FAST, K, _point, _random_params
+
+from bayesgmm.bayes import build_model
+from bayesgmm.core.covariance import COVARIANCE_TYPES
+from bayesgmm.core.density import log_mixture_density
+from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
+
+D = 3
+
+
+def _data_with_nan(n_samples: int = 40, seed: int = 0) -> np.ndarray:
+    """Three clusters in 3-D with several missingness patterns: complete rows, one or
+    two missing coordinates (rows 1-3 have a single observed coordinate)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=4.0, size=(K, D))
+    X = centers[np.arange(n_samples) % K] + rng.normal(size=(n_samples, D))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[1, [0, 1]] = np.nan  # only x2 observed
+    X[2, [1, 2]] = np.nan  # only x0 observed
+    X[3, [0, 2]] = np.nan  # only x1 observed
+    X[4] = X[5] = X[6] = X[7] = centers[0] + 0.5  # complete
+    X[np.isnan(X).all(axis=1)] = 1.0  # no empty rows here
+    return X
+
+
+def _full(params, covariance_type: str) -> np.ndarray:
+    """(K, D, D) covariance matrices, built by hand for the reference."""
+    cov = params.covariances
+    return {
+        "full": lambda: cov,
+        "tied": lambda: np.broadcast_to(cov, (K, D, D)),
+        "diag": lambda: np.stack([np.diag(v) for v in cov]),
+        "spherical": lambda: np.stack([v * np.eye(D) for v in cov]),
+    }[covariance_type]()
+
+
+def _scipy_loglik(X: np.ndarray, params, covariance_type: str) -> np.ndarray:
+    """Per-row observed-data log-likelihood: each row's observed coordinates only."""
+    full = _full(params, covariance_type)
+    out = np.empty(len(X))
+    for n, x in enumerate(X):
+        o = ~np.isnan(x)
+        comp = [
+            np.log(params.weights[k])
+            + stats.multivariate_normal(params.means[k, o], full[k][np.ix_(o, o)]).logpdf(x[o])
+            for k in range(K)
+        ]
+        out[n] = logsumexp(comp)
+    return out
+
+
+def _scipy_log_prior(prior: GMMPrior, params, covariance_type: str) -> float:
+    full = _full(params, covariance_type)
+    total = stats.dirichlet.logpdf(params.weights, prior.weights.concentration(K))
+    m0 = prior.means.mean
+    for k in range(K):
+        s0 = full[k] / prior.means.shrinkage if prior.means.form == "conjugate" else None
+        s0 = prior.means.covariance if s0 is None else s0
+        total += stats.multivariate_normal(m0, s0).logpdf(params.means[k])
+    dof, scale = prior.covariances.dof, prior.covariances.scale
+    cov = params.covariances
+    if covariance_type == "full":
+        total += sum(stats.invwishart(dof, scale).logpdf(c) for c in cov)
+    elif covariance_type == "tied":
+        total += stats.invwishart(dof, scale).logpdf(cov)
+    elif covariance_type == "diag":
+        psi = np.asarray(scale)[None, :]
+        total += stats.invgamma(dof / 2.0, scale=psi / 2.0).logpdf(cov).sum()
+    else:
+        total += stats.invgamma(dof / 2.0, scale=scale / 2.0).logpdf(cov).sum()
+    return float(total)
+
+
+def _priors(covariance_type: str) -> list[GMMPrior]:
+    """A conjugate and an independent prior with explicit, non-default parameters."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(D, D))
+    spd = a @ a.T + np.eye(D)
+    scale = {"full": spd, "tied": spd, "diag": np.array([0.5, 1.0, 2.0]), "spherical": 1.7}[
+        covariance_type
+    ]
+    covariances = CovariancePrior(dof=D + 1.5, scale=scale)
+    m0 = np.array([0.5, -1.0, 2.0])
+    weights = DirichletPrior(np.array([1.5, 2.0, 3.0]))
+    return [
+        GMMPrior(weights, NormalMeanPrior.conjugate(m0, 0.05), covariances),
+        GMMPrior(DirichletPrior(2.0), NormalMeanPrior.independent(m0, 3.0 * spd), covariances),
+    ]
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_logp_with_nan_equals_scipy_observed_loglik_plus_log_prior(covariance_type):
+    X = _data_with_nan()
+    params = _random_params(covariance_type, D)
+    loglik = _scipy_loglik(X, params, covariance_type)
+    patterns = {tuple(row) for row in np.isnan(X)}
+    assert len(patterns) >= 5  # several patterns
+    assert (False,) * D in patterns  # complete rows too
+    assert np.isfinite(loglik).all()
+    for prior in _priors(covariance_type):
+        model = build_model(X, K, covariance_type=covariance_type, prior=prior)
+        point = _point(model, params)
+        logp = model.compile_logp(jacobian=False, mode=FAST)(point)
+        expected = loglik.sum() + _scipy_log_prior(prior, params, covariance_type)
+        np.testing.assert_allclose(logp, expected, rtol=1e-10)
+        # the package's own log prior agrees with SciPy's
+        np.testing.assert_allclose(
+            prior.log_prob(params, covariance_type),
+            _scipy_log_prior(prior, params, covariance_type),
+            rtol=1e-10,
+        )
+
+    # pointwise: one observed-data log-likelihood per row, in the original row order
+    x = model["x"]
+    elementwise = model.compile_fn(
+        model.logp(vars=[x], sum=False)[0], inputs=model.value_vars, mode=FAST
+    )(point)
+    assert elementwise.shape == (len(X),)
+    np.testing.assert_allclose(elementwise, loglik, rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_gradient_with_nan_matches_finite_differences(covariance_type):
+    X = _data_with_nan(seed=3)
+    model = build_model(X, K, covariance_type=covariance_type, prior=_priors(covariance_type)[0])
+    point = _point(model, _random_params(covariance_type, D, seed=4))
+    logp = model.compile_logp(mode=FAST)
+    dlogp = model.compile_dlogp(mode=FAST)
+    grad = dlogp(point)
+    assert np.isfinite(grad).all()
+    # central differences along the raveled value variables (in the order of value_vars)
+    names = [v.name for v in model.value_vars]
+    flat = np.concatenate([np.ravel(point[n]) for n in names])
+    sizes = np.cumsum([0] + [np.size(point[n]) for n in names])
+
+    def at(vector):
+        return {
+            n: vector[sizes[i] : sizes[i + 1]].reshape(np.shape(point[n]))
+            for i, n in enumerate(names)
+        }
+
+    h = 1e-6
+    numeric = np.array(
+        [(logp(at(flat + h * e)) - logp(at(flat - h * e))) / (2 * h) for e in np.eye(len(flat))]
+    )
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_without_nan_the_model_is_unchanged(covariance_type):
+    """Complete data: the observed array is the data itself (no constant, no pattern
+    indexing) and logp is the NumPy objective; an incomplete copy differs only by the
+    rows that lost a value."""
+    X = _data_with_nan(seed=5)
+    complete = np.where(np.isnan(X), 0.25, X)
+    params = _random_params(covariance_type, D, seed=6)
+    prior = _priors(covariance_type)[0]
+    model = build_model(complete, K, covariance_type=covariance_type, prior=prior)
+    value = model.rvs_to_values[model["x"]]
+    np.testing.assert_array_equal(value.data, complete)
+    logp = model.compile_logp(jacobian=False, mode=FAST)(_point(model, params))
+    expected = log_mixture_density(complete, params, covariance_type).sum() + prior.log_prob(
+        params, covariance_type
+    )
+    np.testing.assert_allclose(logp, expected, rtol=1e-10)
+
+    with_nan = build_model(X, K, covariance_type=covariance_type, prior=prior)
+    logp_nan = with_nan.compile_logp(jacobian=False, mode=FAST)(_point(with_nan, params))
+    incomplete = np.isnan(X).any(axis=1)
+    difference = (
+        log_mixture_density(complete, params, covariance_type)[incomplete].sum()
+        - _scipy_loglik(X[incomplete], params, covariance_type).sum()
+    )
+    np.testing.assert_allclose(logp - logp_nan, difference, rtol=1e-10)
+
+
+def test_rows_without_observed_values_are_dropped_with_a_warning():
+    X = pd.DataFrame(_data_with_nan(12), columns=["a", "b", "c"], index=np.arange(12) + 100)
+    X.iloc[[2, 5]] = np.nan
+    prior = _priors("diag")[0]
+    with pytest.warns(UserWarning, match="2 of 12 rows"):
+        model = build_model(X, K, covariance_type="diag", prior=prior)
+    kept = [i for i in range(100, 112) if i not in (102, 105)]
+    assert model.coords["obs"] == tuple(kept)
+    data = model.rvs_to_values[model["x"]].data
+    np.testing.assert_array_equal(data, X.loc[kept].to_numpy())  # NaN kept in the data
+    params = _random_params("diag", D)
+    elementwise = model.compile_fn(
+        model.logp(vars=[model["x"]], sum=False)[0], inputs=model.value_vars, mode=FAST
+    )(_point(model, params))
+    np.testing.assert_allclose(elementwise, _scipy_loglik(X.loc[kept].to_numpy(), params, "diag"))
+    # no PyMC imputation: no latent variable per missing cell
+    assert {rv.name for rv in model.free_RVs} == {"weights", "means", "covariances"}
+    assert [rv.name for rv in model.observed_RVs] == ["x"]
+
+
+def test_pandas_na_is_missing():
+    X = pd.DataFrame(_data_with_nan(12), columns=["a", "b", "c"]).astype("Float64")
+    assert X.isna().to_numpy().any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = build_model(X, K, covariance_type="spherical", prior=_priors("spherical")[0])
+    assert np.isnan(model.rvs_to_values[model["x"]].data).sum() == X.isna().to_numpy().sum()
+
+
+@pytest.mark.parametrize(
+    ("X", "match"),
+    [
+        (np.array([[1.0, np.inf], [2.0, 3.0], [np.nan, 1.0]]), "infinite"),
+        (np.array([[1.0, -np.inf], [2.0, 3.0]]), "infinite"),
+        (np.array([[1.0, np.nan], [2.0, np.nan], [np.nan, np.nan]]), r"all NaN\): \['x1'\]"),
+        (pd.DataFrame({"a": [1.0, 2.0], "b": [np.nan, np.nan]}), r"\['b'\]"),
+        (np.full((4, 2), np.nan), r"\['x0', 'x1'\]"),
+        (pd.DataFrame({"a": [1.0, np.nan], "b": ["u", "v"]}), "numeric"),
+        (np.array([["1", "a"], ["2", "3"]]), "numeric"),
+    ],
+)
+def test_bad_data_raise(X, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(X, 2, prior=GMMPrior())
