@@ -229,3 +229,76 @@ def test_pandas_na_is_missing():
 def test_bad_data_raise(X, match):
     with pytest.raises(ValueError, match=match):
         build_model(X, 2, prior=GMMPrior())
+
+
+@pytest.mark.slow
+def test_nuts_posterior_with_nan_agrees_with_pymc_data_augmentation():
+    """Integrating the missing cells out analytically gives the same parameter
+    posterior as PyMC's automatic imputation (one latent variable per missing cell) of
+    the complete-data model with the same prior, within Monte Carlo error."""
+    import arviz as az
+    import pymc as pm
+    from threadpoolctl import threadpool_limits
+
+    from bayesgmm.bayes.model import _SYMBOLIC_COVARIANCES, _likelihood_rv, _parameter_rvs
+    from bayesgmm.datasets import make_mixture
+
+    truth = make_mixture(
+        150,
+        n_components=2,
+        n_features=2,
+        weights=[0.4, 0.6],
+        # separated along both axes: where one coordinate alone told the clusters apart,
+        # a cell missing it would be bimodal and the augmented chains could not cross
+        # between its modes (their weights then differ by chain), a wrong reference
+        means=[[-4.0, -3.0], [4.0, 3.0]],
+        covariances=[[[1.0, 0.3], [0.3, 0.8]], [[0.7, -0.2], [-0.2, 1.2]]],
+        random_state=0,
+    )
+    rng = np.random.default_rng(2)
+    X = truth.X.copy()
+    rows = rng.choice(150, size=45, replace=False)  # 15% of the values, one per row
+    X[rows, rng.integers(2, size=45)] = np.nan
+    prior = GMMPrior.default(truth.X, 2, "full")
+    symbolic = _SYMBOLIC_COVARIANCES["full"]
+
+    marginalized = build_model(X, 2, prior=prior)
+    with pm.Model(coords=marginalized.coords) as augmented, warnings.catch_warnings():
+        warnings.simplefilter("ignore", pm.exceptions.ImputationWarning)
+        parameters = _parameter_rvs(symbolic, prior, X, 2)
+        _likelihood_rv(symbolic, parameters, X, None)  # NaN in an array: PyMC imputes
+    assert "x_unobserved" in {rv.name for rv in augmented.free_RVs}
+    assert len(marginalized.free_RVs) == 3
+
+    start = {
+        "weights": truth.params.weights,
+        "means": truth.params.means,
+        "covariances": truth.params.covariances,
+    }
+    posteriors = []
+    with threadpool_limits(1):
+        for model in (marginalized, augmented):
+            idata = pm.sample(
+                draws=1000,
+                tune=1000,
+                chains=4,
+                model=model,
+                nuts_sampler="nutpie",
+                initvals=start,
+                random_seed=11,
+                progressbar=False,
+                compile_kwargs={"jitter_rvs": set()},
+            )
+            assert int(idata["sample_stats"]["diverging"].sum()) == 0
+            ds = idata["posterior"].to_dataset()[["weights", "means", "covariances"]]
+            assert float(az.rhat(ds).to_array().max()) < 1.01  # no label switching
+            posteriors.append(ds)
+
+    a, b = posteriors
+    mcse = np.sqrt(az.mcse(a).to_array() ** 2 + az.mcse(b).to_array() ** 2)
+    mean_a, mean_b = a.mean(("chain", "draw")), b.mean(("chain", "draw"))
+    z = np.abs((mean_a - mean_b).to_array()) / mcse
+    assert float(z.max()) < 4.0, z.values
+    sd_ratio = (a.std(("chain", "draw")) / b.std(("chain", "draw"))).to_array()
+    assert float(sd_ratio.min()) > 0.85, sd_ratio.values
+    assert float(sd_ratio.max()) < 1.15, sd_ratio.values

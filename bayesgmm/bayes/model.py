@@ -474,6 +474,39 @@ def _means_rv(prior: NormalMeanPrior | None, symbolic, covariances):
     return pm.MvNormal("means", mu=prior.mean, chol=chol, dims=dims)
 
 
+def _parameter_rvs(symbolic, prior: GMMPrior, data: np.ndarray, n_components: int):
+    """The ``weights``, ``means`` and ``covariances`` RVs, in the current model."""
+    reference = _reference_covariance(data, n_components)
+    covariances = symbolic.covariance_rv(prior.covariances, reference)
+    alpha = (
+        prior.weights.concentration(n_components)
+        if prior.weights is not None
+        else np.ones(n_components)
+    )
+    weights = pm.Dirichlet("weights", a=alpha, dims="component")
+    means = _means_rv(prior.means, symbolic, covariances)
+    return weights, means, covariances
+
+
+def _likelihood_rv(symbolic, parameters, observed, patterns: tuple[_Pattern, ...] | None):
+    """The observed ``x``: the marginalized mixture, observed-data form with ``patterns``.
+
+    Given a NumPy array with NaN and no ``patterns``, PyMC imputes the NaN by data
+    augmentation (a latent variable per missing cell): the reference the tests compare
+    the analytic marginalization with.
+    """
+    logp, random = _make_likelihood(symbolic, patterns)
+    return pm.CustomDist(
+        "x",
+        *parameters,
+        logp=logp,
+        random=random,
+        signature=symbolic.signature,
+        observed=observed,
+        dims=("obs", "feature"),
+    )
+
+
 def build_model(
     X, n_components: int, *, covariance_type: str = "full", prior: GMMPrior | str = "default"
 ) -> pm.Model:
@@ -635,15 +668,7 @@ def build_model(
         "obs": index,
     }
     with pm.Model(coords=coords) as model:
-        reference = _reference_covariance(data, n_components)
-        covariances = symbolic.covariance_rv(prior.covariances, reference)
-        alpha = (
-            prior.weights.concentration(n_components)
-            if prior.weights is not None
-            else np.ones(n_components)
-        )
-        weights = pm.Dirichlet("weights", a=alpha, dims="component")
-        means = _means_rv(prior.means, symbolic, covariances)
+        parameters = _parameter_rvs(symbolic, prior, data, n_components)
         missing = np.isnan(data)
         if missing.any():
             patterns = _missing_patterns(~missing)
@@ -652,16 +677,5 @@ def build_model(
             observed = pt.as_tensor_variable(data, name="x")
         else:
             patterns, observed = None, data
-        logp, random = _make_likelihood(symbolic, patterns)
-        pm.CustomDist(
-            "x",
-            weights,
-            means,
-            covariances,
-            logp=logp,
-            random=random,
-            signature=symbolic.signature,
-            observed=observed,
-            dims=("obs", "feature"),
-        )
+        _likelihood_rv(symbolic, parameters, observed, patterns)
     return model
