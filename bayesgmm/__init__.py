@@ -6,6 +6,7 @@ Public API only; see ``docs/architecture.md`` for the layout.
 from bayesgmm._bootstrap import BootstrapResult, bootstrap
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
+from bayesgmm.impute import GaussianMixtureImputer
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
 from bayesgmm.selection import ModelSelection, select_model
@@ -17,6 +18,7 @@ __all__ = [
     "DirichletPrior",
     "GMMPrior",
     "GaussianMixture",
+    "GaussianMixtureImputer",
     "ModelSelection",
     "NormalMeanPrior",
     "PosteriorGaussianMixture",

@@ -22,7 +22,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data, check_number, check_sample_weight
+from bayesgmm._validation import check_data, check_number, check_sample_weight, observed_rows
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.diagnostics import params_to_dataset
@@ -258,6 +258,12 @@ def bootstrap(
         raise ValueError(f"Unknown `kind` {kind!r}; expected one of {list(_KINDS)}.")
     X = check_data(model, X, reset=False, min_samples=2)
     weights = check_sample_weight(sample_weight, X.shape[0])
+    # Rows with nothing observed carry no information (the fit ignores them).
+    informative = observed_rows(X)
+    if not informative.all():
+        X = X[informative]
+        weights = None if weights is None else weights[informative]
+    observed = None if not np.isnan(X).any() else ~np.isnan(X)
     n_units = X.shape[0] if weights is None else round(float(weights.sum()))
     if n_units < 2:
         raise ValueError(
@@ -295,6 +301,11 @@ def bootstrap(
         else:
             data, _ = sample_mixture(rng, n_units, reference, cov_type)
             data_weight = None
+            if observed is not None:
+                # Each draw keeps the missingness pattern of a resampled row, so that
+                # replicates carry as much information as the data (MAR).
+                rows = rng.choice(X.shape[0], size=n_units, p=probabilities)
+                data = np.where(observed[rows], data, np.nan)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

@@ -19,6 +19,7 @@ __all__ = [
     "check_initial_params",
     "check_number",
     "check_sample_weight",
+    "observed_rows",
 ]
 
 
@@ -31,11 +32,16 @@ def _non_numeric_columns(X) -> list[str]:
     return [str(name) for name, dtype in X.dtypes.items() if not is_numeric_dtype(dtype)]
 
 
-def check_data(estimator, X, *, reset: bool, min_samples: int = 1) -> np.ndarray:
+def check_data(
+    estimator, X, *, reset: bool, min_samples: int = 1, allow_nan: bool = True
+) -> np.ndarray:
     """Validate data for ``fit`` (``reset=True``) or for prediction (``reset=False``).
 
-    Returns a C-contiguous float64 array of shape ``(N, D)``. Records (at fit) or
-    checks (at prediction) ``n_features_in_`` and ``feature_names_in_``.
+    Returns a C-contiguous float64 array of shape ``(N, D)`` (a copy where the input
+    would otherwise be shared; the input is never modified). Records (at fit) or
+    checks (at prediction) ``n_features_in_`` and ``feature_names_in_``. NaN marks a
+    missing value (``allow_nan=True``); at fit a column with no observed value is an
+    error naming it. Infinite values are always an error.
     """
     bad_columns = _non_numeric_columns(X)
     if bad_columns:
@@ -53,16 +59,58 @@ def check_data(estimator, X, *, reset: bool, min_samples: int = 1) -> np.ndarray
                 raise ValueError(f"X must contain only numbers ({err}).") from None
             except TypeError as err:
                 raise TypeError(f"X must contain only numbers ({err}).") from None
-    X = validate_data(
-        estimator,
-        X,
-        reset=reset,
-        dtype=np.float64,
-        ensure_min_samples=min_samples,
-        ensure_all_finite=True,
-        order="C",
-    )
+    try:
+        X = validate_data(
+            estimator,
+            X,
+            reset=reset,
+            dtype=np.float64,
+            ensure_min_samples=min_samples,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+            order="C",
+        )
+    except ValueError as err:
+        if allow_nan and "infinity" in str(err):
+            raise ValueError(
+                "X has infinite values (or values too large for float64); only NaN may "
+                "mark a missing value."
+            ) from None
+        raise
+    if allow_nan:
+        _check_no_inf(estimator, X)
+        if reset:
+            _check_observed_columns(estimator, X)
     return X
+
+
+def _column_name(estimator, j: int) -> str:
+    names = getattr(estimator, "feature_names_in_", None)
+    return f"column {j} ({names[j]!r})" if names is not None else f"column {j}"
+
+
+def _check_no_inf(estimator, X: np.ndarray) -> None:
+    inf = np.isinf(X)
+    if inf.any():
+        j = int(np.flatnonzero(inf.any(axis=0))[0])
+        raise ValueError(
+            f"X has infinite values (first in {_column_name(estimator, j)}); only NaN "
+            "may mark a missing value."
+        )
+
+
+def _check_observed_columns(estimator, X: np.ndarray) -> None:
+    empty = np.flatnonzero(np.isnan(X).all(axis=0))
+    if empty.size:
+        which = ", ".join(_column_name(estimator, int(j)) for j in empty)
+        raise ValueError(
+            f"X has no observed value in {which}: a mixture cannot be fitted to a feature "
+            "that is entirely missing. Drop it."
+        )
+
+
+def observed_rows(X: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows with at least one observed (non-NaN) value."""
+    return ~np.isnan(X).all(axis=1)
 
 
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:

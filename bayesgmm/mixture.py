@@ -16,10 +16,12 @@ from bayesgmm._validation import (
     check_estimator_params,
     check_initial_params,
     check_sample_weight,
+    observed_rows,
 )
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import log_mixture_density, responsibilities
 from bayesgmm.core.em import fit_mixture
+from bayesgmm.core.missing import impute_draws, impute_mean
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.priors import GMMPrior
@@ -162,6 +164,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN = missing at random (see `fit`)
+        return tags
+
     # -- fitting ----------------------------------------------------------------
     def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
         """Fit the mixture by EM.
@@ -186,14 +193,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight) -> np.ndarray:
         check_estimator_params(self)
-        X = check_data(self, X, reset=True, min_samples=2)
+        X_all = X = check_data(self, X, reset=True, min_samples=2)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        X, sample_weight = _drop_empty_rows(X, sample_weight)
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise ValueError(
                 f"Expected at least n_components={self.n_components} samples, got "
                 f"n_samples={n_samples}."
             )
-        sample_weight = check_sample_weight(sample_weight, n_samples)
         inits = check_initial_params(
             self.weights_init,
             self.means_init,
@@ -256,7 +264,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 file=sys.stderr,
             )
         # A final E-step so that fit_predict(X) equals fit(X).predict(X).
-        _, log_resp = responsibilities(X, self._params(), self.covariance_type)
+        _, log_resp = responsibilities(X_all, self._params(), self.covariance_type)
         return log_resp
 
     def _resolve_prior(self, X: np.ndarray, sample_weight) -> GMMPrior | None:
@@ -319,6 +327,55 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Most probable component of every sample, shape ``(N,)``."""
         return self.predict_proba(X).argmax(axis=1)
 
+    def impute(self, X, *, n_imputations: int | None = None, random_state=None) -> np.ndarray:
+        r"""Fill in the missing values (NaN) of ``X`` under the fitted mixture.
+
+        Without ``n_imputations``: every NaN replaced by its conditional mean
+        :math:`E[x_M \mid x_O] = \sum_k r_k(x_O)\,(\mu_{k,M} + \Sigma_{k,MO}
+        \Sigma_{k,OO}^{-1}(x_O - \mu_{k,O}))`, shape ``(N, D)``. With
+        ``n_imputations=m``: ``m`` draws from :math:`p(x_M \mid x_O)` (a component by
+        its responsibility, then the conditional Gaussian), shape ``(m, N, D)``, for
+        multiple imputation. Observed values are never changed; a row with no
+        observed value gets the mixture mean (or draws from the mixture).
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D), NaN where missing
+        n_imputations : int, optional
+            Number of draws; ``None`` gives the conditional mean.
+        random_state : int, Generator, RandomState or None
+            Seed of the draws (``None``: fresh randomness).
+
+        Returns
+        -------
+        ndarray of shape (N, D) or (n_imputations, N, D)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bayesgmm import GaussianMixture
+        >>> from bayesgmm.datasets import load_faithful
+        >>> X = load_faithful().to_numpy()
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> holes = X[:3].copy()
+        >>> holes[0, 1] = np.nan
+        >>> filled = gm.impute(holes)
+        >>> bool(np.isfinite(filled).all() and filled[0, 0] == X[0, 0])
+        True
+        >>> gm.impute(holes, n_imputations=5, random_state=0).shape
+        (5, 3, 2)
+        """
+        X = self._check_X(X)
+        params = self._params()
+        if n_imputations is None:
+            return impute_mean(X, params, self.covariance_type)
+        if isinstance(n_imputations, bool) or not isinstance(n_imputations, int | np.integer):
+            raise ValueError(f"n_imputations must be a positive integer; got {n_imputations!r}.")
+        if n_imputations < 1:
+            raise ValueError(f"n_imputations must be >= 1; got {n_imputations}.")
+        rng = _generator(random_state)
+        return impute_draws(X, params, self.covariance_type, int(n_imputations), rng)
+
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points from the fitted mixture.
 
@@ -349,6 +406,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Log-likelihood, effective sample size and hard-classification entropy."""
         X = self._check_X(X)
         w = check_sample_weight(sample_weight, X.shape[0])
+        # Rows with no observed value carry no information: they add nothing to the
+        # log-likelihood and are not counted in n.
+        X, w = _drop_empty_rows(X, w, warn=False)
         log_prob_norm, log_resp = responsibilities(X, self._params(), self.covariance_type)
         log_max_resp = log_resp.max(axis=1)
         if w is None:
@@ -397,3 +457,29 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         mclust reports the negative.
         """
         return self.information_criteria(X, sample_weight)["icl"]
+
+
+def _drop_empty_rows(X: np.ndarray, sample_weight, *, warn: bool = True):
+    """The rows with at least one observed value (and their weights)."""
+    keep = observed_rows(X)
+    if keep.all():
+        return X, sample_weight
+    if not keep.any():
+        raise ValueError("X has no observed value at all (every entry is NaN).")
+    if warn:
+        warnings.warn(
+            f"{int((~keep).sum())} of {X.shape[0]} rows have no observed value (all NaN) "
+            "and carry no information: the fit ignores them.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return X[keep], None if sample_weight is None else sample_weight[keep]
+
+
+def _generator(random_state) -> np.random.Generator:
+    """A NumPy Generator from a seed, Generator, RandomState or None."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    return np.random.default_rng(random_state)

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.missing import observed_moments
 
 __all__ = ["CovariancePrior", "DirichletPrior", "GMMPrior", "NormalMeanPrior"]
 
@@ -313,7 +314,10 @@ class GMMPrior:
           :math:`(1/K)^{2/d}`; in one dimension var(X) / K^2 with nu0 = 3.
         - weights: Dirichlet(``alpha``), flat by default (mclust has no weight prior).
 
-        ``cov`` uses the ``n - 1`` denominator, as R's ``var``. ``sample_weight`` are
+        ``cov`` uses the ``n - 1`` denominator, as R's ``var``. With NaN in ``X``
+        (missing at random), ``m0`` and ``cov`` are the mean and covariance of one
+        Gaussian fitted by EM to the observed values
+        (:func:`bayesgmm.core.missing.observed_moments`). ``sample_weight`` are
         frequency weights (the prior equals the one for repeated rows).
         """
         X = np.asarray(X, dtype=np.float64)
@@ -324,9 +328,9 @@ class GMMPrior:
         model = get_covariance_model(covariance_type)
         w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
         n_features = X.shape[1]
-        mean = np.average(X, axis=0, weights=w)
-        centered = X - mean
-        cov = (centered.T * w) @ centered / (w.sum() - 1.0)
+        # With NaN: the mean and covariance of one Gaussian fitted to the observed
+        # values (maximum likelihood under missing at random).
+        mean, cov = observed_moments(X, w)
         if np.linalg.eigvalsh(cov).min() <= 1e-12 * max(np.trace(cov), np.finfo(float).tiny):
             raise ValueError(
                 f"The default prior's scale is the data covariance, which is singular here "

@@ -16,8 +16,9 @@ X = make_mixture(60, n_components=2, random_state=0).X
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (np.where(np.arange(120).reshape(60, 2) == 7, np.nan, X), "NaN"),
-        (np.where(np.arange(120).reshape(60, 2) == 7, np.inf, X), "infinity"),
+        (np.column_stack([X[:, 0], np.full(60, np.nan)]), "no observed value in column 1"),
+        (np.full((60, 2), np.nan), r"no observed value in column 0, column 1"),
+        (np.where(np.arange(120).reshape(60, 2) == 7, np.inf, X), "infinite values"),
         (X[:, 0], "Expected 2D array"),
         (X[None], "dim 3"),
         (X[:1], "minimum of 2"),

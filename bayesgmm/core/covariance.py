@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import linalg
@@ -87,6 +88,9 @@ class CovarianceModel(ABC):
     mclust_name: str
     #: Named dimensions of the covariance array (as in the PyMC model and its DataTree).
     dims: tuple[str, ...] = ()
+    #: Whether every covariance is diagonal (features independent within a component):
+    #: the missing-data E-step then needs no conditional regression.
+    independent_features: ClassVar[bool] = False
 
     # -- shapes and counting --------------------------------------------------
     @abstractmethod
@@ -105,6 +109,11 @@ class CovarianceModel(ABC):
         ``full``: ``(K, D, D)``; ``tied``: ``(D, D)`` summed over components;
         ``diag`` and ``spherical``: ``(K, D)`` (the diagonal only).
         """
+
+    @abstractmethod
+    def second_moment_from_full(self, second: np.ndarray) -> np.ndarray:
+        """Project full per-component second moments ``(K, D, D)`` onto this type's
+        shape (as :meth:`second_moment` returns it)."""
 
     @abstractmethod
     def scatter(
@@ -305,6 +314,9 @@ class FullCovariance(CovarianceModel):
     def second_moment(self, X, resp):
         return np.stack([(X * resp[:, k : k + 1]).T @ X for k in range(resp.shape[1])])
 
+    def second_moment_from_full(self, second):
+        return second
+
     def scatter(self, nk, sum_x, sum_xx, centers):
         cross = sum_x[:, :, None] * centers[:, None, :]
         outer = centers[:, :, None] * centers[:, None, :]
@@ -385,6 +397,9 @@ class TiedCovariance(CovarianceModel):
     def second_moment(self, X, resp):
         return (X * resp.sum(axis=1, keepdims=True)).T @ X
 
+    def second_moment_from_full(self, second):
+        return second.sum(axis=0)
+
     def scatter(self, nk, sum_x, sum_xx, centers):
         cross = sum_x.T @ centers
         return sum_xx - cross - cross.T + (centers.T * nk) @ centers
@@ -450,6 +465,8 @@ class TiedCovariance(CovarianceModel):
 class DiagCovariance(CovarianceModel):
     """Each component has its own diagonal covariance (mclust ``VVI``)."""
 
+    independent_features: ClassVar[bool] = True
+
     def shape(self, n_components, n_features):
         return (n_components, n_features)
 
@@ -458,6 +475,9 @@ class DiagCovariance(CovarianceModel):
 
     def second_moment(self, X, resp):
         return resp.T @ (X * X)
+
+    def second_moment_from_full(self, second):
+        return np.diagonal(second, axis1=1, axis2=2).copy()
 
     def scatter(self, nk, sum_x, sum_xx, centers):
         return sum_xx - 2.0 * sum_x * centers + nk[:, None] * centers**2

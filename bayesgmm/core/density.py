@@ -5,19 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.missing import has_missing, observed_log_gaussian
 from bayesgmm.core.params import GMMParams
 
 __all__ = ["log_component_densities", "log_mixture_density", "responsibilities"]
 
 
-def log_component_densities(X: np.ndarray, params: GMMParams, covariance_type: str) -> np.ndarray:
+def log_component_densities(
+    X: np.ndarray, params: GMMParams, covariance_type: str, patterns=None
+) -> np.ndarray:
     r"""Weighted log densities ``log pi_k + log N(x_n | mu_k, Sigma_k)``.
+
+    Rows with NaN use the marginal density of their observed coordinates (see
+    :mod:`bayesgmm.core.missing`); a row with no observed value gets ``log pi_k``.
 
     Parameters
     ----------
-    X : ndarray of shape (N, D)
+    X : ndarray of shape (N, D), NaN where missing
     params : GMMParams
     covariance_type : str
+    patterns : MissingPatterns, optional
+        The rows of ``X`` grouped by missingness pattern, if already computed (a
+        value other than ``None`` also says that ``X`` has NaN).
 
     Returns
     -------
@@ -31,8 +40,11 @@ def log_component_densities(X: np.ndarray, params: GMMParams, covariance_type: s
     >>> float(np.round(log_component_densities(np.zeros((1, 1)), p, "spherical")[0, 0], 4))
     -0.9189
     """
-    model = get_covariance_model(covariance_type)
-    log_gauss = model.log_gaussian(X, params.means, params.precisions_cholesky)
+    if patterns is not None or has_missing(X):
+        log_gauss = observed_log_gaussian(X, params, covariance_type, patterns)
+    else:
+        model = get_covariance_model(covariance_type)
+        log_gauss = model.log_gaussian(X, params.means, params.precisions_cholesky)
     with np.errstate(divide="ignore"):
         return log_gauss + np.log(params.weights)
 
@@ -55,7 +67,7 @@ def log_mixture_density(X: np.ndarray, params: GMMParams, covariance_type: str) 
 
 
 def responsibilities(
-    X: np.ndarray, params: GMMParams, covariance_type: str
+    X: np.ndarray, params: GMMParams, covariance_type: str, patterns=None
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Log mixture density and log responsibilities.
 
@@ -66,6 +78,6 @@ def responsibilities(
     log_prob_norm : ndarray of shape (N,)
     log_resp : ndarray of shape (N, K)
     """
-    weighted = log_component_densities(X, params, covariance_type)
+    weighted = log_component_densities(X, params, covariance_type, patterns)
     log_prob_norm = _logsumexp_rows(weighted)
     return log_prob_norm, weighted - log_prob_norm[:, None]

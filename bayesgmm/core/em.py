@@ -10,6 +10,12 @@ import numpy as np
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.core.density import responsibilities
 from bayesgmm.core.init import initial_params
+from bayesgmm.core.missing import (
+    has_missing,
+    missing_e_step,
+    missing_patterns,
+    weighted_column_means,
+)
 from bayesgmm.core.mstep import m_step
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
@@ -73,12 +79,22 @@ def run_em(
     parameters are one M-step past the last objective.
     """
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+    # Data with NaN: rows grouped by missingness pattern once, for every E-step.
+    patterns = missing_patterns(X) if has_missing(X) else None
     history: list[float] = []
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        log_prob_norm, log_resp = responsibilities(X, params, covariance_type)
+        if patterns is None:
+            log_prob_norm, log_resp = responsibilities(X, params, covariance_type)
+            stats = SufficientStats.from_responsibilities(
+                X, np.exp(log_resp), covariance_type, sample_weight
+            )
+        else:
+            log_prob_norm, log_resp, stats = missing_e_step(
+                X, params, covariance_type, patterns, sample_weight
+            )
         if sample_weight is None:
             objective = float(log_prob_norm.sum())
         else:
@@ -86,9 +102,6 @@ def run_em(
         if prior is not None:
             objective += prior.log_prob(params, covariance_type)
         lower_bound = objective / total_weight
-        stats = SufficientStats.from_responsibilities(
-            X, np.exp(log_resp), covariance_type, sample_weight
-        )
         try:
             params = m_step(stats, reg_covar, prior, previous=params)
         except CollapsedComponentError as err:
@@ -128,7 +141,10 @@ def fit_mixture(
 
     The data are centered at their weighted mean for the computation (and the
     result translated back), which keeps the moment-based updates accurate for
-    data far from the origin. Inputs are trusted (validated at the boundary).
+    data far from the origin. ``X`` may hold NaN (missing at random): EM is then
+    exact EM for the observed-data likelihood (:mod:`bayesgmm.core.missing`); every
+    row must have at least one observed value. Inputs are trusted (validated at the
+    boundary).
 
     Returns
     -------
@@ -137,12 +153,13 @@ def fit_mixture(
     failures : list of CollapsedComponentError
         Runs that collapsed; raised if every run collapsed.
     """
-    shift = np.average(X, axis=0, weights=sample_weight)
+    shift = weighted_column_means(X, sample_weight)
     Xc = X - shift
     if means_init is not None:
         means_init = np.asarray(means_init, dtype=float) - shift
     if prior is not None:
         prior = prior.shifted(shift)
+    missing = has_missing(X)
     best: EMResult | None = None
     failures: list[CollapsedComponentError] = []
     # Fully user-given starts draw no random numbers: every start would be the same.
@@ -153,7 +170,9 @@ def fit_mixture(
                 params0, lb0 = start.shift_means(-shift), start_lower_bound
             else:
                 params0 = initial_params(
-                    Xc,
+                    # With NaN: the start (k-means etc. and its M-step) sees each
+                    # missing value filled with its column mean (0 once centered).
+                    np.nan_to_num(Xc, nan=0.0) if missing else Xc,
                     n_components,
                     covariance_type,
                     method=init_params,
