@@ -25,6 +25,7 @@ from pymc.distributions.transforms import CholeskyCovTransform
 from scipy import stats
 
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.core.missing import MissingPatterns, has_missing, missing_patterns
 from bayesgmm.priors import CovariancePrior, GMMPrior, NormalMeanPrior
 
 __all__ = ["build_model"]
@@ -282,41 +283,16 @@ def _drop_batch_dims(param, core_ndim: int):
     return param.squeeze(axis=tuple(range(n_batch)))
 
 
-@dataclass(frozen=True)
-class _Pattern:
-    """Rows that share one missingness pattern, and the features they observe."""
-
-    rows: np.ndarray  # int (N_p,): positions in the data
-    observed: np.ndarray  # int (D_O,): observed features, increasing
-    complete: bool  # every feature observed
-
-
-def _missing_patterns(observed_mask: np.ndarray) -> tuple[_Pattern, ...]:
-    """Group the rows of an (N, D) boolean "is observed" mask by pattern."""
-    unique, inverse = np.unique(observed_mask, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    return tuple(
-        _Pattern(
-            rows=np.flatnonzero(inverse == p),
-            observed=np.flatnonzero(unique[p]),
-            complete=bool(unique[p].all()),
-        )
-        for p in range(len(unique))
-    )
+def _observed_log_gaussian(symbolic, rows, means, covariances, observed: np.ndarray):
+    """``log N(x_{n,O} | mu_{k,O}, Sigma_{k,OO})`` for the ``rows`` (N_p, D) of one
+    pattern, ``observed`` its boolean (D,) mask; shape (N_p, K)."""
+    if observed.all():  # complete rows: no indexing
+        return symbolic.log_gaussian(rows, means, covariances)
+    obs = np.flatnonzero(observed)
+    return symbolic.log_gaussian(rows[:, obs], means[:, obs], symbolic.marginal(covariances, obs))
 
 
-def _observed_log_gaussian(symbolic, rows, means, covariances, pattern: _Pattern):
-    """``log N(x_{n,O} | mu_{k,O}, Sigma_{k,OO})`` for the rows of one pattern, (N_p, K)."""
-    x = rows[pattern.rows]
-    if pattern.complete:  # no indexing
-        return symbolic.log_gaussian(x, means, covariances)
-    observed = pattern.observed
-    return symbolic.log_gaussian(
-        x[:, observed], means[:, observed], symbolic.marginal(covariances, observed)
-    )
-
-
-def _make_likelihood(symbolic: _SymbolicCovariance, patterns: tuple[_Pattern, ...] | None = None):
+def _make_likelihood(symbolic: _SymbolicCovariance, patterns: MissingPatterns | None = None):
     """The likelihood's ``logp`` and ``random``.
 
     With ``patterns`` (the data have NaN), each row's log density is that of its
@@ -326,7 +302,7 @@ def _make_likelihood(symbolic: _SymbolicCovariance, patterns: tuple[_Pattern, ..
     """
     core_ndims = _core_ndims(symbolic.signature)
     if patterns is not None:
-        inverse_order = np.argsort(np.concatenate([p.rows for p in patterns]), kind="stable")
+        inverse_order = np.argsort(np.concatenate(patterns.rows), kind="stable")
 
     def logp(value, *params):
         weights, means, covariances = (
@@ -340,10 +316,11 @@ def _make_likelihood(symbolic: _SymbolicCovariance, patterns: tuple[_Pattern, ..
             log_weights = pt.log(weights)[None, :]
             parts = [
                 pt.logsumexp(
-                    _observed_log_gaussian(symbolic, rows, means, covariances, p) + log_weights,
+                    _observed_log_gaussian(symbolic, rows[index], means, covariances, observed)
+                    + log_weights,
                     axis=-1,
                 )
-                for p in patterns
+                for observed, index in zip(patterns.patterns, patterns.rows, strict=True)
             ]
             out = pt.concatenate(parts)[inverse_order]
         return out.reshape(value.shape[:-1])
@@ -488,7 +465,7 @@ def _parameter_rvs(symbolic, prior: GMMPrior, data: np.ndarray, n_components: in
     return weights, means, covariances
 
 
-def _likelihood_rv(symbolic, parameters, observed, patterns: tuple[_Pattern, ...] | None):
+def _likelihood_rv(symbolic, parameters, observed, patterns: MissingPatterns | None):
     """The observed ``x``: the marginalized mixture, observed-data form with ``patterns``.
 
     Given a NumPy array with NaN and no ``patterns``, PyMC imputes the NaN by data
@@ -669,9 +646,8 @@ def build_model(
     }
     with pm.Model(coords=coords) as model:
         parameters = _parameter_rvs(symbolic, prior, data, n_components)
-        missing = np.isnan(data)
-        if missing.any():
-            patterns = _missing_patterns(~missing)
+        if has_missing(data):
+            patterns = missing_patterns(data)
             # a constant, not an array: PyMC would impute the NaN of an array, one
             # latent variable per missing cell; the likelihood never reads them
             observed = pt.as_tensor_variable(data, name="x")
