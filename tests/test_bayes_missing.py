@@ -12,7 +12,7 @@ from scipy.special import logsumexp
 from test_bayes_model import FAST, K, _point, _random_params
 
 from bayesgmm.bayes import build_model
-from bayesgmm.core.covariance import COVARIANCE_TYPES
+from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.core.density import log_mixture_density
 from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
 
@@ -302,3 +302,168 @@ def test_nuts_posterior_with_nan_agrees_with_pymc_data_augmentation():
     sd_ratio = (a.std(("chain", "draw")) / b.std(("chain", "draw"))).to_array()
     assert float(sd_ratio.min()) > 0.85, sd_ratio.values
     assert float(sd_ratio.max()) < 1.15, sd_ratio.values
+
+
+# -- PosteriorGaussianMixture on data with NaN -------------------------------------------
+
+
+def _blobs_with_nan() -> tuple[np.ndarray, np.ndarray]:
+    """TWO_BLOBS with 15% of the values missing, one all-NaN row, and the truth."""
+    from conftest import TWO_BLOBS
+
+    rng = np.random.default_rng(4)
+    X = TWO_BLOBS.X.copy()
+    X[rng.random(X.shape) < 0.15] = np.nan
+    empty = np.isnan(X).all(axis=1)
+    X[empty, 0] = TWO_BLOBS.X[empty, 0]
+    X[10] = np.nan  # the one row with no observed value
+    return X, TWO_BLOBS.X
+
+
+@pytest.fixture(scope="module")
+def nan_posterior():
+    from bayesgmm.bayes import PosteriorGaussianMixture
+
+    X, _ = _blobs_with_nan()
+    post = PosteriorGaussianMixture(2, draws=100, tune=150, chains=2, n_init=2, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        post.fit(X)
+    messages = [str(w.message) for w in caught]
+    return post, X, messages
+
+
+def _draw_list(post) -> list:
+    return list(post._draw_params())
+
+
+def _scipy_row(x, params) -> np.ndarray:
+    """log pi_k + log N(x_O | mu_k,O, Sigma_k,OO) for one row (full covariances)."""
+    o = ~np.isnan(x)
+    if not o.any():
+        return np.log(params.weights)
+    return np.array(
+        [
+            np.log(params.weights[k])
+            + stats.multivariate_normal(
+                params.means[k, o], params.covariances[k][np.ix_(o, o)]
+            ).logpdf(x[o])
+            for k in range(len(params.weights))
+        ]
+    )
+
+
+def test_fit_with_nan_log_likelihood_per_nonempty_row(nan_posterior):
+    import arviz as az
+
+    post, X, messages = nan_posterior
+    empty = [m for m in messages if "no observed value" in m]
+    assert len(empty) == 1, messages  # the empty row, warned once
+    assert "1 of 150 rows" in empty[0]
+    ll = post.idata_["log_likelihood"].to_dataset()["x"]
+    assert ll.dims == ("chain", "draw", "obs")
+    assert ll.shape == (2, 100, 149)
+    assert list(ll["obs"].values) == [i for i in range(150) if i != 10]
+    assert np.isnan(post.idata_["observed_data"].to_dataset()["x"].values).any()
+    assert np.isfinite(post.map_.means_).all()
+    assert np.isfinite(az.loo(post.idata_).elpd)
+    # the stored pointwise log-likelihood is the observed-data one, at the raw draws
+    raw = post.idata_["posterior_raw"].to_dataset()
+    kept = X[np.arange(150) != 10]
+    for c, d in ((0, 0), (1, 57)):
+        cov = raw["covariances"].values[c, d]
+        params = _params(raw["weights"].values[c, d], raw["means"].values[c, d], cov)
+        expected = [logsumexp(_scipy_row(x, params)) for x in kept]
+        np.testing.assert_allclose(ll.values[c, d], expected, rtol=1e-8)
+    # the chains found the two blobs
+    np.testing.assert_allclose(np.sort(post.means_[:, 0]), [-4.0, 4.0], atol=0.6)
+
+
+def _params(weights, means, covariances):
+    from bayesgmm.core.params import GMMParams
+
+    chol = get_covariance_model("full").precision_cholesky(covariances)
+    return GMMParams(weights, means, covariances, chol)
+
+
+def test_predictions_on_rows_with_nan_are_posterior_averages_of_marginals(nan_posterior):
+    post, X, _ = nan_posterior
+    rows = [*[i for i in range(150) if np.isnan(X[i]).any()][:4], 10, 0]
+    Xq = X[rows]
+    draws = _draw_list(post)
+    logs = np.stack([[_scipy_row(x, p) for x in Xq] for p in draws])  # (S, n, K)
+    log_norm = logsumexp(logs, axis=2)
+    resp = np.exp(logs - log_norm[..., None])
+    np.testing.assert_allclose(post.predict_proba(Xq, max_draws=None), resp.mean(0), rtol=1e-8)
+    np.testing.assert_allclose(
+        post.score_samples(Xq),
+        logsumexp(log_norm, axis=0) - np.log(len(draws)),
+        rtol=1e-8,
+        atol=1e-12,
+    )
+    # the empty row: memberships = posterior mean weights, log density 0
+    np.testing.assert_allclose(post.predict_proba(X[[10]], max_draws=None)[0], post.weights_)
+    assert post.score_samples(X[[10]])[0] == pytest.approx(0.0, abs=1e-12)
+    interval = post.membership_interval(Xq, prob=0.9)
+    assert interval.shape == (len(rows), 2, 2)
+    lo, hi = np.quantile(resp, [0.05, 0.95], axis=0)
+    np.testing.assert_allclose(interval[..., 0], lo, atol=0.05)
+    np.testing.assert_allclose(interval[..., 1], hi, atol=0.05)
+    co = post.co_clustering(Xq)
+    np.testing.assert_allclose(co, co.T)
+    assert np.all(np.diag(co) <= 1 + 1e-12)
+
+
+def test_impute_over_posterior_draws(nan_posterior, monkeypatch):
+    post, X, _ = nan_posterior
+    missing = np.isnan(X)
+    filled = post.impute(X)
+    assert filled.shape == X.shape
+    assert np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled[~missing], X[~missing])
+    # the posterior mean of E[x_M | x_O, theta]: a brute-force conditional for one row
+    n = int(np.flatnonzero(missing[:, 0] & ~missing[:, 1])[0])
+    x1 = X[n, 1]
+    cond = []
+    for p in _draw_list(post):
+        comp = _scipy_row(X[n], p)
+        r = np.exp(comp - logsumexp(comp))
+        s = p.covariances
+        cm = p.means[:, 0] + s[:, 0, 1] / s[:, 1, 1] * (x1 - p.means[:, 1])
+        cond.append(r @ cm)
+    assert filled[n, 0] == pytest.approx(np.mean(cond), rel=1e-8)
+
+    draws = post.impute(X, n_imputations=400, random_state=1)
+    assert draws.shape == (400, *X.shape)
+    np.testing.assert_array_equal(draws, post.impute(X, n_imputations=400, random_state=1))
+    np.testing.assert_array_equal(draws[:, ~missing], np.tile(X[~missing], (400, 1)))
+    assert np.isfinite(draws).all()
+    # multiple imputations average to the posterior mean imputation (MC error)
+    sd = draws.std(axis=0)[missing]
+    z = (draws.mean(axis=0)[missing] - filled[missing]) / (sd / np.sqrt(400))
+    assert np.abs(z).max() < 4.5
+    # parameter uncertainty is in the draws: imputation i uses a random posterior draw
+    from bayesgmm.bayes import posterior as posterior_module
+
+    used = []
+
+    def recording(X_, params, covariance_type, n, rng):
+        used.append((params.means.copy(), n))
+        return posterior_module.impute_draws.__wrapped__(X_, params, covariance_type, n, rng)
+
+    recording.__wrapped__ = posterior_module.impute_draws
+    monkeypatch.setattr(posterior_module, "impute_draws", recording)
+    post.impute(X, n_imputations=50, random_state=2)
+    monkeypatch.undo()
+    assert sum(n for _, n in used) == 50
+    assert len({m.tobytes() for m, _ in used}) > 30  # of the 200 posterior draws
+    interval = post.imputation_interval(X, prob=0.9, n_imputations=400, random_state=1)
+    assert interval.shape == (*X.shape, 2)
+    np.testing.assert_array_equal(interval[~missing][:, 0], X[~missing])
+    np.testing.assert_array_equal(interval[~missing][:, 1], X[~missing])
+    assert np.all(interval[missing][:, 0] < filled[missing])
+    assert np.all(filled[missing] < interval[missing][:, 1])
+    with pytest.raises(ValueError, match="n_imputations"):
+        post.impute(X, n_imputations=0)
+    with pytest.raises(ValueError, match="prob"):
+        post.imputation_interval(X, prob=1.5)
