@@ -12,6 +12,7 @@ The PyTensor counterparts of the covariance types live in one table,
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from pymc.distributions.transforms import CholeskyCovTransform
 from scipy import stats
 
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.core.missing import MissingPatterns, has_missing, missing_patterns
 from bayesgmm.priors import CovariancePrior, GMMPrior, NormalMeanPrior
 
 __all__ = ["build_model"]
@@ -161,6 +163,13 @@ class _SymbolicCovariance(ABC):
     def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
         """``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``."""
 
+    @abstractmethod
+    def marginal(self, covariances, observed: np.ndarray):
+        """The covariances of the marginal of the features ``observed`` (int array of
+        length ``D_O``), in this type's shape with ``D_O`` features: the observed
+        sub-block of each matrix (full, tied), the observed variances (diag), or the
+        variances themselves (spherical). A Gaussian's marginal needs no regression."""
+
 
 class _FullSymbolic(_SymbolicCovariance):
     def covariance_rv(self, prior, reference):
@@ -179,6 +188,9 @@ class _FullSymbolic(_SymbolicCovariance):
         chol = pt.linalg.cholesky(covariances, lower=True) / np.sqrt(shrinkage)
         return pm.MvNormal(name, mu=mean, chol=chol, dims=dims)
 
+    def marginal(self, covariances, observed):
+        return covariances[:, observed[:, None], observed[None, :]]
+
 
 class _TiedSymbolic(_SymbolicCovariance):
     def covariance_rv(self, prior, reference):
@@ -195,6 +207,9 @@ class _TiedSymbolic(_SymbolicCovariance):
     def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
         chol = pt.linalg.cholesky(covariances, lower=True) / np.sqrt(shrinkage)
         return pm.MvNormal(name, mu=mean, chol=chol, dims=dims)
+
+    def marginal(self, covariances, observed):
+        return covariances[observed[:, None], observed[None, :]]
 
 
 class _DiagSymbolic(_SymbolicCovariance):
@@ -219,10 +234,16 @@ class _DiagSymbolic(_SymbolicCovariance):
         sigma = pt.sqrt(self._variances(covariances) / shrinkage)
         return pm.Normal(name, mu=mean, sigma=sigma, dims=dims)
 
+    def marginal(self, covariances, observed):
+        return covariances[:, observed]
+
 
 class _SphericalSymbolic(_DiagSymbolic):
     def _variances(self, covariances):
         return covariances[:, None]  # (K, 1)
+
+    def marginal(self, covariances, observed):
+        return covariances  # one variance per component, whatever the features
 
 
 _SYMBOLIC_COVARIANCES: dict[str, _SymbolicCovariance] = {
@@ -262,16 +283,46 @@ def _drop_batch_dims(param, core_ndim: int):
     return param.squeeze(axis=tuple(range(n_batch)))
 
 
-def _make_likelihood(symbolic: _SymbolicCovariance):
+def _observed_log_gaussian(symbolic, rows, means, covariances, observed: np.ndarray):
+    """``log N(x_{n,O} | mu_{k,O}, Sigma_{k,OO})`` for the ``rows`` (N_p, D) of one
+    pattern, ``observed`` its boolean (D,) mask; shape (N_p, K)."""
+    if observed.all():  # complete rows: no indexing
+        return symbolic.log_gaussian(rows, means, covariances)
+    obs = np.flatnonzero(observed)
+    return symbolic.log_gaussian(rows[:, obs], means[:, obs], symbolic.marginal(covariances, obs))
+
+
+def _make_likelihood(symbolic: _SymbolicCovariance, patterns: MissingPatterns | None = None):
+    """The likelihood's ``logp`` and ``random``.
+
+    With ``patterns`` (the data have NaN), each row's log density is that of its
+    observed coordinates, evaluated pattern by pattern (one factorization of each
+    observed block per pattern and component) and put back in the row order; the
+    missing cells are never read. Without, the graph is the complete-data one.
+    """
     core_ndims = _core_ndims(symbolic.signature)
+    if patterns is not None:
+        inverse_order = np.argsort(np.concatenate(patterns.rows), kind="stable")
 
     def logp(value, *params):
         weights, means, covariances = (
             _drop_batch_dims(p, nd) for p, nd in zip(params, core_ndims, strict=True)
         )
         rows = value.reshape((-1, value.shape[-1]))  # (N, D)
-        log_gauss = symbolic.log_gaussian(rows, means, covariances)  # (N, K)
-        out = pt.logsumexp(log_gauss + pt.log(weights)[None, :], axis=-1)
+        if patterns is None:
+            log_gauss = symbolic.log_gaussian(rows, means, covariances)  # (N, K)
+            out = pt.logsumexp(log_gauss + pt.log(weights)[None, :], axis=-1)
+        else:
+            log_weights = pt.log(weights)[None, :]
+            parts = [
+                pt.logsumexp(
+                    _observed_log_gaussian(symbolic, rows[index], means, covariances, observed)
+                    + log_weights,
+                    axis=-1,
+                )
+                for observed, index in zip(patterns.patterns, patterns.rows, strict=True)
+            ]
+            out = pt.concatenate(parts)[inverse_order]
         return out.reshape(value.shape[:-1])
 
     def random(*params, rng=None, size=None):
@@ -295,7 +346,12 @@ def _make_likelihood(symbolic: _SymbolicCovariance):
 
 
 def _check_data(X) -> tuple[np.ndarray, list[str], list[Any]]:
-    """A float64 copy of ``X`` (N, D), its feature names and its row index."""
+    """A float64 copy of ``X`` (N, D), its feature names and its row index.
+
+    NaN (and pandas' NA) mark missing values. Rows with no observed value carry no
+    information and are dropped, with a warning; the returned data and index hold
+    only the other rows.
+    """
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
         from pandas.api.types import is_numeric_dtype
 
@@ -304,21 +360,45 @@ def _check_data(X) -> tuple[np.ndarray, list[str], list[Any]]:
             raise ValueError(f"`X` must be numeric; these columns are not: {bad}.")
         features = [str(c) for c in X.columns]
         index = list(X.index)
+        try:  # always a copy: X is never modified; pandas' NA becomes NaN
+            data = X.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        except (TypeError, ValueError):
+            raise ValueError("`X` must contain only numbers and missing values.") from None
     else:
         features = index = None
-    try:
-        data = np.array(X, dtype=np.float64)  # always a copy: X is never modified
-    except (TypeError, ValueError):
-        raise ValueError(f"`X` must be a numeric array-like; got {type(X).__name__}.") from None
+        try:
+            data = np.array(X, dtype=np.float64)  # always a copy: X is never modified
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`X` must be a numeric array-like; got {type(X).__name__}."
+            ) from None
     if data.ndim != 2 or data.shape[0] < 1 or data.shape[1] < 1:
         raise ValueError(
             f"`X` must be a 2-D array of shape (n_samples, n_features); got shape {data.shape}."
         )
-    if not np.all(np.isfinite(data)):
-        raise ValueError("`X` contains NaN or infinite values.")
     if features is None:
         features = [f"x{j}" for j in range(data.shape[1])]
         index = list(range(data.shape[0]))
+    if np.isinf(data).any():
+        raise ValueError(
+            "`X` contains infinite values; only NaN is accepted (as a missing value)."
+        )
+    observed = ~np.isnan(data)
+    empty_columns = [features[j] for j in np.flatnonzero(~observed.any(axis=0))]
+    if empty_columns:
+        raise ValueError(
+            f"`X` has columns with no observed value (all NaN): {empty_columns}. Drop them."
+        )
+    empty_rows = ~observed.any(axis=1)
+    if empty_rows.any():
+        warnings.warn(
+            f"{int(empty_rows.sum())} of {len(data)} rows of `X` have no observed value and "
+            "carry no information: they are left out of the model.",
+            UserWarning,
+            stacklevel=3,
+        )
+        data = data[~empty_rows]
+        index = [label for label, empty in zip(index, empty_rows, strict=True) if not empty]
     return data, features, index
 
 
@@ -345,7 +425,13 @@ def _resolve_prior(prior, X: np.ndarray, n_components: int, covariance_type: str
 def _reference_covariance(X: np.ndarray, n_components: int) -> np.ndarray:
     """cov(X) / K^(2/D), kept SPD: the support point of a flat covariance prior."""
     n_samples, n_features = X.shape
-    cov = np.atleast_2d(np.cov(X, rowvar=False)) if n_samples > 1 else np.eye(n_features)
+    if np.isnan(X).any():  # the observed variances (pairwise covariances may not be SPD)
+        variances = np.nan_to_num(np.nanvar(X, axis=0, ddof=0), nan=1.0)
+        cov = np.diag(np.where(variances > 0, variances, 1.0))
+    elif n_samples > 1:
+        cov = np.atleast_2d(np.cov(X, rowvar=False))
+    else:
+        cov = np.eye(n_features)
     cov = cov / n_components ** (2.0 / n_features)
     return cov + 1e-6 * max(float(np.trace(cov)) / n_features, 1e-12) * np.eye(n_features)
 
@@ -363,6 +449,39 @@ def _means_rv(prior: NormalMeanPrior | None, symbolic, covariances):
         return symbolic.conjugate_means_rv("means", prior.mean, prior.shrinkage, covariances, dims)
     chol = np.linalg.cholesky(prior.covariance)
     return pm.MvNormal("means", mu=prior.mean, chol=chol, dims=dims)
+
+
+def _parameter_rvs(symbolic, prior: GMMPrior, data: np.ndarray, n_components: int):
+    """The ``weights``, ``means`` and ``covariances`` RVs, in the current model."""
+    reference = _reference_covariance(data, n_components)
+    covariances = symbolic.covariance_rv(prior.covariances, reference)
+    alpha = (
+        prior.weights.concentration(n_components)
+        if prior.weights is not None
+        else np.ones(n_components)
+    )
+    weights = pm.Dirichlet("weights", a=alpha, dims="component")
+    means = _means_rv(prior.means, symbolic, covariances)
+    return weights, means, covariances
+
+
+def _likelihood_rv(symbolic, parameters, observed, patterns: MissingPatterns | None):
+    """The observed ``x``: the marginalized mixture, observed-data form with ``patterns``.
+
+    Given a NumPy array with NaN and no ``patterns``, PyMC imputes the NaN by data
+    augmentation (a latent variable per missing cell): the reference the tests compare
+    the analytic marginalization with.
+    """
+    logp, random = _make_likelihood(symbolic, patterns)
+    return pm.CustomDist(
+        "x",
+        *parameters,
+        logp=logp,
+        random=random,
+        signature=symbolic.signature,
+        observed=observed,
+        dims=("obs", "feature"),
+    )
 
 
 def build_model(
@@ -402,7 +521,10 @@ def build_model(
     ----------
     X : array-like or DataFrame of shape (N, D)
         Data; copied, never modified. DataFrame column names become the ``feature``
-        coordinate and its index the ``obs`` coordinate.
+        coordinate and its index the ``obs`` coordinate. NaN (or pandas' NA) marks a
+        missing value, taken as missing at random: see *Missing values* below. Rows
+        with no observed value are left out (with a warning saying how many), so
+        ``obs`` then holds the labels of the other rows.
     n_components : int
         ``K``.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
@@ -434,7 +556,8 @@ def build_model(
           transform. So ``jacobian=False`` gives the density in the covariance
           parameterization itself, like the MAP objective;
         - ``x`` (obs, feature): the observed data, a ``pm.CustomDist`` whose log
-          density per row is :math:`\log\sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)`,
+          density per row is :math:`\log\sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)`
+          (over the observed coordinates only, for a row with NaN),
           computed with Cholesky factors and triangular solves; so
           ``pm.compute_log_likelihood`` gives the per-observation log-likelihood
           (dim ``obs``) that ``arviz.loo`` needs. It has a ``random`` method for
@@ -451,12 +574,30 @@ def build_model(
     Raises
     ------
     ValueError
-        For data that are not a finite 2-D numeric array, a bad ``n_components`` or
+        For data that are not a 2-D numeric array, contain ±inf or a column with no
+        observed value (named in the message), a bad ``n_components`` or
         ``covariance_type``, or a ``prior`` that is not 'default' or a GMMPrior that
         fits the model.
 
     Notes
     -----
+    **Missing values.** With NaN in ``X``, each row's likelihood is the mixture
+    density of its observed coordinates :math:`O_n`, the missing ones integrated out
+    analytically:
+
+    .. math:: \log p(x_{n,O_n}) = \log \sum_k \pi_k\,
+              N(x_{n,O_n} \mid \mu_{k,O_n}, \Sigma_{k,O_nO_n}).
+
+    Rows are grouped by missingness pattern and each pattern's observed sub-vector of
+    the means and sub-block of the covariances (for 'diag' just the observed
+    variances, for 'spherical' the variance itself) is factorized once per component;
+    there is no latent variable per missing cell (PyMC's automatic imputation would
+    add one), so NUTS samples the same parameters as without NaN. ``x`` keeps the NaN
+    in its observed data (as a constant; the likelihood never reads those cells), and
+    its pointwise log density, hence ``log_likelihood`` and :func:`arviz.loo`, is the
+    observed-data log-likelihood of each row, in the row order of ``X``. Without NaN
+    the graph is exactly the complete-data one.
+
     **Changing the model.** The result is an ordinary ``pm.Model``: add variables
     inside ``with model:``. To replace a prior, build the model with that part set to
     ``None`` (flat) and add the new log density as a ``pm.Potential``, e.g. a
@@ -504,25 +645,13 @@ def build_model(
         "obs": index,
     }
     with pm.Model(coords=coords) as model:
-        reference = _reference_covariance(data, n_components)
-        covariances = symbolic.covariance_rv(prior.covariances, reference)
-        alpha = (
-            prior.weights.concentration(n_components)
-            if prior.weights is not None
-            else np.ones(n_components)
-        )
-        weights = pm.Dirichlet("weights", a=alpha, dims="component")
-        means = _means_rv(prior.means, symbolic, covariances)
-        logp, random = _make_likelihood(symbolic)
-        pm.CustomDist(
-            "x",
-            weights,
-            means,
-            covariances,
-            logp=logp,
-            random=random,
-            signature=symbolic.signature,
-            observed=data,
-            dims=("obs", "feature"),
-        )
+        parameters = _parameter_rvs(symbolic, prior, data, n_components)
+        if has_missing(data):
+            patterns = missing_patterns(data)
+            # a constant, not an array: PyMC would impute the NaN of an array, one
+            # latent variable per missing cell; the likelihood never reads them
+            observed = pt.as_tensor_variable(data, name="x")
+        else:
+            patterns, observed = None, data
+        _likelihood_rv(symbolic, parameters, observed, patterns)
     return model

@@ -11,10 +11,18 @@ import xarray as xr
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data, check_number, check_random_state
+from bayesgmm._validation import (
+    as_generator,
+    check_data,
+    check_number,
+    check_random_state,
+    observed_rows,
+)
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
 from bayesgmm.core.covariance import get_covariance_model
-from bayesgmm.core.density import log_mixture_density, responsibilities
+from bayesgmm.core.density import responsibilities
+from bayesgmm.core.missing import MissingPatterns, has_missing, impute_draws, impute_mean
+from bayesgmm.core.missing import missing_patterns as _missing_patterns
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.mixture import GaussianMixture
@@ -122,6 +130,11 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.progressbar = progressbar
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN = missing at random (see `fit`)
+        return tags
+
     # -- fitting ------------------------------------------------------------------
     def _check_params(self) -> None:
         check_number("n_components", self.n_components, integer=True, low=1)
@@ -149,6 +162,13 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (N, D)
+            NaN marks a missing value (missing at random). The MAP start is the
+            missing-data EM fit, and the model's likelihood is each row's density of
+            its observed coordinates, the missing ones integrated out analytically
+            (:func:`~bayesgmm.bayes.build_model`): no latent variable per missing
+            cell. Rows with no observed value are left out, with a warning; the
+            ``obs`` coordinate of ``idata_`` holds the positions in ``X`` of the rows
+            kept, and ``log_likelihood`` each one's observed-data log-likelihood.
         y : ignored
 
         Returns
@@ -161,8 +181,19 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         from bayesgmm.bayes.model import build_model
 
         self._check_params()
-        X_given = X
         X = check_data(self, X, reset=True, min_samples=2)
+        keep = observed_rows(X)
+        if not keep.all():
+            warnings.warn(
+                f"{int((~keep).sum())} of {X.shape[0]} rows have no observed value (all NaN) "
+                "and carry no information: the fit ignores them (log_likelihood has one "
+                "entry per other row; `obs` holds their positions in X).",
+                UserWarning,
+                stacklevel=2,
+            )
+            X = X[keep]
+        if X.shape[0] < 2:
+            raise ValueError(f"Expected at least 2 rows with an observed value; got {X.shape[0]}.")
         rng = check_random_state(self.random_state)
         map_seed, sample_seed, jitter_seed = (int(s) for s in rng.randint(2**31 - 1, size=3))
         prior = self.prior
@@ -179,12 +210,11 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             tol=1e-8,
             max_iter=2000,
             random_state=map_seed,
-        ).fit(X_given)
-        data = (
-            pd.DataFrame(X, columns=self.feature_names_in_)
-            if hasattr(self, "feature_names_in_")
-            else X
         )
+        names = getattr(self, "feature_names_in_", None)
+        columns = names if names is not None else [f"x{j}" for j in range(X.shape[1])]
+        data = pd.DataFrame(X, columns=columns, index=np.flatnonzero(keep))
+        map_fit.fit(data if names is not None else X)
         model = build_model(
             data, self.n_components, covariance_type=self.covariance_type, prior=map_fit.prior_
         )
@@ -297,36 +327,54 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             warnings.warn(message, SamplingWarning, stacklevel=3)
 
     # -- draws ----------------------------------------------------------------------
-    def _draw_params(self, max_draws: int | None = None) -> Iterator[GMMParams]:
-        """Relabelled posterior draws as GMMParams (evenly thinned to ``max_draws``)."""
+    def _stacked_draws(self) -> dict[str, np.ndarray]:
+        """Relabelled posterior draws, chains stacked: name -> array (S, ...)."""
         check_is_fitted(self)
         post = self.idata_["posterior"].to_dataset()
-        stacked = {
+        return {
             name: post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
             for name in _PARAMS
         }
+
+    def _params_of(self, stacked: dict[str, np.ndarray], s: int) -> GMMParams:
+        cov = stacked["covariances"][s]
+        model = get_covariance_model(self.covariance_type)
+        return GMMParams(
+            stacked["weights"][s], stacked["means"][s], cov, model.precision_cholesky(cov)
+        )
+
+    def _draw_params(self, max_draws: int | None = None) -> Iterator[GMMParams]:
+        """Relabelled posterior draws as GMMParams (evenly thinned to ``max_draws``)."""
+        stacked = self._stacked_draws()
         n_samples = stacked["weights"].shape[0]
         index = np.arange(n_samples)
         if max_draws is not None and n_samples > max_draws:
             index = np.linspace(0, n_samples - 1, max_draws).round().astype(int)
-        model = get_covariance_model(self.covariance_type)
         for s in index:
-            cov = stacked["covariances"][s]
-            yield GMMParams(
-                stacked["weights"][s], stacked["means"][s], cov, model.precision_cholesky(cov)
-            )
+            yield self._params_of(stacked, int(s))
 
-    def _check_X(self, X) -> np.ndarray:
+    def _check_X(self, X) -> tuple[np.ndarray, MissingPatterns | None]:
+        """Validated data (NaN allowed) and its missingness patterns (``None`` if none)."""
         check_is_fitted(self)
-        return check_data(self, X, reset=False)
+        X = check_data(self, X, reset=False)
+        return X, (_missing_patterns(X) if has_missing(X) else None)
+
+    def _responsibilities(self, X, max_draws: int | None) -> Iterator[np.ndarray]:
+        """Log mixture density (N,) and responsibilities (N, K) under each draw."""
+        X, patterns = self._check_X(X)
+        for params in self._draw_params(max_draws):
+            log_norm, log_resp = responsibilities(X, params, self.covariance_type, patterns)
+            yield log_norm, np.exp(log_resp)
 
     def predict_proba(self, X, *, max_draws: int = 1000) -> np.ndarray:
-        """Posterior mean membership probabilities, shape ``(N, K)``."""
-        X = self._check_X(X)
-        total = np.zeros((X.shape[0], self.n_components))
-        count = 0
-        for params in self._draw_params(max_draws):
-            total += np.exp(responsibilities(X, params, self.covariance_type)[1])
+        """Posterior mean membership probabilities, shape ``(N, K)``.
+
+        A row with NaN uses its observed coordinates (the component densities are
+        marginals); a row with no observed value gets the posterior mean weights.
+        """
+        total, count = 0.0, 0
+        for _, resp in self._responsibilities(X, max_draws):
+            total = total + resp
             count += 1
         return total / count
 
@@ -337,38 +385,119 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     def membership_interval(self, X, prob: float = 0.94, *, max_draws: int = 1000):
         """Equal-tailed credible intervals of each point's membership probabilities.
 
+        Rows with NaN use their observed coordinates, as in :meth:`predict_proba`.
+
         Returns
         -------
         ndarray of shape (N, K, 2)
             Lower and upper bounds.
         """
-        if not 0 < prob < 1:
-            raise ValueError(f"`prob` must be in (0, 1); got {prob!r}.")
-        X = self._check_X(X)
-        draws = np.stack(
-            [
-                np.exp(responsibilities(X, params, self.covariance_type)[1])
-                for params in self._draw_params(max_draws)
-            ]
-        )
+        _check_prob(prob)
+        draws = np.stack([resp for _, resp in self._responsibilities(X, max_draws)])
         tail = (1.0 - prob) / 2.0
         return np.moveaxis(np.quantile(draws, [tail, 1.0 - tail], axis=0), 0, -1)
 
     def score_samples(self, X, *, max_draws: int | None = None) -> np.ndarray:
-        """Log posterior predictive density at each point (log-mean-exp over draws)."""
-        X = self._check_X(X)
-        logs = np.stack(
-            [
-                log_mixture_density(X, params, self.covariance_type)
-                for params in self._draw_params(max_draws)
-            ]
-        )
+        """Log posterior predictive density at each point (log-mean-exp over draws).
+
+        For a row with NaN, the density of its observed coordinates (the posterior
+        predictive marginal); 0 for a row with no observed value.
+        """
+        logs = np.stack([log_norm for log_norm, _ in self._responsibilities(X, max_draws)])
         top = logs.max(axis=0)
         return top + np.log(np.exp(logs - top).mean(axis=0))
 
     def score(self, X, y=None) -> float:
         """Mean log posterior predictive density per sample."""
         return float(self.score_samples(X).mean())
+
+    # -- imputation -----------------------------------------------------------------
+    def impute(
+        self, X, *, n_imputations: int | None = None, random_state=None, max_draws: int = 1000
+    ) -> np.ndarray:
+        r"""Fill in the missing values (NaN) of ``X`` under the posterior.
+
+        Without ``n_imputations``: each NaN replaced by its posterior mean
+        :math:`E[x_M \mid x_O, X_{\text{train}}] = E_\theta\, E[x_M \mid x_O, \theta]`,
+        the conditional mean (:meth:`GaussianMixture.impute
+        <bayesgmm.GaussianMixture.impute>`) averaged over (at most ``max_draws``,
+        evenly thinned) posterior draws; shape ``(N, D)``.
+
+        With ``n_imputations=m``: ``m`` draws from the posterior predictive of the
+        missing values, shape ``(m, N, D)``. Each imputation takes one posterior draw
+        :math:`\theta_s` at random (uniformly over all draws), then for every row a
+        component with probability :math:`r_k(x_O \mid \theta_s)`, then
+        :math:`x_M \sim N(\hat x_{k,M}, C_k)` under :math:`\theta_s`; so the
+        uncertainty about the parameters is in the imputations (proper multiple
+        imputation), not only the noise around a point estimate. Observed values are
+        never changed; a row with no observed value gets the mixture's mean (or draws
+        from the mixture).
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D), NaN where missing
+        n_imputations : int, optional
+            Number of imputed data sets; ``None`` gives the posterior mean.
+        random_state : int, Generator, RandomState or None
+            Seed of the draws (``None``: fresh randomness).
+        max_draws : int, default=1000
+            Posterior draws averaged for the posterior mean.
+
+        Returns
+        -------
+        ndarray of shape (N, D) or (n_imputations, N, D)
+
+        See Also
+        --------
+        imputation_interval : credible intervals of the imputed cells.
+        """
+        X, _ = self._check_X(X)
+        if n_imputations is None:
+            total, count = 0.0, 0
+            for params in self._draw_params(max_draws):
+                total = total + impute_mean(X, params, self.covariance_type)
+                count += 1
+            out = total / count
+            out[~np.isnan(X)] = X[~np.isnan(X)]  # observed values exactly as given
+            return out
+        if isinstance(n_imputations, bool) or not isinstance(n_imputations, int | np.integer):
+            raise ValueError(f"n_imputations must be a positive integer; got {n_imputations!r}.")
+        if n_imputations < 1:
+            raise ValueError(f"n_imputations must be >= 1; got {n_imputations}.")
+        rng = as_generator(random_state)
+        stacked = self._stacked_draws()
+        chosen = rng.integers(stacked["weights"].shape[0], size=int(n_imputations))
+        out = np.empty((int(n_imputations), *X.shape))
+        for s in np.unique(chosen):
+            which = np.flatnonzero(chosen == s)
+            params = self._params_of(stacked, int(s))
+            out[which] = impute_draws(X, params, self.covariance_type, which.size, rng)
+        return out
+
+    def imputation_interval(
+        self, X, prob: float = 0.94, *, n_imputations: int = 1000, random_state=None
+    ) -> np.ndarray:
+        """Equal-tailed posterior predictive intervals of the missing values.
+
+        Quantiles of :meth:`impute` with ``n_imputations`` draws (parameter uncertainty
+        included); an observed cell's interval is its value at both ends.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D), NaN where missing
+        prob : float, default=0.94
+        n_imputations : int, default=1000
+        random_state : int, Generator, RandomState or None
+
+        Returns
+        -------
+        ndarray of shape (N, D, 2)
+            Lower and upper bounds of each cell.
+        """
+        _check_prob(prob)
+        draws = self.impute(X, n_imputations=n_imputations, random_state=random_state)
+        tail = (1.0 - prob) / 2.0
+        return np.moveaxis(np.quantile(draws, [tail, 1.0 - tail], axis=0), 0, -1)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Posterior predictive draws: a random posterior draw, then a point from it.
@@ -399,12 +528,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
         Label-free: ``mean_s R_s R_s^T`` with ``R_s`` the responsibilities under draw s.
         """
-        X = self._check_X(X)
-        total = np.zeros((X.shape[0], X.shape[0]))
-        count = 0
-        for params in self._draw_params(max_draws):
-            resp = np.exp(responsibilities(X, params, self.covariance_type)[1])
-            total += resp @ resp.T
+        total, count = 0.0, 0
+        for _, resp in self._responsibilities(X, max_draws):
+            total = total + resp @ resp.T
             count += 1
         return total / count
 
@@ -414,6 +540,11 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
         check_is_fitted(self)
         return az.summary(self.idata_, var_names=list(_PARAMS), **kwargs)
+
+
+def _check_prob(prob: float) -> None:
+    if not 0 < prob < 1:
+        raise ValueError(f"`prob` must be in (0, 1); got {prob!r}.")
 
 
 def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> dict:
