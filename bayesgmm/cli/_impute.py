@@ -47,10 +47,10 @@ def imputation_table(
     draws = point.impute(X, n_imputations=_DRAWS, random_state=seed)[:, rows, cols]
     table["lower"], table["upper"] = np.quantile(draws, [tail, 1.0 - tail], axis=0)
     posterior = models.get("posterior")
-    if posterior is not None and hasattr(posterior, "impute"):
+    if posterior is not None:
         table["posterior_mean"] = posterior.impute(X)[rows, cols]
-        post = posterior.impute(X, n_imputations=_DRAWS, random_state=seed)[:, rows, cols]
-        table["posterior_lower"], table["posterior_upper"] = np.quantile(
-            post, [tail, 1.0 - tail], axis=0
-        )
+        bounds = posterior.imputation_interval(X, prob, n_imputations=_DRAWS, random_state=seed)[
+            rows, cols
+        ]
+        table["posterior_lower"], table["posterior_upper"] = bounds[:, 0], bounds[:, 1]
     return table
