@@ -67,7 +67,9 @@ myst_enable_extensions = ["amsmath", "dollarmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 # Executed in their fast mode (small draws): the kernels inherit this environment.
 os.environ.setdefault("BAYESGMM_FAST", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# The inline backend, so that the kernels' figures end up in the pages: with
+# MPLBACKEND=Agg (what the test suite sets) a notebook draws its figures but shows none.
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 nb_execution_mode = "force"
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True

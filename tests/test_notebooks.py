@@ -151,6 +151,8 @@ def _check_missing_data(r: dict) -> None:
     assert full["rows fitted"] > 2 * cc["rows fitted"]
     distance = "distance of the means to the reference fit"
     assert full[distance] < cc[distance]
+    # "on the data as they are a complete-case fit lands close to the fit above"
+    assert r["penguins_original_cc_distance"] < 0.5 * cc[distance]
     assert full["ARI with species, all birds"] > 0.9
     uncertainty = r["uncertainty_by_missing"]
     assert uncertainty["0"] < uncertainty[max(uncertainty, key=int)]
