@@ -1,6 +1,8 @@
 """Sphinx configuration of the bayesgmm documentation site (``make docs``).
 
-The site is built with warnings as errors (``sphinx-build -W``). Markdown pages and the
+The site is built with warnings as errors (``sphinx-build -W``). Formulas are rendered by
+a copy of MathJax shipped with the site (``sphinx-mathjax-offline``), so they show without
+internet access. Markdown pages and the
 teaching notebooks are read by myst-nb; ``docs/notebooks`` is a link to the repository's
 ``notebooks/`` folder. ``make docs`` executes them in their fast mode (``BAYESGMM_FAST=1``,
 a few minutes) so the pages show their figures; the docs test in the test suite builds with
@@ -30,6 +32,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # ships MathJax 3 with the site (_static/mathjax/) and points mathjax_path at it, so
+    # formulas render offline (sphinx.ext.mathjax alone loads MathJax from a CDN)
+    "sphinx-mathjax-offline",
     "numpydoc",
     "myst_nb",
 ]
@@ -62,7 +67,9 @@ myst_enable_extensions = ["amsmath", "dollarmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 # Executed in their fast mode (small draws): the kernels inherit this environment.
 os.environ.setdefault("BAYESGMM_FAST", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# The inline backend, so that the kernels' figures end up in the pages: with
+# MPLBACKEND=Agg (what the test suite sets) a notebook draws its figures but shows none.
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 nb_execution_mode = "force"
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True

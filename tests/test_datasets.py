@@ -6,9 +6,11 @@ the mclust documentation and Richardson & Green 1997), not from the CSV files th
 
 from __future__ import annotations
 
+import csv
 import doctest
 import inspect
 from collections.abc import Callable
+from importlib.resources import files
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,34 @@ EXPECTED: dict[str, tuple[int, list[str], dict[str, list[str]]]] = {
     "wreath": (1000, ["x1", "x2"], {}),
     "trees": (31, ["girth", "height", "volume"], {}),
     "precip": (70, ["precip"], {}),
+    "penguins": (
+        344,
+        [
+            "bill_length_mm",
+            "bill_depth_mm",
+            "flipper_length_mm",
+            "body_mass_g",
+            "delta_15n",
+            "delta_13c",
+        ],
+        {
+            "species": ["Adelie", "Chinstrap", "Gentoo"],
+            "island": ["Biscoe", "Dream", "Torgersen"],
+            "sex": ["female", "male"],
+        },
+    ),
+}
+# name -> columns that may hold missing values (NaN / a missing label); none elsewhere.
+MAY_BE_MISSING: dict[str, set[str]] = {
+    "penguins": {
+        "sex",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "delta_15n",
+        "delta_13c",
+    },
 }
 
 
@@ -60,7 +90,7 @@ def test_list_datasets_covers_every_loader() -> None:
     names = ds.list_datasets()
     assert names == sorted(names)
     assert names == sorted(LOADERS)
-    assert len(names) == 11
+    assert len(names) == 12
     for name in names:
         assert callable(getattr(ds, f"load_{name}"))
 
@@ -87,14 +117,19 @@ def test_shape_columns_and_dtypes(name: str) -> None:
     assert isinstance(df.index, pd.RangeIndex)
     assert df.index.start == 0
     assert df.index.step == 1
+    may_be_missing = MAY_BE_MISSING.get(name, set())
     for col in numeric:
         assert df[col].dtype == np.float64, col
-        assert np.isfinite(df[col].to_numpy()).all(), col
+        values = df[col].to_numpy()
+        assert not np.isinf(values).any(), col
+        if col not in may_be_missing:
+            assert np.isfinite(values).all(), col
     for col, levels in categorical.items():
         assert isinstance(df[col].dtype, pd.CategoricalDtype), col
         assert list(df[col].cat.categories) == levels
-        assert not df[col].isna().any()
-    assert not df.isna().any().any()
+        if col not in may_be_missing:
+            assert not df[col].isna().any()
+    assert set(df.columns[df.isna().any()]) <= may_be_missing
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -167,6 +202,64 @@ def test_thyroid_diagnosis_counts() -> None:
 def test_banknote_status_counts() -> None:
     counts = ds.load_banknote()["status"].value_counts().to_dict()
     assert counts == {"genuine": 100, "counterfeit": 100}
+
+
+def _penguins_file() -> tuple[list[str], list[list[str]]]:
+    """The shipped penguins.csv parsed by the csv module: header and rows of strings."""
+    resource = files("bayesgmm.datasets") / "data" / "penguins.csv"
+    with resource.open("r", encoding="utf-8", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    return header, rows
+
+
+def test_penguins_missing_values_are_those_of_the_file() -> None:
+    header, rows = _penguins_file()
+    df = ds.load_penguins()
+    assert len(rows) == len(df) == 344
+    assert all(len(row) == len(header) for row in rows)
+    assert header == list(df.columns)
+    for j, column in enumerate(header):
+        in_file = np.array([row[j] == "NA" for row in rows])
+        np.testing.assert_array_equal(df[column].isna().to_numpy(), in_file, err_msg=column)
+        if df[column].dtype == np.float64:
+            observed = [float(row[j]) for row in rows if row[j] != "NA"]
+            np.testing.assert_array_equal(df[column].dropna().to_numpy(), observed)
+        else:
+            labels = [row[j] for row in rows if row[j] != "NA"]
+            assert df[column].dropna().astype(str).tolist() == labels
+
+
+def test_penguins_counts_documented_in_sources() -> None:
+    # SOURCES.md and the palmerpenguins documentation: 152 / 68 / 124 birds; missing
+    # values 2 per size column (the same two birds, with nothing measured), 14 delta 15N,
+    # 13 delta 13C, 11 sex.
+    df = ds.load_penguins()
+    counts = df["species"].value_counts().to_dict()
+    assert counts == {"Adelie": 152, "Chinstrap": 68, "Gentoo": 124}
+    X = df.select_dtypes("number")
+    missing = X.isna().sum().to_dict()
+    assert missing == {
+        "bill_length_mm": 2,
+        "bill_depth_mm": 2,
+        "flipper_length_mm": 2,
+        "body_mass_g": 2,
+        "delta_15n": 14,
+        "delta_13c": 13,
+    }
+    assert int(df["sex"].isna().sum()) == 11
+    assert int(X.isna().all(axis=1).sum()) == 2
+
+
+def test_reader_rejects_missing_values_unless_allowed() -> None:
+    measurements = list(EXPECTED["penguins"][1])
+    labels = {c: (c, levels) for c, levels in EXPECTED["penguins"][2].items()}
+    with pytest.raises(ValueError, match="'sex' has missing or unknown labels"):
+        _loaders._read_csv("penguins.csv", {c: c for c in measurements}, labels)
+    allowed = {"sex", *measurements[1:]}
+    with pytest.raises(ValueError, match="'bill_length_mm' has missing values"):
+        _loaders._read_csv(
+            "penguins.csv", {c: c for c in measurements}, labels, allow_missing=allowed
+        )
 
 
 def test_reader_rejects_unexpected_columns() -> None:

@@ -119,6 +119,55 @@ def _check_applications(r: dict) -> None:
     assert r["campaign_gain"]["P > 0.2"] >= r["campaign_gain"]["hard label"]
 
 
+def _check_missing_data(r: dict) -> None:
+    from bayesgmm.datasets import load_penguins
+
+    bias = r["demo_bias"]
+    # MCAR: both near the target; MAR: complete cases biased, the observed-data
+    # likelihood not; MNAR: both biased (the notebook's text says so).
+    assert abs(bias["MCAR complete cases"]) < 0.15
+    assert abs(bias["MCAR observed-data likelihood"]) < 0.15
+    assert abs(bias["MAR complete cases"]) > 0.5
+    assert abs(bias["MAR observed-data likelihood"]) < 0.15
+    assert abs(bias["MNAR complete cases"]) > 0.5
+    assert abs(bias["MNAR observed-data likelihood"]) > 0.5
+    iterations = r["demo_iterations"]
+    for mechanism in ("MCAR", "MAR", "MNAR"):  # "several times the EM iterations"
+        full = iterations[f"{mechanism} observed-data likelihood"]
+        assert full >= 2 * iterations[f"{mechanism} complete cases"], mechanism
+    # simulated, MCAR: complete cases are fewer and their means noisier
+    assert r["sim_complete_rows"] < 0.6
+    error = r["sim_mean_error"]
+    assert error["observed-data likelihood"] < error["complete cases"]
+    assert r["sim_full_better_share"] >= 0.5
+    assert min(r["sim_ari"].values()) > 0.6
+    # penguins: the numbers printed are those of the bundled data
+    X = load_penguins().select_dtypes("number")
+    assert r["penguins_rows"] == len(X)
+    assert r["penguins_missing"] == X.isna().sum().to_dict()
+    assert r["penguins_ari"] > 0.9
+    masked = r["penguins_masked"]
+    cc, full = masked["complete cases"], masked["observed-data likelihood"]
+    assert full["rows fitted"] > 2 * cc["rows fitted"]
+    distance = "distance of the means to the reference fit"
+    assert full[distance] < cc[distance]
+    # "on the data as they are a complete-case fit lands close to the fit above"
+    assert r["penguins_original_cc_distance"] < 0.5 * cc[distance]
+    assert full["ARI with species, all birds"] > 0.9
+    uncertainty = r["uncertainty_by_missing"]
+    assert uncertainty["0"] < uncertainty[max(uncertainty, key=int)]
+    # plug-in intervals: near nominal, closer with 10 times the rows
+    coverage = r["coverage_90"]
+    assert all(0.78 < value < 0.97 for value in coverage.values()), coverage
+    small = next(v for k, v in coverage.items() if k.startswith("simulated ("))
+    assert abs(coverage["simulated, 5000 rows"] - 0.9) < abs(small - 0.9)
+    # imputation error: the mixture beats scikit-learn's imputers on both data sets
+    for name, rmse in r["rmse"].items():
+        others = [v for k, v in rmse.items() if k != "GaussianMixture.impute"]
+        assert rmse["GaussianMixture.impute"] < min(others), name
+        assert 0.9 < rmse["SimpleImputer (mean)"] < 1.1, name  # "about what the mean gives"
+
+
 CHECKS: dict[str, Callable[[dict], None]] = {
     "01_em_from_scratch": _check_em_from_scratch,
     "02_clustering_tour": _check_clustering_tour,
@@ -126,6 +175,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "04_small_data": _check_small_data,
     "05_uncertainty": _check_uncertainty,
     "06_applications": _check_applications,
+    "07_missing_data": _check_missing_data,
 }
 
 

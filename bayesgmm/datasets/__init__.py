@@ -1,7 +1,8 @@
 """Bundled reference data sets for Gaussian-mixture modelling.
 
 Each ``load_*`` function returns a :class:`pandas.DataFrame`; :func:`list_datasets` lists
-the available names. Provenance of every file is documented in ``data/SOURCES.md``.
+the available names; :func:`load_penguins` is the one with missing values (NaN).
+Provenance of every file is documented in ``data/SOURCES.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bayesgmm.datasets._loaders import (
     load_faithful,
     load_galaxies,
     load_iris,
+    load_penguins,
     load_precip,
     load_thyroid,
     load_trees,
@@ -35,6 +37,7 @@ __all__ = [
     "load_faithful",
     "load_galaxies",
     "load_iris",
+    "load_penguins",
     "load_precip",
     "load_thyroid",
     "load_trees",

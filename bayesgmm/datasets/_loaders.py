@@ -12,7 +12,7 @@ calls) whose numeric columns are ``float64`` and whose label columns are
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from importlib.resources import files
 from typing import Literal
 
@@ -27,6 +27,7 @@ __all__ = [
     "load_faithful",
     "load_galaxies",
     "load_iris",
+    "load_penguins",
     "load_precip",
     "load_thyroid",
     "load_trees",
@@ -45,6 +46,8 @@ def _read_csv(
     filename: str,
     numeric: Mapping[str, str],
     categorical: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+    *,
+    allow_missing: Collection[str] = (),
 ) -> pd.DataFrame:
     """Read one packaged CSV file and validate it.
 
@@ -54,10 +57,15 @@ def _read_csv(
         Name of the file inside ``bayesgmm/datasets/data/``.
     numeric : mapping of str to str
         ``{column in file: column in result}`` for the numeric columns; they are parsed
-        as ``float64`` and must not contain missing values.
+        as ``float64`` and must not contain missing values unless listed in
+        ``allow_missing``.
     categorical : mapping of str to (str, sequence of str), optional
         ``{column in file: (column in result, categories)}`` for label columns; every
         value must be one of ``categories``, which also fixes the category order.
+    allow_missing : collection of str, optional
+        Columns (names in the file) that may have missing values (empty, ``NA`` or
+        ``NaN`` in the file): NaN in a numeric column, a missing label in a categorical
+        one.
 
     Returns
     -------
@@ -69,7 +77,8 @@ def _read_csv(
     ------
     ValueError
         If the file's columns are not exactly the expected ones (ignoring a leading
-        index column), or if a value is missing, non-numeric or an unknown label.
+        index column), or if a value is non-numeric, an unknown label, or missing in a
+        column not listed in ``allow_missing``.
     """
     categorical = dict(categorical or {})
     expected = [*categorical, *numeric]
@@ -95,13 +104,13 @@ def _read_csv(
     for name, (new_name, levels) in categorical.items():
         labels = raw[name]
         unknown = labels.notna() & ~labels.isin(levels)
-        if labels.isna().any() or unknown.any():
+        if (name not in allow_missing and labels.isna().any()) or unknown.any():
             bad = sorted(set(labels[unknown].tolist()))
             raise ValueError(f"{filename}: column {name!r} has missing or unknown labels {bad}")
         out[name] = (new_name, pd.Categorical(labels.to_numpy(), categories=list(levels)))
     for name, new_name in numeric.items():
         column = raw[name].astype("float64")
-        if column.isna().any():
+        if name not in allow_missing and column.isna().any():
             raise ValueError(f"{filename}: column {name!r} has missing values")
         out[name] = (new_name, column.to_numpy(copy=True))
     return pd.DataFrame(dict(out[str(c)] for c in raw.columns))
@@ -120,7 +129,7 @@ def list_datasets() -> list[str]:
     >>> from bayesgmm.datasets import list_datasets
     >>> list_datasets()  # doctest: +NORMALIZE_WHITESPACE
     ['acidity', 'banknote', 'diabetes', 'enzyme', 'faithful', 'galaxies', 'iris',
-     'precip', 'thyroid', 'trees', 'wreath']
+     'penguins', 'precip', 'thyroid', 'trees', 'wreath']
     """
     return sorted(name.removeprefix("load_") for name in __all__ if name.startswith("load_"))
 
@@ -579,3 +588,86 @@ def load_precip() -> pd.DataFrame:
     (70, 1)
     """
     return _read_csv("precip.csv", {"precip": "precip"})
+
+
+_PENGUIN_MEASUREMENTS = (
+    "bill_length_mm",
+    "bill_depth_mm",
+    "flipper_length_mm",
+    "body_mass_g",
+    "delta_15n",
+    "delta_13c",
+)
+
+
+def load_penguins() -> pd.DataFrame:
+    r"""Palmer penguins: size and blood isotopes of 344 penguins, with missing values.
+
+    Measurements of adult Adélie, Chinstrap and Gentoo penguins nesting on three
+    islands of the Palmer Archipelago, Antarctica, 2007-2009 (Gorman, Williams and
+    Fraser, 2014; the Palmer Station LTER "raw" penguin data). Unlike the other
+    bundled data sets it has **missing values**: two birds have no measurement at all,
+    and the blood isotope ratios are missing for 14 and 13 birds (the field notes say,
+    for example, "Not enough blood for isotopes"); the sex of 11 birds is unknown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        344 rows: categorical label columns ``species`` (``Adelie`` 152,
+        ``Chinstrap`` 68, ``Gentoo`` 124), ``island`` (``Biscoe``, ``Dream``,
+        ``Torgersen``) and ``sex`` (``female``, ``male``; missing for 11 birds), then
+        six ``float64`` columns with NaN where a value is missing:
+
+        - ``bill_length_mm``, ``bill_depth_mm``: culmen (upper bill ridge) length and
+          depth (mm);
+        - ``flipper_length_mm``: flipper length (mm);
+        - ``body_mass_g``: body mass (g);
+        - ``delta_15n``, ``delta_13c``: the stable isotope ratios
+          :math:`\delta^{15}N` and :math:`\delta^{13}C` of the blood (parts per
+          thousand), markers of the diet.
+
+        As for the other loaders, the labels are columns of the same frame: take the
+        measurements with ``df.select_dtypes("number")`` (a frame with NaN, which
+        :class:`~bayesgmm.GaussianMixture` accepts) and the labels with
+        ``df["species"]``.
+
+    Notes
+    -----
+    Source: ``palmerpenguins/data/penguins-raw.csv`` of the PyPI package
+    ``palmerpenguins`` 0.1.6 (MIT licence; the data themselves are CC0, Palmer
+    Station LTER data policy). Columns kept: species (shortened to its common name),
+    island, sex (lower-cased) and the six numeric measurements, values copied
+    verbatim, ``NA`` where missing; the culmen columns are renamed ``bill_*`` as in the
+    package's tidy ``penguins.csv``, which agrees with this file on every shared
+    column. See ``data/SOURCES.md``.
+
+    References
+    ----------
+    .. [1] K. B. Gorman, T. D. Williams and W. R. Fraser (2014). Ecological sexual
+       dimorphism and environmental variability within a community of Antarctic
+       penguins (genus *Pygoscelis*). *PLoS ONE* 9(3), e90081.
+    .. [2] A. M. Horst, A. P. Hill and K. B. Gorman (2020). palmerpenguins: Palmer
+       Archipelago (Antarctica) penguin data. R package version 0.1.0.
+
+    Examples
+    --------
+    >>> from bayesgmm.datasets import load_penguins
+    >>> df = load_penguins()
+    >>> df.shape
+    (344, 9)
+    >>> X = df.select_dtypes("number")
+    >>> X.isna().sum().tolist()
+    [2, 2, 2, 2, 14, 13]
+    >>> df["species"].value_counts().sort_index().tolist()
+    [152, 68, 124]
+    """
+    return _read_csv(
+        "penguins.csv",
+        {name: name for name in _PENGUIN_MEASUREMENTS},
+        {
+            "species": ("species", ("Adelie", "Chinstrap", "Gentoo")),
+            "island": ("island", ("Biscoe", "Dream", "Torgersen")),
+            "sex": ("sex", ("female", "male")),
+        },
+        allow_missing={"sex", *_PENGUIN_MEASUREMENTS},
+    )
