@@ -13,7 +13,12 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm._degeneracy import DegenerateFitWarning, degeneracy_message
-from bayesgmm._validation import check_data, check_random_state, check_sample_weight
+from bayesgmm._validation import (
+    check_data,
+    check_random_state,
+    check_sample_weight,
+    observed_rows,
+)
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.mixture import GaussianMixture
 
@@ -149,6 +154,18 @@ def select_model(
     data = X  # fitted as given, so the models keep DataFrame feature names
     X = check_data(base, X, reset=True, min_samples=2)
     sample_weight = check_sample_weight(sample_weight, X.shape[0])
+    keep = observed_rows(X)
+    if not keep.all():
+        # Rows with nothing observed carry no information: said once, not once per cell.
+        warnings.warn(
+            f"{int((~keep).sum())} of {X.shape[0]} rows have no observed value (all NaN) "
+            "and carry no information: every fit of the grid ignores them.",
+            UserWarning,
+            stacklevel=2,
+        )
+        X = X[keep]
+        data = data.iloc[np.flatnonzero(keep)] if hasattr(data, "iloc") else X
+        sample_weight = None if sample_weight is None else sample_weight[keep]
     rng = check_random_state(random_state)
 
     rows, fitted = [], {}
