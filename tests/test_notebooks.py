@@ -166,6 +166,14 @@ def _check_missing_data(r: dict) -> None:
         others = [v for k, v in rmse.items() if k != "GaussianMixture.impute"]
         assert rmse["GaussianMixture.impute"] < min(others), name
         assert 0.9 < rmse["SimpleImputer (mean)"] < 1.1, name  # "about what the mean gives"
+    # the posterior with NaN: the intervals add parameter uncertainty (at least as wide),
+    # and both cover near their level
+    post = r["posterior_missing"]["posterior (NUTS)"]
+    plug = r["posterior_missing"]["plug-in MLE"]
+    width = "mean width (sd units)"
+    assert post[width] >= 0.98 * plug[width]
+    for row in (post, plug):
+        assert 0.75 < row["coverage of 90% intervals"] < 0.99, row
 
 
 CHECKS: dict[str, Callable[[dict], None]] = {
