@@ -340,3 +340,25 @@ def test_plot_density_1d_dataframe_1d_array_and_errors(models2, X2):
     assert len(ax.lines) == 2
     with pytest.raises(ValueError, match="plot_components"):
         plot_density_1d(models2["full"], X2)
+
+
+def test_plot_components_with_missing_values_shows_every_row(X2):
+    from bayesgmm.plotting import plot_membership
+
+    Xm = np.array(X2, dtype=float, copy=True)
+    Xm[:5, 0] = np.nan  # 5 rows: only y observed -> ticks on the y axis
+    Xm[5:8, 1] = np.nan  # 3 rows: only x observed -> ticks on the x axis
+    gm = GaussianMixture(2, random_state=0).fit(Xm)
+    ax = plot_components(gm, Xm)
+    offsets = [c.get_offsets() for c in ax.collections]
+    sizes = sorted(len(o) for o in offsets)
+    assert len(Xm) - 8 in sizes  # the complete rows as points
+    assert 5 in sizes
+    assert 3 in sizes
+    # The ticks sit on the axes: x-axis ticks carry the observed x values.
+    x_ticks = next(o for o in offsets if len(o) == 3)
+    np.testing.assert_allclose(np.sort(x_ticks[:, 0]), np.sort(Xm[5:8, 0]))
+    notes = [t.get_text() for t in ax.texts]
+    assert any("8 row(s) missing one coordinate" in t for t in notes), notes
+    ax2 = plot_membership(gm, Xm)
+    assert any("missing one coordinate" in t.get_text() for t in ax2.texts)

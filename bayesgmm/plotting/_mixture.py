@@ -107,6 +107,66 @@ def _add_ellipse(ax, mean: np.ndarray, covariance: np.ndarray, n_std: float, **s
     )
 
 
+def scatter_observed(ax, x, y, **kwargs):
+    """``ax.scatter`` of the rows with both coordinates observed; a row missing one of
+    them becomes a tick on the axis of the other (a rug), so no row vanishes silently.
+
+    Per-point keyword arguments (arrays or lists with one entry per row, e.g. ``c``)
+    are subset along with the points. A note in the corner counts the rows shown as
+    ticks and the rows with neither coordinate. Returns the main ``PathCollection``.
+    """
+    from matplotlib.transforms import blended_transform_factory
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = x.size
+
+    def subset(mask):
+        out = {}
+        for key, value in kwargs.items():
+            if not isinstance(value, str) and np.ndim(value) >= 1 and len(value) == n:
+                value = np.asarray(value)[mask] if np.ndim(value) == 1 else np.asarray(value)
+                if isinstance(kwargs[key], list):
+                    value = [kwargs[key][i] for i in np.flatnonzero(mask)]
+            out[key] = value
+        return out
+
+    seen_x, seen_y = ~np.isnan(x), ~np.isnan(y)
+    both = seen_x & seen_y
+    collection = ax.scatter(x[both], y[both], **subset(both))
+    rugs = (
+        (seen_x & ~seen_y, "|", blended_transform_factory(ax.transData, ax.transAxes), 0),
+        (~seen_x & seen_y, "_", blended_transform_factory(ax.transAxes, ax.transData), 1),
+    )
+    shown = 0
+    for mask, marker, transform, axis in rugs:
+        if not mask.any():
+            continue
+        shown += int(mask.sum())
+        style = subset(mask)
+        style.update(marker=marker, s=80, alpha=0.7, linewidths=1.0, clip_on=False)
+        style.pop("edgecolors", None)
+        coords = (x[mask], np.zeros(mask.sum())) if axis == 0 else (np.zeros(mask.sum()), y[mask])
+        ax.scatter(*coords, transform=transform, **style)
+    hidden = int((~seen_x & ~seen_y).sum())
+    if shown or hidden:
+        words = []
+        if shown:
+            words.append(f"{shown} row(s) missing one coordinate: ticks on the axes")
+        if hidden:
+            words.append(f"{hidden} missing both: not shown")
+        ax.annotate(
+            "; ".join(words),
+            xy=(0.99, 0.01),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            fontsize="x-small",
+            color="0.3",
+        )
+    return collection
+
+
 def _mark_means(ax, means: np.ndarray, colors, zorder: int) -> None:
     """Component means (K, 2) as black-edged crosses in the components' colours."""
     ax.scatter(
@@ -300,7 +360,8 @@ def plot_components(
     covariances = _full_covariances(model)[:, idx][:, :, idx]
 
     ax = _get_ax(ax)
-    ax.scatter(
+    scatter_observed(
+        ax,
         arr[:, i],
         arr[:, j],
         c=[colors[k] for k in labels],

@@ -38,6 +38,7 @@ from bayesgmm.plotting._mixture import (
     _legend,
     _mark_means,
     _model_input,
+    scatter_observed,
 )
 
 if TYPE_CHECKING:
@@ -215,7 +216,9 @@ def plot_posterior_ellipses(
     colors = _component_colors(n_components)
 
     ax = _get_ax(ax)
-    ax.scatter(arr[:, i], arr[:, j], s=10, color="0.55", alpha=0.5, edgecolors="none", zorder=1)
+    scatter_observed(
+        ax, arr[:, i], arr[:, j], s=10, color="0.55", alpha=0.5, edgecolors="none", zorder=1
+    )
     draw_alpha = float(np.clip(6.0 / n_shown, 0.08, 0.5))
     for k in range(n_components):
         for s in range(n_shown):
@@ -373,7 +376,7 @@ def plot_membership(
         ax.set_ylabel(f"{what} membership probability")
     else:
         i, j = _check_features(features, n_features)
-        sc = ax.scatter(arr[order, i], arr[order, j], **scatter_kwargs)
+        sc = scatter_observed(ax, arr[order, i], arr[order, j], **scatter_kwargs)
         idx = [i, j]
         covariances = _full_covariances(model)
         for k in range(n_components):
