@@ -14,7 +14,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm._degeneracy import DegenerateFitWarning, degeneracy_message
 from bayesgmm._validation import check_data, check_random_state, check_sample_weight
-from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.core.covariance import (
+    COVARIANCE_TYPES,
+    expand_covariance_types,
+    get_covariance_model,
+)
 from bayesgmm.mixture import GaussianMixture
 
 __all__ = ["ModelSelection", "SelectionError", "select_model"]
@@ -93,7 +97,10 @@ def select_model(
     ----------
     X : array-like of shape (N, D)
     n_components : iterable of int, default=range(1, 10)
-    covariance_types : iterable of str, default=all four
+    covariance_types : iterable of str or 'all', default=scikit-learn's four
+        ``'all'``: mclust's fourteen families (E and V for one feature), as
+        ``mclustBIC``; with ``init_params='hc'`` also from mclust's start.
+        ``covariance_type=`` is accepted as another name for this argument.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Criterion that picks ``best_estimator`` (lower is better).
     n_init : int, default=5
@@ -142,7 +149,11 @@ def select_model(
     ks = [int(k) for k in n_components]
     if not ks or min(ks) < 1:
         raise ValueError(f"n_components must be a non-empty list of integers >= 1; got {ks}.")
-    types = list(covariance_types)
+    if "covariance_type" in params:
+        covariance_types = params.pop("covariance_type")
+    n_features = np.shape(np.asarray(X) if not hasattr(X, "shape") else X)
+    n_features = n_features[1] if len(n_features) > 1 else 1
+    types = expand_covariance_types(covariance_types, n_features)
     for cov in types:
         get_covariance_model(cov)
     base = GaussianMixture(n_init=n_init, tol=tol, max_iter=max_iter, **params)
