@@ -89,6 +89,7 @@ def select_model(
     random_state=None,
     sample_weight=None,
     progress: bool = False,
+    monotone: bool = True,
     **params,
 ) -> ModelSelection:
     """Fit every (n_components, covariance_type) pair and tabulate BIC, AIC and ICL.
@@ -114,6 +115,13 @@ def select_model(
         Frequency weights passed to every fit.
     progress : bool, default=False
         Print one line per fit to stderr.
+    monotone : bool, default=True
+        Within a covariance type the maximized log-likelihood cannot fall as K grows
+        (a K + 1 model can reach the K model's). When a K fit ends below the K - 1
+        fit of its type, it is refitted from the K - 1 fit with one component split
+        in two (each component in turn, halves of its weight, means nudged apart
+        along its major axis) and the best fit is kept. Needs the smaller K earlier
+        in ``n_components`` (ascending order, as the default).
     **params
         Other :class:`GaussianMixture` parameters (``tol``, ``reg_covar``, ...).
 
@@ -179,6 +187,9 @@ def select_model(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", DegenerateFitWarning)
                 model.fit(data, sample_weight=sample_weight)
+                smaller = fitted.get((k - 1, cov))
+                if monotone and smaller is not None:
+                    model = _not_below(model, smaller, data, sample_weight)
         except Exception as err:  # one cell's failure must not sink the others
             row.update(
                 log_likelihood=np.nan,
@@ -220,6 +231,45 @@ def select_model(
             stacklevel=2,
         )
     return ModelSelection(table=table, best_estimator=chosen, criterion=criterion)
+
+
+def _loglik(model: GaussianMixture, data, sample_weight) -> float:
+    return model.information_criteria(data, sample_weight)["log_likelihood"]
+
+
+def _not_below(model: GaussianMixture, smaller: GaussianMixture, data, sample_weight):
+    """``model`` or a refit from ``smaller`` with a split component, whichever has the
+    higher log-likelihood (see ``monotone`` in :func:`select_model`)."""
+    target = _loglik(smaller, data, sample_weight)
+    best, best_ll = model, _loglik(model, data, sample_weight)
+    if best_ll >= target - 1e-9 * abs(target):
+        return model
+    table = get_covariance_model(smaller.covariance_type)
+    k_small = smaller.means_.shape[0]
+    precisions = smaller.precisions_
+    per_component = table.dims[0] == "component"
+    for j in range(k_small):
+        weights = np.append(smaller.weights_, smaller.weights_[j] / 2.0)
+        weights[j] /= 2.0
+        axis = smaller.orientations_[j][:, 0] * np.sqrt(
+            smaller.volumes_[j] * smaller.shapes_[j][0]
+        )
+        means = np.vstack([smaller.means_, smaller.means_[j] + 0.1 * axis])
+        means[j] = means[j] - 0.1 * axis
+        prec = np.concatenate([precisions, precisions[j : j + 1]]) if per_component else precisions
+        trial = clone(model).set_params(
+            weights_init=weights, means_init=means, precisions_init=prec, n_init=1
+        )
+        try:
+            trial.fit(data, sample_weight=sample_weight)
+        except Exception:  # a failed split is just not used
+            continue
+        ll = _loglik(trial, data, sample_weight)
+        if ll > best_ll:
+            best, best_ll = trial, ll
+        if best_ll >= target - 1e-9 * abs(target):
+            break
+    return best
 
 
 def _degeneracy_text(model: GaussianMixture) -> str:

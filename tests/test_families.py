@@ -184,7 +184,8 @@ def test_family_fit_predict_sample_and_decomposition(name):
                                    atol=1e-6)  # fmt: skip
     assert gm.predict(X).shape == (272,)
     Xs, labels = gm.sample(50)
-    assert Xs.shape == (50, 2) and labels.shape == (50,)
+    assert Xs.shape == (50, 2)
+    assert labels.shape == (50,)
     # missing values: exact EM for the observed-data likelihood
     holes = X.copy()
     holes[::7, 1] = np.nan
@@ -292,7 +293,8 @@ def test_hc_merge_order_on_a_few_points():
     a, b = hc_vvv(Z)[0]
     assert sorted([int(a[0]), int(b[0])]) == [1, 2]
     parts = hc_partitions(Z, [1, 4, 5])
-    assert len(np.unique(parts[4])) == 4 and parts[4][1] == parts[4][2]
+    assert len(np.unique(parts[4])) == 4
+    assert parts[4][1] == parts[4][2]
 
 
 def test_qclass_matches_mclusts_quantile_classes():
