@@ -163,6 +163,8 @@ def check_estimator_params(est) -> None:
     check_number("n_init", est.n_init, integer=True, low=1)
     check_number("verbose", est.verbose, integer=True, low=0)
     check_number("verbose_interval", est.verbose_interval, integer=True, low=1)
+    check_number("inner_tol", getattr(est, "inner_tol", 0.0), low=0.0)
+    check_number("inner_max_iter", getattr(est, "inner_max_iter", 1), integer=True, low=1)
     if est.init_params not in INIT_METHODS:
         raise ValueError(
             f"Unknown init_params {est.init_params!r}; expected one of {list(INIT_METHODS)}."

@@ -20,7 +20,7 @@ from bayesgmm._validation import (
     check_sample_weight,
     observed_rows,
 )
-from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.covariance import InnerControl, get_covariance_model
 from bayesgmm.core.density import log_mixture_density, responsibilities
 from bayesgmm.core.em import fit_mixture
 from bayesgmm.core.missing import impute_draws, impute_mean
@@ -47,8 +47,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components ``K``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
-        Covariance structure; mclust's names are VVV, EEE, VVI and VII.
+    covariance_type : str, default='full'
+        Covariance structure: scikit-learn's 'full', 'tied', 'diag', 'spherical'
+        (mclust's VVV, EEE, VVI, VII, also accepted under those names), or any of
+        mclust's families EII, VII, EEI, VEI, EVI, VVI, EEE, VEE, EVE, VVE, EEV, VEV,
+        EVV, VVV (and E, V for one feature): :math:`\Sigma_k = \lambda_k D_k A_k
+        D_k^T` with volume, shape and orientation Equal, Variable or the Identity
+        (see :mod:`bayesgmm.core.families`).
     prior : None, 'default' or GMMPrior, default=None
         ``None`` fits by maximum likelihood. ``'default'`` is mclust's default
         conjugate prior (:meth:`bayesgmm.priors.GMMPrior.default`), built from the
@@ -64,8 +69,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Maximum number of EM iterations per start.
     n_init : int, default=1
         Number of starts; the fit with the highest objective is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How starting responsibilities are drawn (as in scikit-learn).
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'}, default='kmeans'
+        How starting responsibilities are drawn (as in scikit-learn); ``'hc'`` is
+        mclust's start, model-based hierarchical clustering (:mod:`bayesgmm.core.hc`).
     weights_init : array-like of shape (K,), optional
         Starting weights (summing to one).
     means_init : array-like of shape (K, D), optional
@@ -85,13 +91,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``verbose_interval`` iterations.
     verbose_interval : int, default=10
         Iterations between progress messages when ``verbose=2``.
+    inner_tol : float, default=sqrt(machine epsilon)
+        Relative tolerance of the inner iterations of the iterative M-steps (mclust's
+        VEI, VEE, VEV, EVE, VVE; ``emControl()$tol[2]``); ignored by the others.
+    inner_max_iter : int, default=100
+        Inner iterations per M-step at most (warm-started at the previous
+        covariances, so every M-step still raises the objective).
 
     Attributes
     ----------
     weights_ : ndarray of shape (K,)
     means_ : ndarray of shape (K, D)
     covariances_ : ndarray
-        Shape ``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical.
+        Shape ``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical;
+        ``(K, D)`` (the variances) for EII, EEI, VEI, EVI; ``(K, D, D)`` for VEE, EVE,
+        VVE, EEV, VEV, EVV.
+    volumes_ : ndarray of shape (K,)
+        :math:`\lambda_k = |\Sigma_k|^{1/D}` (every covariance type).
+    shapes_ : ndarray of shape (K, D)
+        Diagonal of :math:`A_k` (product one; decreasing where an orientation is
+        estimated, in feature order for the diagonal types).
+    orientations_ : ndarray of shape (K, D, D)
+        :math:`D_k`, columns the principal axes (identity for the diagonal types).
     precisions_ : ndarray
         Inverse covariances, same shape.
     precisions_cholesky_ : ndarray
@@ -156,6 +177,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm_start: bool = False,
         verbose: int = 0,
         verbose_interval: int = 10,
+        inner_tol: float = float(np.sqrt(np.finfo(float).eps)),
+        inner_max_iter: int = 100,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -172,6 +195,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.inner_tol = inner_tol
+        self.inner_max_iter = inner_max_iter
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -244,6 +269,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             start=self._params() if warm else None,
             start_lower_bound=self.lower_bound_ if warm else -np.inf,
             callback=self._progress if self.verbose >= 2 else None,
+            control=InnerControl(float(self.inner_tol), int(self.inner_max_iter)),
         )
         for err in failures:
             warnings.warn(
@@ -322,6 +348,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
         self.precisions_ = model.precisions(params.precisions_cholesky)
+        n_components, n_features = params.means.shape
+        self.volumes_, self.shapes_, self.orientations_ = model.decompose(
+            params.covariances, n_components, n_features
+        )
 
     def _params(self) -> GMMParams:
         return GMMParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)

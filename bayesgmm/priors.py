@@ -415,6 +415,7 @@ class GMMPrior:
 
     def check(self, n_components: int, n_features: int, covariance_type: str) -> None:
         """Raise ``ValueError`` naming the part that does not fit the model."""
+        get_covariance_model(covariance_type).check_prior_support()
         if self.weights is not None:
             alpha = self.weights.concentration(n_components)
             if np.any(alpha < 1):

@@ -19,7 +19,11 @@ from bayesgmm._validation import (
     check_sample_weight,
     observed_rows,
 )
-from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.core.covariance import (
+    COVARIANCE_TYPES,
+    expand_covariance_types,
+    get_covariance_model,
+)
 from bayesgmm.mixture import GaussianMixture
 
 __all__ = ["ModelSelection", "SelectionError", "select_model"]
@@ -90,6 +94,7 @@ def select_model(
     random_state=None,
     sample_weight=None,
     progress: bool = False,
+    monotone: bool = True,
     **params,
 ) -> ModelSelection:
     """Fit every (n_components, covariance_type) pair and tabulate BIC, AIC and ICL.
@@ -98,7 +103,10 @@ def select_model(
     ----------
     X : array-like of shape (N, D)
     n_components : iterable of int, default=range(1, 10)
-    covariance_types : iterable of str, default=all four
+    covariance_types : iterable of str or 'all', default=scikit-learn's four
+        ``'all'``: mclust's fourteen families (E and V for one feature), as
+        ``mclustBIC``; with ``init_params='hc'`` also from mclust's start.
+        ``covariance_type=`` is accepted as another name for this argument.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Criterion that picks ``best_estimator`` (lower is better).
     n_init : int, default=5
@@ -112,6 +120,13 @@ def select_model(
         Frequency weights passed to every fit.
     progress : bool, default=False
         Print one line per fit to stderr.
+    monotone : bool, default=True
+        Within a covariance type the maximized log-likelihood cannot fall as K grows
+        (a K + 1 model can reach the K model's). When a K fit ends below the K - 1
+        fit of its type, it is refitted from the K - 1 fit with one component split
+        in two (each component in turn, halves of its weight, means nudged apart
+        along its major axis) and the best fit is kept. Needs the smaller K earlier
+        in ``n_components`` (ascending order, as the default).
     **params
         Other :class:`GaussianMixture` parameters (``tol``, ``reg_covar``, ...).
 
@@ -147,7 +162,11 @@ def select_model(
     ks = [int(k) for k in n_components]
     if not ks or min(ks) < 1:
         raise ValueError(f"n_components must be a non-empty list of integers >= 1; got {ks}.")
-    types = list(covariance_types)
+    if "covariance_type" in params:
+        covariance_types = params.pop("covariance_type")
+    n_features = np.shape(np.asarray(X) if not hasattr(X, "shape") else X)
+    n_features = n_features[1] if len(n_features) > 1 else 1
+    types = expand_covariance_types(covariance_types, n_features)
     for cov in types:
         get_covariance_model(cov)
     base = GaussianMixture(n_init=n_init, tol=tol, max_iter=max_iter, **params)
@@ -185,6 +204,9 @@ def select_model(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", DegenerateFitWarning)
                 model.fit(data, sample_weight=sample_weight)
+                smaller = fitted.get((k - 1, cov))
+                if monotone and smaller is not None:
+                    model = _not_below(model, smaller, data, sample_weight)
         except Exception as err:  # one cell's failure must not sink the others
             row.update(
                 log_likelihood=np.nan,
@@ -226,6 +248,45 @@ def select_model(
             stacklevel=2,
         )
     return ModelSelection(table=table, best_estimator=chosen, criterion=criterion)
+
+
+def _loglik(model: GaussianMixture, data, sample_weight) -> float:
+    return model.information_criteria(data, sample_weight)["log_likelihood"]
+
+
+def _not_below(model: GaussianMixture, smaller: GaussianMixture, data, sample_weight):
+    """``model`` or a refit from ``smaller`` with a split component, whichever has the
+    higher log-likelihood (see ``monotone`` in :func:`select_model`)."""
+    target = _loglik(smaller, data, sample_weight)
+    best, best_ll = model, _loglik(model, data, sample_weight)
+    if best_ll >= target - 1e-9 * abs(target):
+        return model
+    table = get_covariance_model(smaller.covariance_type)
+    k_small = smaller.means_.shape[0]
+    precisions = smaller.precisions_
+    per_component = table.dims[0] == "component"
+    for j in range(k_small):
+        weights = np.append(smaller.weights_, smaller.weights_[j] / 2.0)
+        weights[j] /= 2.0
+        axis = smaller.orientations_[j][:, 0] * np.sqrt(
+            smaller.volumes_[j] * smaller.shapes_[j][0]
+        )
+        means = np.vstack([smaller.means_, smaller.means_[j] + 0.1 * axis])
+        means[j] = means[j] - 0.1 * axis
+        prec = np.concatenate([precisions, precisions[j : j + 1]]) if per_component else precisions
+        trial = clone(model).set_params(
+            weights_init=weights, means_init=means, precisions_init=prec, n_init=1
+        )
+        try:
+            trial.fit(data, sample_weight=sample_weight)
+        except Exception:  # a failed split is just not used
+            continue
+        ll = _loglik(trial, data, sample_weight)
+        if ll > best_ll:
+            best, best_ll = trial, ll
+        if best_ll >= target - 1e-9 * abs(target):
+            break
+    return best
 
 
 def _degeneracy_text(model: GaussianMixture) -> str:

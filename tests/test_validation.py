@@ -138,7 +138,7 @@ def test_select_model_bad_arguments():
     with pytest.raises(ValueError, match="integers >= 1"):
         select_model(X, n_components=[0, 1])
     with pytest.raises(ValueError, match="Unknown covariance_type"):
-        select_model(X, covariance_types=["full", "VVV"])
+        select_model(X, covariance_types=["full", "XYZ"])
 
 
 def test_select_model_records_failed_cells():

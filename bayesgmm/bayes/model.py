@@ -635,8 +635,16 @@ def build_model(
     data, features, index = _check_data(X)
     n_components = _check_n_components(n_components)
     get_covariance_model(covariance_type)  # raises ValueError listing the valid types
+    table_name = get_covariance_model(covariance_type).name
+    if table_name not in _SYMBOLIC_COVARIANCES:
+        raise ValueError(
+            f"The posterior (PyMC) model does not support covariance_type="
+            f"{covariance_type!r}; supported: {list(_SYMBOLIC_COVARIANCES)} (mclust's "
+            "VVV, EEE, VVI, VII, also under those names). Fit the other families by "
+            "maximum likelihood or MAP with GaussianMixture."
+        )
+    symbolic = _SYMBOLIC_COVARIANCES[table_name]
     prior = _resolve_prior(prior, data, n_components, covariance_type)
-    symbolic = _SYMBOLIC_COVARIANCES[covariance_type]
 
     coords = {
         "component": list(range(n_components)),

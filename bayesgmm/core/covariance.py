@@ -30,11 +30,17 @@ import numpy as np
 from scipy import linalg
 from scipy.special import gammaln, multigammaln
 
+from bayesgmm.core import families
+
 __all__ = [
     "COVARIANCE_MODELS",
     "COVARIANCE_TYPES",
+    "MCLUST_FAMILIES",
+    "MCLUST_UNIVARIATE",
     "CollapsedComponentError",
     "CovarianceModel",
+    "InnerControl",
+    "expand_covariance_types",
     "get_covariance_model",
 ]
 
@@ -73,6 +79,24 @@ def _collapsed(component: int | None, covariance_type: str) -> CollapsedComponen
 
 
 @dataclass(frozen=True)
+class InnerControl:
+    """Inner iterations of the iterative M-steps (VEI, VEE, VEV, EVE, VVE).
+
+    Parameters
+    ----------
+    tol : float, default=sqrt(machine epsilon)
+        Stop when the relative change of the M-step objective is at most ``tol``
+        (mclust's ``emControl()$tol[2]``).
+    max_iter : int, default=100
+        At most this many inner iterations per M-step (mclust: unlimited). Warm
+        starts at the previous covariances make a few enough after the first steps.
+    """
+
+    tol: float = float(np.sqrt(np.finfo(float).eps))
+    max_iter: int = 100
+
+
+@dataclass(frozen=True)
 class CovarianceModel(ABC):
     """Functions of one covariance structure (base class; see the subclasses).
 
@@ -91,6 +115,68 @@ class CovarianceModel(ABC):
     #: Whether every covariance is diagonal (features independent within a component):
     #: the missing-data E-step then needs no conditional regression.
     independent_features: ClassVar[bool] = False
+    #: How the orientation of the eigen-decomposition is shared, for
+    #: :meth:`decompose`: ``'identity'`` (diagonal covariances), ``'common'`` (one
+    #: orientation for all components) or ``'variable'``.
+    orientation_kind: ClassVar[str] = "variable"
+    #: Whether a conjugate covariance prior (MAP) is supported.
+    supports_prior: ClassVar[bool] = True
+
+    # -- additive hooks (the mclust families) ----------------------------------
+    def update_from(
+        self,
+        counts: np.ndarray,
+        scatter: np.ndarray,
+        reg_covar: float,
+        dof: float | None = None,
+        scale=None,
+        *,
+        previous: np.ndarray | None = None,
+        control: InnerControl | None = None,
+    ) -> np.ndarray:
+        """:meth:`update`, for the iterative M-steps warm-started at the ``previous``
+        covariances with the inner ``control`` (tolerance, iteration cap); the closed
+        forms ignore both."""
+        return self.update(counts, scatter, reg_covar, dof, scale)
+
+    def check_prior_support(self) -> None:
+        """Raise ``ValueError`` if this family has no MAP (prior) support."""
+        if not self.supports_prior:
+            supported = [n for n, m in COVARIANCE_MODELS.items() if m.supports_prior]
+            raise ValueError(
+                f"covariance_type={self.name!r} has no conjugate prior (mclust has none "
+                f"for VEE, EVE, VVE, EVV either): fit it by maximum likelihood "
+                f"(prior=None), or use one of {supported} for a MAP fit."
+            )
+
+    def decompose(
+        self, covariances: np.ndarray, n_components: int, n_features: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""Volumes, shapes and orientations, :math:`\Sigma_k = \lambda_k D_k A_k D_k^T`.
+
+        Returns
+        -------
+        volumes : ndarray of shape (K,)
+            :math:`\lambda_k = |\Sigma_k|^{1/d}`.
+        shapes : ndarray of shape (K, D)
+            Diagonals of :math:`A_k` (product one): decreasing where the family
+            estimates an orientation, in feature order for the diagonal families.
+        orientations : ndarray of shape (K, D, D)
+            :math:`D_k` (columns are the axes); the identity for diagonal families,
+            the same matrix for every component where the orientation is common.
+        """
+        full = self.to_full(covariances, n_components, n_features)
+        if self.orientation_kind == "identity":
+            values = np.diagonal(full, axis1=1, axis2=2).copy()
+            vectors = np.broadcast_to(np.eye(n_features), full.shape).copy()
+        elif self.orientation_kind == "common":
+            common, values = families.common_orientation(full)
+            vectors = np.broadcast_to(common, full.shape).copy()
+        else:
+            values, vectors = np.linalg.eigh(full)
+            values, vectors = values[:, ::-1], vectors[:, :, ::-1]
+        volumes = np.exp(np.mean(np.log(values), axis=1))
+        return volumes, values / volumes[:, None], vectors
 
     # -- shapes and counting --------------------------------------------------
     @abstractmethod
@@ -420,6 +506,8 @@ class FullCovariance(CovarianceModel):
 class TiedCovariance(CovarianceModel):
     """All components share one unrestricted covariance (mclust ``EEE``)."""
 
+    orientation_kind: ClassVar[str] = "common"
+
     def shape(self, n_components, n_features):
         return (n_features, n_features)
 
@@ -502,6 +590,7 @@ class DiagCovariance(CovarianceModel):
     """Each component has its own diagonal covariance (mclust ``VVI``)."""
 
     independent_features: ClassVar[bool] = True
+    orientation_kind: ClassVar[str] = "identity"
 
     def shape(self, n_components, n_features):
         return (n_components, n_features)
@@ -618,6 +707,282 @@ class SphericalCovariance(DiagCovariance):
         return covariances[:, None, None] * np.eye(n_features)[None]
 
 
+# -- mclust's other ten families ------------------------------------------------------
+def _no_information(name: str) -> ValueError:
+    return ValueError(
+        f"The observed information is not available for covariance_type={name!r}: its "
+        "covariances are not linear in their parameters (volume, shape, orientation). "
+        "Supported: 'full', 'tied', 'diag', 'spherical' (mclust VVV, EEE, VVI, VII); "
+        "use the bootstrap for standard errors of the other families."
+    )
+
+
+def _add_prior(counts, scatter, dof, scale, pseudo_count, shared):
+    """The covariance prior as pseudo-data: ``pseudo_count`` observations with scatter
+    ``scale`` per component, or spread over the components when the covariance is
+    shared by all of them (one prior factor in all)."""
+    if dof is None:
+        return counts, scatter
+    share = 1.0 / counts.shape[0] if shared else 1.0
+    return counts + share * pseudo_count, scatter + share * np.asarray(scale)
+
+
+@dataclass(frozen=True)
+class _DiagonalFamily(DiagCovariance):
+    """A diagonal mclust family, stored as variances ``(K, D)`` like ``diag``.
+
+    The M-step minimizes :func:`bayesgmm.core.families.objective` over the family,
+    with ``reg_covar`` times the counts added to the scatter diagonal (for the
+    unconstrained families that is the same as adding ``reg_covar`` to the variances;
+    here it keeps the result inside the family). With an inverse-gamma(``dof``/2,
+    ``scale``/2) prior per variance the prior enters as ``dof + 2`` pseudo-observations
+    with scatter ``scale`` (once in all for EII and EEI, whose covariance is shared).
+    """
+
+    shared: ClassVar[bool] = False
+
+    def _n_params(self, k: int, d: int) -> int:
+        raise NotImplementedError
+
+    def n_parameters(self, n_components, n_features):
+        return int(self._n_params(n_components, n_features))
+
+    def free_parameters(self, n_components, n_features):
+        raise _no_information(self.name)
+
+    def linear_basis(self, n_components, n_features):
+        raise _no_information(self.name)
+
+    def _solve(self, counts, scatter, previous, control):
+        raise NotImplementedError
+
+    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
+        return self.update_from(counts, scatter, reg_covar, dof, scale)
+
+    def update_from(
+        self, counts, scatter, reg_covar, dof=None, scale=None, *, previous=None, control=None
+    ):
+        counts, scatter = _add_prior(
+            counts,
+            scatter,
+            dof,
+            None if dof is None else scale,
+            None if dof is None else dof + 2.0,
+            self.shared,
+        )
+        scatter = scatter + reg_covar * counts[:, None]
+        return self._solve(counts, scatter, previous, control or InnerControl())
+
+    def log_prior(self, covariances, dof, scale):
+        variances = covariances[:1] if self.shared else covariances
+        return float(np.sum(_log_invgamma(variances, dof / 2.0, np.asarray(scale) / 2.0)))
+
+    def prior_scale(self, dof, scale, n_features):
+        self.check_prior_support()
+        return DiagCovariance.prior_scale(self, dof, scale, n_features)
+
+    def from_full(self, full):
+        diag = np.diagonal(full, axis1=1, axis2=2).copy()
+        return self._solve(np.ones(diag.shape[0]), diag, None, InnerControl())
+
+
+@dataclass(frozen=True)
+class EIICovariance(_DiagonalFamily):
+    """mclust ``EII``: one variance for all features and components, ``lambda I``."""
+
+    shared: ClassVar[bool] = True
+
+    def _n_params(self, k, d):
+        return 1
+
+    def _solve(self, counts, scatter, previous, control):
+        return families.update_eii(counts, scatter)
+
+
+@dataclass(frozen=True)
+class EEICovariance(_DiagonalFamily):
+    """mclust ``EEI``: one diagonal covariance shared by all components, ``lambda A``."""
+
+    shared: ClassVar[bool] = True
+
+    def _n_params(self, k, d):
+        return d
+
+    def _solve(self, counts, scatter, previous, control):
+        return families.update_eei(counts, scatter)
+
+
+@dataclass(frozen=True)
+class VEICovariance(_DiagonalFamily):
+    """mclust ``VEI``: ``lambda_k A``, volumes vary, one diagonal shape (alternating)."""
+
+    def _n_params(self, k, d):
+        return k + (d - 1)
+
+    def _solve(self, counts, scatter, previous, control):
+        return families.update_vei(counts, scatter, previous, control.tol, control.max_iter)
+
+
+@dataclass(frozen=True)
+class EVICovariance(_DiagonalFamily):
+    """mclust ``EVI``: ``lambda A_k``, one volume, diagonal shapes vary."""
+
+    def _n_params(self, k, d):
+        return 1 + k * (d - 1)
+
+    def _solve(self, counts, scatter, previous, control):
+        return families.update_evi(counts, scatter)
+
+
+@dataclass(frozen=True)
+class _OrientedFamily(FullCovariance):
+    """An mclust family with an orientation, stored as full matrices ``(K, D, D)``.
+
+    The M-step minimizes :func:`bayesgmm.core.families.objective` over the family,
+    with ``reg_covar`` times the counts added to the scatter diagonal (keeps the
+    result inside the family). With an inverse-Wishart(``dof``, ``scale``) prior on
+    each component's covariance the prior enters as ``dof + d + 1``
+    pseudo-observations with scatter ``scale``.
+    """
+
+    def _n_params(self, k: int, d: int) -> int:
+        raise NotImplementedError
+
+    def n_parameters(self, n_components, n_features):
+        return int(self._n_params(n_components, n_features))
+
+    def free_parameters(self, n_components, n_features):
+        raise _no_information(self.name)
+
+    def linear_basis(self, n_components, n_features):
+        raise _no_information(self.name)
+
+    def _solve(self, counts, scatter, previous, control):
+        raise NotImplementedError
+
+    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
+        return self.update_from(counts, scatter, reg_covar, dof, scale)
+
+    def update_from(
+        self, counts, scatter, reg_covar, dof=None, scale=None, *, previous=None, control=None
+    ):
+        n_features = scatter.shape[-1]
+        counts, scatter = _add_prior(
+            counts,
+            scatter,
+            dof,
+            None if dof is None else scale,
+            None if dof is None else dof + n_features + 1.0,
+            False,
+        )
+        scatter = 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
+        scatter = scatter + reg_covar * counts[:, None, None] * np.eye(n_features)
+        cov = self._solve(counts, scatter, previous, control or InnerControl())
+        return 0.5 * (cov + np.swapaxes(cov, 1, 2))
+
+    def prior_scale(self, dof, scale, n_features):
+        self.check_prior_support()
+        return FullCovariance.prior_scale(self, dof, scale, n_features)
+
+    def precision_cholesky(self, covariances):
+        # Batched (one LAPACK call per matrix from C): scipy's per-matrix wrappers
+        # dominate the run time at small D.
+        try:
+            chol = np.linalg.cholesky(covariances)
+        except np.linalg.LinAlgError:
+            bad = next(
+                k for k, c in enumerate(covariances)
+                if not np.all(np.isfinite(c)) or np.any(np.linalg.eigvalsh(c) <= 0)
+            )  # fmt: skip
+            raise _collapsed(bad, self.name) from None
+        diag = np.diagonal(chol, axis1=1, axis2=2)
+        if not np.all(np.isfinite(chol)) or np.any(diag <= 0):
+            raise _collapsed(_first_nonpositive(diag), self.name)
+        eye = np.broadcast_to(np.eye(covariances.shape[-1]), covariances.shape)
+        return np.swapaxes(np.linalg.solve(chol, eye), 1, 2)
+
+    def from_full(self, full):
+        full = np.asarray(full, dtype=float)
+        return self._solve(np.ones(full.shape[0]), full, None, InnerControl())
+
+
+def _family_update(function_name: str, iterative: bool):
+    def solve(self, counts, scatter, previous, control):
+        function = getattr(families, function_name)
+        if iterative:
+            return function(counts, scatter, previous, control.tol, control.max_iter)
+        return function(counts, scatter)
+
+    return solve
+
+
+@dataclass(frozen=True)
+class VEECovariance(_OrientedFamily):
+    """mclust ``VEE``: ``lambda_k C``, one shape and orientation (alternating)."""
+
+    orientation_kind: ClassVar[str] = "common"
+    supports_prior: ClassVar[bool] = False
+    _solve = _family_update("update_vee", True)
+
+    def _n_params(self, k, d):
+        return k + (d - 1) + d * (d - 1) // 2
+
+
+@dataclass(frozen=True)
+class EVECovariance(_OrientedFamily):
+    """mclust ``EVE``: ``lambda D A_k D^T``, one volume and orientation (MM)."""
+
+    orientation_kind: ClassVar[str] = "common"
+    supports_prior: ClassVar[bool] = False
+    _solve = _family_update("update_eve", True)
+
+    def _n_params(self, k, d):
+        return 1 + k * (d - 1) + d * (d - 1) // 2
+
+
+@dataclass(frozen=True)
+class VVECovariance(_OrientedFamily):
+    """mclust ``VVE``: ``lambda_k D A_k D^T``, one orientation (MM)."""
+
+    orientation_kind: ClassVar[str] = "common"
+    supports_prior: ClassVar[bool] = False
+    _solve = _family_update("update_vve", True)
+
+    def _n_params(self, k, d):
+        return k + k * (d - 1) + d * (d - 1) // 2
+
+
+@dataclass(frozen=True)
+class EEVCovariance(_OrientedFamily):
+    """mclust ``EEV``: ``lambda D_k A D_k^T``, one volume and shape (closed form)."""
+
+    _solve = _family_update("update_eev", False)
+
+    def _n_params(self, k, d):
+        return 1 + (d - 1) + k * d * (d - 1) // 2
+
+
+@dataclass(frozen=True)
+class VEVCovariance(_OrientedFamily):
+    """mclust ``VEV``: ``lambda_k D_k A D_k^T``, one shape (alternating)."""
+
+    _solve = _family_update("update_vev", True)
+
+    def _n_params(self, k, d):
+        return k + (d - 1) + k * d * (d - 1) // 2
+
+
+@dataclass(frozen=True)
+class EVVCovariance(_OrientedFamily):
+    """mclust ``EVV``: ``lambda C_k``, one volume (closed form)."""
+
+    supports_prior: ClassVar[bool] = False
+    _solve = _family_update("update_evv", False)
+
+    def _n_params(self, k, d):
+        return 1 - k + k * d * (d + 1) // 2
+
+
 COVARIANCE_MODELS: dict[str, CovarianceModel] = {
     "full": FullCovariance("full", "VVV", ("component", "feature", "feature_bis")),
     "tied": TiedCovariance("tied", "EEE", ("feature", "feature_bis")),
@@ -625,6 +990,48 @@ COVARIANCE_MODELS: dict[str, CovarianceModel] = {
     "spherical": SphericalCovariance("spherical", "VII", ("component",)),
 }
 COVARIANCE_TYPES: tuple[str, ...] = tuple(COVARIANCE_MODELS)
+
+_DIAGONAL_DIMS = ("component", "feature")
+_FULL_DIMS = ("component", "feature", "feature_bis")
+# mclust's names: the four above under their mclust names (aliases: the same entries),
+# the ten others, and E / V for one feature (EII and VII there).
+COVARIANCE_MODELS.update(
+    {
+        "EII": EIICovariance("EII", "EII", _DIAGONAL_DIMS),
+        "VII": COVARIANCE_MODELS["spherical"],
+        "EEI": EEICovariance("EEI", "EEI", _DIAGONAL_DIMS),
+        "VEI": VEICovariance("VEI", "VEI", _DIAGONAL_DIMS),
+        "EVI": EVICovariance("EVI", "EVI", _DIAGONAL_DIMS),
+        "VVI": COVARIANCE_MODELS["diag"],
+        "EEE": COVARIANCE_MODELS["tied"],
+        "VEE": VEECovariance("VEE", "VEE", _FULL_DIMS),
+        "EVE": EVECovariance("EVE", "EVE", _FULL_DIMS),
+        "VVE": VVECovariance("VVE", "VVE", _FULL_DIMS),
+        "EEV": EEVCovariance("EEV", "EEV", _FULL_DIMS),
+        "VEV": VEVCovariance("VEV", "VEV", _FULL_DIMS),
+        "EVV": EVVCovariance("EVV", "EVV", _FULL_DIMS),
+        "VVV": COVARIANCE_MODELS["full"],
+    }
+)
+COVARIANCE_MODELS["E"] = COVARIANCE_MODELS["EII"]
+COVARIANCE_MODELS["V"] = COVARIANCE_MODELS["VII"]
+#: mclust's fourteen multivariate families, in mclust's order (``mclust.options``).
+MCLUST_FAMILIES: tuple[str, ...] = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
+    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)  # fmt: skip
+#: mclust's two univariate models (one feature).
+MCLUST_UNIVARIATE: tuple[str, ...] = ("E", "V")
+
+
+def expand_covariance_types(covariance_types, n_features: int) -> list[str]:
+    """``'all'`` as mclust's models for ``n_features`` (the fourteen families, or E
+    and V for one feature); a single name as a one-element list; a list as is."""
+    if isinstance(covariance_types, str):
+        if covariance_types == "all":
+            return list(MCLUST_FAMILIES if n_features > 1 else MCLUST_UNIVARIATE)
+        return [covariance_types]
+    return list(covariance_types)
 
 
 def get_covariance_model(covariance_type: str) -> CovarianceModel:
@@ -634,5 +1041,5 @@ def get_covariance_model(covariance_type: str) -> CovarianceModel:
     except (KeyError, TypeError):
         raise ValueError(
             f"Unknown covariance_type {covariance_type!r}; expected one of "
-            f"{list(COVARIANCE_TYPES)}."
+            f"{list(COVARIANCE_MODELS)}."
         ) from None

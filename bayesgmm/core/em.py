@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from bayesgmm.core.covariance import CollapsedComponentError
+from bayesgmm.core.covariance import CollapsedComponentError, InnerControl
 from bayesgmm.core.density import responsibilities
-from bayesgmm.core.init import initial_params
+from bayesgmm.core.init import HC_SUBSET, initial_params
 from bayesgmm.core.missing import (
     has_missing,
     missing_e_step,
@@ -70,6 +70,7 @@ def run_em(
     lower_bound: float = -np.inf,
     init: int = 0,
     callback: Callback | None = None,
+    control: InnerControl | None = None,
 ) -> EMResult:
     """EM (MAP-EM if ``prior`` is given) from one start until the objective changes by
     less than ``tol``.
@@ -103,7 +104,7 @@ def run_em(
             objective += prior.log_prob(params, covariance_type)
         lower_bound = objective / total_weight
         try:
-            params = m_step(stats, reg_covar, prior, previous=params)
+            params = m_step(stats, reg_covar, prior, previous=params, control=control)
         except CollapsedComponentError as err:
             err.iteration = n_iter
             raise
@@ -136,6 +137,7 @@ def fit_mixture(
     start: GMMParams | None = None,
     start_lower_bound: float = -np.inf,
     callback: Callback | None = None,
+    control: InnerControl | None = None,
 ) -> tuple[EMResult, list[CollapsedComponentError]]:
     """Best of ``n_init`` EM runs (or one run from ``start``, for warm starts).
 
@@ -145,6 +147,10 @@ def fit_mixture(
     exact EM for the observed-data likelihood (:mod:`bayesgmm.core.missing`); every
     row must have at least one observed value. Inputs are trusted (validated at the
     boundary).
+
+    ``control`` sets the inner iterations of the iterative M-steps (mclust's VEI,
+    VEE, VEV, EVE, VVE). ``init_params='hc'`` is deterministic up to 2000 rows (mclust's
+    hierarchical start): one start then stands for all ``n_init``.
 
     Returns
     -------
@@ -164,7 +170,8 @@ def fit_mixture(
     failures: list[CollapsedComponentError] = []
     # Fully user-given starts draw no random numbers: every start would be the same.
     given = weights_init is not None and means_init is not None and precisions_init is not None
-    for init in range(1 if start is not None or given else n_init):
+    deterministic = init_params == "hc" and X.shape[0] <= HC_SUBSET
+    for init in range(1 if start is not None or given or deterministic else n_init):
         try:
             if start is not None:
                 params0, lb0 = start.shift_means(-shift), start_lower_bound
@@ -183,6 +190,7 @@ def fit_mixture(
                     weights_init=weights_init,
                     means_init=means_init,
                     precisions_init=precisions_init,
+                    control=control,
                 )
                 lb0 = -np.inf
             result = run_em(
@@ -197,6 +205,7 @@ def fit_mixture(
                 lower_bound=lb0,
                 init=init,
                 callback=callback,
+                control=control,
             )
         except CollapsedComponentError as err:
             err.init = init

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.covariance import InnerControl, get_covariance_model
+from bayesgmm.core.hc import HC_SUBSET, hc_responsibilities
 from bayesgmm.core.mstep import m_step
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
@@ -19,9 +20,9 @@ from bayesgmm.core.suffstats import SufficientStats
 if TYPE_CHECKING:
     from bayesgmm.priors import GMMPrior
 
-__all__ = ["INIT_METHODS", "initial_params", "initial_responsibilities"]
+__all__ = ["HC_SUBSET", "INIT_METHODS", "initial_params", "initial_responsibilities"]
 
-INIT_METHODS: tuple[str, ...] = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS: tuple[str, ...] = ("kmeans", "k-means++", "random", "random_from_data", "hc")
 
 
 def initial_responsibilities(
@@ -35,7 +36,10 @@ def initial_responsibilities(
 
     ``'kmeans'``: one-hot labels of a k-means run; ``'k-means++'``: one-hot rows at
     the k-means++ seeds; ``'random'``: uniform random rows normalized to one;
-    ``'random_from_data'``: one-hot rows at ``K`` distinct random data points.
+    ``'random_from_data'``: one-hot rows at ``K`` distinct random data points;
+    ``'hc'``: mclust's start, the one-hot partition of model-based hierarchical
+    clustering (:mod:`bayesgmm.core.hc`; deterministic up to 2000 rows, a random
+    subset of 2000 rows above).
     """
     n_samples = X.shape[0]
     resp = np.zeros((n_samples, n_components))
@@ -54,6 +58,8 @@ def initial_responsibilities(
     elif method == "random":
         resp = rng.uniform(size=(n_samples, n_components))
         resp /= resp.sum(axis=1)[:, None]
+    elif method == "hc":
+        resp = hc_responsibilities(X, n_components, rng)
     elif method == "random_from_data":
         indices = rng.choice(n_samples, size=n_components, replace=False)
         resp[indices, np.arange(n_components)] = 1.0
@@ -75,6 +81,7 @@ def initial_params(
     weights_init: np.ndarray | None = None,
     means_init: np.ndarray | None = None,
     precisions_init: np.ndarray | None = None,
+    control: InnerControl | None = None,
 ) -> GMMParams:
     """Starting parameters: an M-step (MAP if ``prior`` is given) from the initial
     responsibilities, then any user-given weights, means and precisions in their place
@@ -83,7 +90,7 @@ def initial_params(
     if weights_init is None or means_init is None or precisions_init is None:
         resp = initial_responsibilities(X, n_components, method, rng, sample_weight)
         stats = SufficientStats.from_responsibilities(X, resp, covariance_type, sample_weight)
-        params = m_step(stats, reg_covar, prior)
+        params = m_step(stats, reg_covar, prior, control=control)
     else:
         params = GMMParams(weights_init, means_init, None, None)
     if weights_init is not None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.covariance import InnerControl, get_covariance_model
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
 
@@ -41,6 +41,7 @@ def m_step(
     reg_covar: float,
     prior: GMMPrior | None = None,
     previous: GMMParams | None = None,
+    control: InnerControl | None = None,
 ) -> GMMParams:
     """Maximum-likelihood (``prior=None``) or MAP parameters from sufficient statistics.
 
@@ -54,7 +55,11 @@ def m_step(
         Validated against the model beforehand.
     previous : GMMParams, optional
         Current parameters; the independent means prior conditions on their
-        covariances (without them, on the covariances given the sample means).
+        covariances (without them, on the covariances given the sample means). The
+        iterative M-steps of the mclust families (VEI, VEE, VEV, EVE, VVE) start at
+        their covariances (a warm start: the M-step then never lowers the objective).
+    control : InnerControl, optional
+        Tolerance and iteration cap of those iterative M-steps.
 
     Returns
     -------
@@ -107,7 +112,15 @@ def m_step(
         )
         scatter = model.scatter(nk, stats.sum_x, stats.sum_xx, means)
 
-    covariances = model.update(nk + extra_count, scatter, reg_covar, dof, scale)
+    covariances = model.update_from(
+        nk + extra_count,
+        scatter,
+        reg_covar,
+        dof,
+        scale,
+        previous=None if previous is None else previous.covariances,
+        control=control,
+    )
     return GMMParams(
         weights=weights,
         means=means,
