@@ -730,7 +730,11 @@ def _header_items(result: FitResult, version: str) -> list[tuple[str, str]]:
     if result.bootstrap is not None:
         boot = result.bootstrap
         items.append(
-            ("bootstrap", f"{boot.n_boot} replicates of the MLE ({boot.n_failed} failed)")
+            (
+                "bootstrap",
+                f"{boot.n_boot} replicates of the MLE ({boot.n_failed} failed, "
+                f"{boot.n_degenerate} degenerate)",
+            )
         )
     items += [("seed", str(result.seed)), ("bayesgmm version", version)]
     if result.timings:

@@ -220,7 +220,8 @@ def test_bad_prior_raises(prior, match):
         ({"X": np.full((5, 2), np.nan)}, "NaN"),
         ({"n_components": 0}, "n_components"),
         ({"n_components": 2.5}, "n_components"),
-        ({"covariance_type": "VVV"}, "covariance_type"),
+        ({"covariance_type": "XYZ"}, "covariance_type"),
+        ({"covariance_type": "VEV"}, "covariance_type"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):

@@ -200,7 +200,7 @@ def test_relabelling_fixes_swapped_chains():
         ({"draws": 0}, "`draws` must be >= 1"),
         ({"chains": 1.5}, "`chains` must be an integer"),
         ({"target_accept": 1.5}, "target_accept"),
-        ({"covariance_type": "VVV"}, "Unknown covariance_type"),
+        ({"covariance_type": "XYZ"}, "Unknown covariance_type"),
     ],
 )
 def test_bad_arguments(params, message):

@@ -175,8 +175,14 @@ class CovarianceModel(ABC):
         else:
             values, vectors = np.linalg.eigh(full)
             values, vectors = values[:, ::-1], vectors[:, :, ::-1]
-        volumes = np.exp(np.mean(np.log(values), axis=1))
-        return volumes, values / volumes[:, None], vectors
+        # The volume from the log-determinant (a Cholesky factor: accurate whatever the
+        # features' units), not from eigenvalues, which rounding can make <= 0 when the
+        # features' scales differ by many orders of magnitude.
+        sign, log_det = np.linalg.slogdet(full)
+        volumes = np.exp(np.where(sign > 0, log_det, -np.inf) / n_features)
+        values = np.maximum(values, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return volumes, values / volumes[:, None], vectors
 
     # -- shapes and counting --------------------------------------------------
     @abstractmethod
