@@ -213,3 +213,33 @@ def test_unfitted():
 
     with pytest.raises(NotFittedError):
         PosteriorGaussianMixture(2).predict_proba(TWO_BLOBS.X)
+
+
+def test_predictive_membership_of_new_points_weights_draws_by_their_density(fitted):
+    from scipy.stats import multivariate_normal
+
+    post = fitted
+    X_train = TWO_BLOBS.X
+    # New points: between the blobs and far out along one axis, where draws disagree.
+    centre = post.means_.mean(axis=0)
+    new = np.array([centre, centre + [6.0, 0.0], centre + [0.0, -6.0], post.means_[0]])
+    draws = post.idata_["posterior"].to_dataset()
+    w = draws["weights"].stack(s=("chain", "draw")).transpose("s", ...).values
+    mu = draws["means"].stack(s=("chain", "draw")).transpose("s", ...).values
+    cov = draws["covariances"].stack(s=("chain", "draw")).transpose("s", ...).values
+    joint = np.array(
+        [
+            [w[s, k] * multivariate_normal(mu[s, k], cov[s, k]).pdf(new) for k in range(2)]
+            for s in range(len(w))
+        ]
+    )  # (S, K, N)
+    brute = (joint.sum(axis=0) / joint.sum(axis=(0, 1))).T
+    predictive = post.predict_proba(new)  # not the training data: the predictive form
+    np.testing.assert_allclose(predictive, brute, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(post.predict_proba(new, new_data=True), brute, rtol=1e-8)
+    unweighted = (joint / joint.sum(axis=1, keepdims=True)).mean(axis=0).T
+    np.testing.assert_allclose(post.predict_proba(new, new_data=False), unweighted, rtol=1e-8)
+    assert np.abs(predictive - unweighted).max() > 1e-3  # the two forms really differ
+    # The training rows keep the posterior mean of the responsibilities.
+    train = post.predict_proba(X_train)
+    np.testing.assert_allclose(train, post.predict_proba(X_train, new_data=False))

@@ -182,6 +182,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
         self._check_params()
         X = check_data(self, X, reset=True, min_samples=2)
+        self._training_data = X  # predict_proba tells the training rows from new ones
         keep = observed_rows(X)
         if not keep.all():
             warnings.warn(
@@ -366,17 +367,46 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             log_norm, log_resp = responsibilities(X, params, self.covariance_type, patterns)
             yield log_norm, np.exp(log_resp)
 
-    def predict_proba(self, X, *, max_draws: int = 1000) -> np.ndarray:
-        """Posterior mean membership probabilities, shape ``(N, K)``.
+    def predict_proba(self, X, *, new_data: bool | None = None, max_draws: int = 1000):
+        r"""Posterior membership probabilities, shape ``(N, K)``.
+
+        For the training rows, :math:`P(z_i = k \mid X) = E_{\theta \mid X}[r_{ik}(\theta)]`,
+        the posterior mean of the responsibilities (the posterior already conditions
+        on :math:`x_i`). For a new point the predictive membership weights each draw
+        by how well it explains the point:
+
+        .. math:: P(z = k \mid x, X) = \frac{E_{\theta \mid X}[\pi_k N(x \mid \mu_k,
+                  \Sigma_k)]}{E_{\theta \mid X}[p(x \mid \theta)]}.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+        new_data : bool, optional
+            ``True``: every row is a new point (the predictive form); ``False``: rows of
+            the training data (the posterior mean). ``None`` (default): the training
+            form exactly when ``X`` is the training data, else the predictive form.
+        max_draws : int, default=1000
+            Posterior draws used (evenly thinned).
 
         A row with NaN uses its observed coordinates (the component densities are
         marginals); a row with no observed value gets the posterior mean weights.
         """
-        total, count = 0.0, 0
-        for _, resp in self._responsibilities(X, max_draws):
-            total = total + resp
-            count += 1
-        return total / count
+        if new_data is None:
+            training = getattr(self, "_training_data", None)
+            given = self._check_X(X)[0]
+            new_data = not (
+                training is not None
+                and training.shape == given.shape
+                and np.array_equal(training, given, equal_nan=True)
+            )
+        pairs = list(self._responsibilities(X, max_draws))
+        resp = np.stack([r for _, r in pairs])  # (S, N, K)
+        if not new_data:
+            return resp.mean(axis=0)
+        log_norm = np.stack([lg for lg, _ in pairs])  # (S, N)
+        weights = np.exp(log_norm - log_norm.max(axis=0))
+        weights /= weights.sum(axis=0)
+        return np.einsum("sn,snk->nk", weights, resp)
 
     def predict(self, X) -> np.ndarray:
         """Component with the highest posterior mean membership probability, ``(N,)``."""
