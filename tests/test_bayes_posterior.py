@@ -222,7 +222,8 @@ def test_predictive_membership_of_new_points_weights_draws_by_their_density(fitt
     X_train = TWO_BLOBS.X
     # New points: between the blobs and far out along one axis, where draws disagree.
     centre = post.means_.mean(axis=0)
-    new = np.array([centre, centre + [6.0, 0.0], centre + [0.0, -6.0], post.means_[0]])
+    shift_x, shift_y = np.array([6.0, 0.0]), np.array([0.0, -6.0])
+    new = np.array([centre, centre + shift_x, centre + shift_y, post.means_[0]])
     draws = post.idata_["posterior"].to_dataset()
     w = draws["weights"].stack(s=("chain", "draw")).transpose("s", ...).values
     mu = draws["means"].stack(s=("chain", "draw")).transpose("s", ...).values

@@ -182,7 +182,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
         self._check_params()
         X = check_data(self, X, reset=True, min_samples=2)
-        self._training_data = X  # predict_proba tells the training rows from new ones
+        self._training_rows = _row_hashes(X)  # predict_proba tells training rows from new
         keep = observed_rows(X)
         if not keep.all():
             warnings.warn(
@@ -383,30 +383,29 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         X : array-like of shape (N, D)
         new_data : bool, optional
             ``True``: every row is a new point (the predictive form); ``False``: rows of
-            the training data (the posterior mean). ``None`` (default): the training
-            form exactly when ``X`` is the training data, else the predictive form.
+            the training data (the posterior mean). ``None`` (default): row by row, the
+            training form for a row equal to a training row, else the predictive form.
         max_draws : int, default=1000
             Posterior draws used (evenly thinned).
 
         A row with NaN uses its observed coordinates (the component densities are
         marginals); a row with no observed value gets the posterior mean weights.
         """
-        if new_data is None:
-            training = getattr(self, "_training_data", None)
-            given = self._check_X(X)[0]
-            new_data = not (
-                training is not None
-                and training.shape == given.shape
-                and np.array_equal(training, given, equal_nan=True)
-            )
         pairs = list(self._responsibilities(X, max_draws))
         resp = np.stack([r for _, r in pairs])  # (S, N, K)
-        if not new_data:
-            return resp.mean(axis=0)
         log_norm = np.stack([lg for lg, _ in pairs])  # (S, N)
-        weights = np.exp(log_norm - log_norm.max(axis=0))
-        weights /= weights.sum(axis=0)
-        return np.einsum("sn,snk->nk", weights, resp)
+        if new_data is None:
+            known = getattr(self, "_training_rows", np.zeros(0, dtype=np.uint64))
+            new_rows = ~np.isin(_row_hashes(self._check_X(X)[0]), known)
+        else:
+            new_rows = np.full(resp.shape[1], bool(new_data))
+        out = resp.mean(axis=0)
+        if new_rows.any():
+            logs = log_norm[:, new_rows]
+            weights = np.exp(logs - logs.max(axis=0))
+            weights /= weights.sum(axis=0)
+            out[new_rows] = np.einsum("sn,snk->nk", weights, resp[:, new_rows])
+        return out
 
     def predict(self, X) -> np.ndarray:
         """Component with the highest posterior mean membership probability, ``(N,)``."""
@@ -590,3 +589,8 @@ def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> di
         "means": start["means"] + 0.05 * scales * rng.standard_normal(scales.shape),
         "covariances": model.from_full(full * factor),
     }
+
+
+def _row_hashes(X: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every row (NaN hashes alike), to recognize training rows."""
+    return pd.util.hash_pandas_object(pd.DataFrame(X), index=False).to_numpy()
