@@ -66,6 +66,8 @@ class FitResult:
         ``{'mle': GaussianMixture, 'map': GaussianMixture, 'posterior':
         PosteriorGaussianMixture}``, the methods that were fitted.
     bootstrap : BootstrapResult or None
+    information : ObservedInformation or None
+        Observed-information standard errors of the MLE (``--methods ...,information``).
     data_notes : tuple of str
         What was done to the data on reading (columns or rows dropped).
     fit_warnings : tuple of str
@@ -83,6 +85,7 @@ class FitResult:
     settings: dict
     models: dict
     bootstrap: object = None
+    information: object = None
     data_notes: tuple[str, ...] = ()
     fit_warnings: tuple[str, ...] = ()
     timings: dict = field(default_factory=dict)
@@ -127,7 +130,9 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
 
     mle = result.models.get("mle")
     if result.posterior is not None:
-        return compare_estimates(result.posterior, mle, result.bootstrap)
+        return compare_estimates(
+            result.posterior, mle, result.bootstrap, information=result.information
+        )
     aligned = _aligned_models(result)
     mle = aligned.get("mle")
 
@@ -141,6 +146,19 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
             columns["mle_se"] = result.bootstrap.standard_errors()
             columns["mle_lower"] = bounds.sel(bound="lower", drop=True)
             columns["mle_upper"] = bounds.sel(bound="upper", drop=True)
+        if result.information is not None:
+            from scipy.stats import norm
+
+            from bayesgmm.diagnostics import _align
+
+            info = result.information
+            z = norm.ppf(0.5 + _ci_prob() / 2.0)
+            est = params_to_dataset(info.estimate, cov_type, names)
+            se = info.se_dataset()
+            ref = mle._params()
+            columns["info_se"] = _align(se, info.estimate.means, ref, cov_type)
+            columns["info_lower"] = _align(est - z * se, info.estimate.means, ref, cov_type)
+            columns["info_upper"] = _align(est + z * se, info.estimate.means, ref, cov_type)
     if "map" in aligned:
         columns["map"] = params_to_dataset(aligned["map"]._params(), cov_type, names)
     return estimates_to_frame(stack_statistics(columns))
@@ -707,6 +725,7 @@ _METHOD_NAMES = {
     "mle": "maximum likelihood (EM)",
     "map": "MAP (EM with the default conjugate prior)",
     "posterior": "full posterior (NUTS)",
+    "information": "observed-information standard errors of the MLE (Wald intervals)",
 }
 
 
@@ -751,6 +770,8 @@ _TABLE_COLUMNS = {
     "mle": "MLE",
     "mle_se": "MLE s.e. (bootstrap)",
     "mle_interval": "MLE interval (bootstrap)",
+    "info_se": "MLE s.e. (information)",
+    "info_interval": "MLE interval (Wald)",
     "map": "MAP",
     "post_mean": "posterior mean",
     "post_sd": "posterior sd",
@@ -786,6 +807,9 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
         if key == "mle_interval" and "mle_lower" in table:
             if table["mle_lower"].notna().any():
                 shown[key] = interval("mle_lower", "mle_upper")
+        elif key == "info_interval" and "info_lower" in table:
+            if table["info_lower"].notna().any():
+                shown[key] = interval("info_lower", "info_upper")
         elif key == "ci" and "ci_lower" in table:
             shown[key] = interval("ci_lower", "ci_upper")
         elif key in table and (key == "label" or table[key].notna().any()):

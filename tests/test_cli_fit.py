@@ -672,3 +672,24 @@ def test_standardize_refuses_what_it_cannot_map(data_csv, tmp_path, extra, words
     assert stdout == ""
     assert len(stderr.strip().splitlines()) == 1
     assert words in stderr
+
+
+def test_fit_with_observed_information_columns(data_csv, tmp_path):
+    from bayesgmm import observed_information
+
+    out = tmp_path / "info"
+    args = ["--components", "2", "--methods", "mle,information", "--bootstrap", "0", "--quiet"]
+    code, _, stderr = _run(["fit", str(data_csv), *args, "--out", str(out)])
+    assert code == 0, stderr
+    assert "MLE s.e. (information)" in (out / "report.html").read_text(encoding="utf-8")
+    table = pd.read_csv(out / "estimates.csv").set_index("label")
+    X = pd.read_csv(data_csv)[["x", "y"]]
+    mle = GaussianMixture(2, covariance_type="full", **EM).fit(X)
+    expected = observed_information(mle, X).standard_errors()
+    np.testing.assert_allclose(table.loc[expected.index, "info_se"], expected, rtol=1e-6)
+    assert (table["info_lower"] < table["mle"]).all()
+    assert (table["mle"] < table["info_upper"]).all()
+    bad = ["fit", str(data_csv), "--methods", "map,information", "--out", str(out)]
+    code, _, stderr = _run(bad)
+    assert code == 2
+    assert "add mle to --methods" in stderr

@@ -26,6 +26,9 @@ FIT_FILES = (
 SELECT_FILES = ("selection.csv", "selection.png", "report.html", "summary.txt")
 #: Estimation methods of ``bayesgmm fit``, in the order they run.
 METHODS = ("mle", "map", "posterior")
+#: What --methods accepts: the fits, and 'information' (observed-information standard
+#: errors of the MLE, next to the bootstrap's).
+ALL_METHODS = (*METHODS, "information")
 #: EM settings of the MLE and MAP fits of ``bayesgmm fit`` (besides the seed).
 EM_SETTINGS = {"n_init": 5, "tol": 1e-6, "max_iter": 1000}
 
@@ -98,14 +101,19 @@ def _components_list(text: str) -> list[int]:
 
 
 def _methods_list(text: str) -> tuple[str, ...]:
-    """argparse ``type`` for ``--methods``: a comma-separated subset of :data:`METHODS`."""
+    """argparse ``type`` for ``--methods``: a comma-separated subset of :data:`ALL_METHODS`."""
     chosen = [m.lower() for m in _items(text)]
-    unknown = [m for m in chosen if m not in METHODS]
+    unknown = [m for m in chosen if m not in ALL_METHODS]
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(
-            f"unknown method {unknown[0] if unknown else text!r}; choose from {','.join(METHODS)}"
+            f"unknown method {unknown[0] if unknown else text!r}; choose from "
+            f"{','.join(ALL_METHODS)}"
         )
-    return tuple(m for m in METHODS if m in chosen)
+    if "information" in chosen and "mle" not in chosen:
+        raise argparse.ArgumentTypeError(
+            "'information' gives standard errors of the MLE: add mle to --methods"
+        )
+    return tuple(m for m in ALL_METHODS if m in chosen)
 
 
 def _covariance_list(text: str) -> list[str]:

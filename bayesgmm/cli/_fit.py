@@ -88,7 +88,9 @@ def _add_fit_parser(subparsers) -> None:
         type=_methods_list,
         default=METHODS,
         metavar="LIST",
-        help="comma-separated subset of mle,map,posterior (default: all three)",
+        help="comma-separated subset of mle,map,posterior (default: all three), plus "
+        "'information' for observed-information standard errors and Wald intervals of "
+        "the MLE (seconds; needs mle)",
     )
     _add_sampling_arguments(parser)
     parser.add_argument(
@@ -220,6 +222,11 @@ def _run_fit(args: argparse.Namespace) -> int:
             "--standardize is not available with the posterior yet; use --methods mle,map, "
             "or leave out --standardize",
         )
+    if standardize and "information" in methods:
+        raise _fail(
+            command,
+            "--standardize is not available with 'information' yet; leave out one of them",
+        )
     if "posterior" in methods:
         _check_netcdf_writer(command)
     data = read_data(command, args, max(2, k), k)
@@ -253,6 +260,7 @@ def _run_fit(args: argparse.Namespace) -> int:
 
     models: dict = {}
     boot = None
+    information = None
     fit_warnings: list[str] = []
     timings: dict[str, float] = {}
     em = f"K={k}, {cov} covariances, {EM_SETTINGS['n_init']} EM starts"
@@ -273,6 +281,13 @@ def _run_fit(args: argparse.Namespace) -> int:
                 k, covariance_type=cov, prior="default", random_state=seed, **EM_SETTINGS
             ).fit(X_fit)
             timings["map"] = time.perf_counter() - start
+        if "information" in methods:
+            from bayesgmm import observed_information
+
+            progress("Observed information of the MLE (exact Hessian) ...")
+            start = time.perf_counter()
+            information = observed_information(models["mle"], X_fit)
+            timings["information"] = time.perf_counter() - start
         if n_boot:
             progress(f"Bootstrap of the MLE: {n_boot} replicates ...")
             start = time.perf_counter()
@@ -327,6 +342,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         },
         models={m: models[m] for m in METHODS if m in models},
         bootstrap=boot,
+        information=information,
         data_notes=data.notes,
         fit_warnings=tuple(fit_warnings),
         timings=timings,
