@@ -48,6 +48,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python docs/check_figures.py docs/_build/html
 
 clean:
 	rm -rf $(VENV) bayesgmm-demo .pytest_cache .ruff_cache docs/_build docs/api/generated
