@@ -8,17 +8,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from bayesgmm.core.covariance import CollapsedComponentError
-from bayesgmm.core.density import responsibilities
+from bayesgmm.core.estep import e_step, plan_chunks
 from bayesgmm.core.init import initial_params
-from bayesgmm.core.missing import (
-    has_missing,
-    missing_e_step,
-    missing_patterns,
-    weighted_column_means,
-)
+from bayesgmm.core.missing import has_missing, weighted_column_means
 from bayesgmm.core.mstep import m_step
 from bayesgmm.core.params import GMMParams
-from bayesgmm.core.suffstats import SufficientStats
 
 if TYPE_CHECKING:
     from bayesgmm.priors import GMMPrior
@@ -70,6 +64,7 @@ def run_em(
     lower_bound: float = -np.inf,
     init: int = 0,
     callback: Callback | None = None,
+    chunk_size: int | None = None,
 ) -> EMResult:
     """EM (MAP-EM if ``prior`` is given) from one start until the objective changes by
     less than ``tol``.
@@ -77,28 +72,23 @@ def run_em(
     The objective is ``(sum_n w_n log p(x_n) + log p(theta)) / sum_n w_n`` (no prior
     term without a prior), evaluated at each E-step; as in scikit-learn, the returned
     parameters are one M-step past the last objective.
+
+    Every E-step is one pass of the chunk kernel (:func:`bayesgmm.core.estep.e_step`)
+    that returns the objective and the sufficient statistics only (no ``(N, K)``
+    array); ``chunk_size`` rows per chunk (``None``: the session setting or automatic).
+    ``X`` (float64 or float32) is expected centered (as :func:`fit_mixture` does).
     """
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-    # Data with NaN: rows grouped by missingness pattern once, for every E-step.
-    patterns = missing_patterns(X) if has_missing(X) else None
+    # Chunks cut, and rows with NaN grouped by missingness pattern, once for every E-step.
+    plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
     history: list[float] = []
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        if patterns is None:
-            log_prob_norm, log_resp = responsibilities(X, params, covariance_type)
-            stats = SufficientStats.from_responsibilities(
-                X, np.exp(log_resp), covariance_type, sample_weight
-            )
-        else:
-            log_prob_norm, log_resp, stats = missing_e_step(
-                X, params, covariance_type, patterns, sample_weight
-            )
-        if sample_weight is None:
-            objective = float(log_prob_norm.sum())
-        else:
-            objective = float(log_prob_norm @ sample_weight)
+        objective, stats = e_step(
+            X, params, covariance_type, sample_weight=sample_weight, plan=plan
+        )
         if prior is not None:
             objective += prior.log_prob(params, covariance_type)
         lower_bound = objective / total_weight
@@ -136,6 +126,7 @@ def fit_mixture(
     start: GMMParams | None = None,
     start_lower_bound: float = -np.inf,
     callback: Callback | None = None,
+    chunk_size: int | None = None,
 ) -> tuple[EMResult, list[CollapsedComponentError]]:
     """Best of ``n_init`` EM runs (or one run from ``start``, for warm starts).
 
@@ -153,8 +144,9 @@ def fit_mixture(
     failures : list of CollapsedComponentError
         Runs that collapsed; raised if every run collapsed.
     """
-    shift = weighted_column_means(X, sample_weight)
-    Xc = X - shift
+    shift = np.asarray(weighted_column_means(X, sample_weight), dtype=np.float64)
+    # float32 data stay float32 (the heavy passes run in the data's dtype).
+    Xc = np.subtract(X, shift.astype(X.dtype), dtype=X.dtype)
     if means_init is not None:
         means_init = np.asarray(means_init, dtype=float) - shift
     if prior is not None:
@@ -197,6 +189,7 @@ def fit_mixture(
                 lower_bound=lb0,
                 init=init,
                 callback=callback,
+                chunk_size=chunk_size,
             )
         except CollapsedComponentError as err:
             err.init = init

@@ -1,0 +1,324 @@
+r"""The one chunk kernel: E-step densities, log-sum-exp, responsibilities, statistics.
+
+Every computation of a mixture's densities over data goes through :func:`e_step`:
+the EM loop (statistics and objective), and, through
+:mod:`bayesgmm.core.density`, ``predict``, ``predict_proba``, ``score_samples``,
+``score``, BIC/AIC/ICL, model selection and the bootstrap. It walks over blocks of
+rows ("chunks"); per chunk it evaluates the log densities of all ``K`` components
+with one GEMM (the kernel from the covariance table's ``chunk_kernel``), the
+log-sum-exp and responsibilities in place, and the chunk's moments with one
+more GEMM, then adds them to float64 accumulators. No ``N x K x D`` or ``N x D x D``
+array is ever formed: the largest temporaries are ``chunk x F`` (``F`` the width
+of the kernel's features), and the outputs that are asked for (``(N,)`` log
+densities, ``(N, K)`` responsibilities).
+
+Chunks that contain NaN go through the exact missing-data E-step of
+:mod:`bayesgmm.core.missing`, per missingness pattern within the chunk; their
+statistics add to the others' (:class:`~bayesgmm.core.suffstats.SufficientStats`
+are additive).
+
+Chunk size
+----------
+By default a chunk holds about :data:`DEFAULT_CHUNK_BYTES` of the kernel's widest
+per-row temporary (a few thousand rows at ``D = 10``, ``K = 10``). Set a number of
+rows for a block of code with :func:`chunk_size`, for the whole session with
+:func:`set_chunk_size`, or per call with the ``chunk_size`` argument. The results
+do not depend on it beyond rounding (the tests check 1e-12).
+
+Precision
+---------
+The products run in the dtype of ``X``: float32 data stay float32 in the heavy
+passes (features, GEMMs, log-sum-exp, responsibilities), as in scikit-learn, while
+the objective and the statistics are accumulated in float64, so the M-step and the
+fitted parameters are float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.missing import (
+    MissingPatterns,
+    has_missing,
+    missing_e_step,
+    missing_patterns,
+    observed_log_gaussian,
+)
+from bayesgmm.core.params import GMMParams
+from bayesgmm.core.suffstats import SufficientStats
+
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "ChunkPlan",
+    "EStep",
+    "chunk_size",
+    "e_step",
+    "get_chunk_size",
+    "plan_chunks",
+    "set_chunk_size",
+]
+
+#: Bytes of the widest per-row temporary in one chunk when the size is automatic.
+DEFAULT_CHUNK_BYTES = 2**21
+_MIN_ROWS = 64
+_chunk_rows: int | None = None
+
+
+def set_chunk_size(rows: int | None) -> None:
+    """Rows per chunk for every later E-step (``None``: automatic)."""
+    global _chunk_rows
+    if rows is not None and (isinstance(rows, bool) or int(rows) != rows or rows < 1):
+        raise ValueError(f"chunk size must be a positive integer or None; got {rows!r}.")
+    _chunk_rows = None if rows is None else int(rows)
+
+
+def get_chunk_size() -> int | None:
+    """The rows per chunk set by :func:`set_chunk_size` (``None``: automatic)."""
+    return _chunk_rows
+
+
+@contextmanager
+def chunk_size(rows: int | None) -> Iterator[None]:
+    """Use ``rows`` rows per chunk inside a ``with`` block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import GaussianMixture
+    >>> X = np.random.default_rng(0).normal(size=(500, 2))
+    >>> with chunk_size(128):
+    ...     gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> gm.means_.shape
+    (2, 2)
+    """
+    previous = _chunk_rows
+    set_chunk_size(rows)
+    try:
+        yield
+    finally:
+        set_chunk_size(previous)
+
+
+class ChunkPlan(NamedTuple):
+    """How the rows of a data matrix are cut into chunks, computed once per fit.
+
+    Attributes
+    ----------
+    bounds : tuple of (start, stop)
+    patterns : tuple of MissingPatterns or None
+        Per chunk, its rows grouped by missingness pattern (chunk-local indices), or
+        ``None`` for a chunk without NaN.
+    """
+
+    bounds: tuple[tuple[int, int], ...]
+    patterns: tuple[MissingPatterns | None, ...]
+
+
+class EStep(NamedTuple):
+    """Result of :func:`e_step`.
+
+    Attributes
+    ----------
+    log_likelihood : float
+        ``sum_n w_n log p(x_n)``, accumulated in float64.
+    stats : SufficientStats or None
+        Statistics with the responsibilities times the weights (``None`` unless asked).
+    """
+
+    log_likelihood: float
+    stats: SufficientStats | None
+
+
+def _rows_per_chunk(n_rows: int, width: int, itemsize: int, rows: int | None) -> int:
+    if rows is None:
+        rows = _chunk_rows
+    if rows is None:
+        rows = max(_MIN_ROWS, DEFAULT_CHUNK_BYTES // (itemsize * max(width, 1)))
+    return max(1, min(int(rows), n_rows))
+
+
+def plan_chunks(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    chunk_size: int | None = None,
+) -> ChunkPlan:
+    """Cut ``X`` (N, D) into chunks and group each chunk's rows by missingness pattern.
+
+    ``chunk_size`` rows per chunk; ``None`` uses the session setting
+    (:func:`set_chunk_size`) or the automatic size.
+    """
+    n_rows, n_features = X.shape
+    # The widest per-row temporary of any kernel: the features or all components'
+    # whitened coordinates, plus the (n, K) densities.
+    width = min(n_features * (n_features + 3) // 2, n_components * n_features) + 2 * n_components
+    if n_features > 2 * n_components and n_features > 1:
+        width = max(width, n_components * n_features)
+    rows = _rows_per_chunk(n_rows, width, X.dtype.itemsize, chunk_size)
+    bounds = tuple((s, min(s + rows, n_rows)) for s in range(0, n_rows, rows))
+    patterns = []
+    for start, stop in bounds:
+        block = X[start:stop]
+        patterns.append(missing_patterns(block) if has_missing(block) else None)
+    return ChunkPlan(bounds, tuple(patterns))
+
+
+def _logsumexp_inplace(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row log-sum-exp of ``L`` (n, K), overwriting ``L`` with ``exp(L - max)``.
+
+    Returns ``(log_norm, total)`` with ``total = sum_k exp(L - max)``; -inf where a
+    row is all -inf.
+    """
+    top = L.max(axis=1)
+    if not np.all(np.isfinite(top)):
+        top = np.where(np.isfinite(top), top, 0.0).astype(L.dtype)
+    L -= top[:, None]
+    np.exp(L, out=L)
+    total = L.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        log_norm = np.log(total)
+    log_norm += top
+    return log_norm, total
+
+
+def e_step(
+    X: np.ndarray,
+    params: GMMParams,
+    covariance_type: str,
+    *,
+    sample_weight: np.ndarray | None = None,
+    statistics: bool = True,
+    log_prob_norm: np.ndarray | None = None,
+    log_resp: np.ndarray | None = None,
+    log_weighted: np.ndarray | None = None,
+    plan: ChunkPlan | None = None,
+    chunk_size: int | None = None,
+) -> EStep:
+    r"""One pass of the chunk kernel over ``X``.
+
+    .. math:: \log p(x_n) = \log \sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k), \quad
+              r_{nk} = \pi_k N(x_n \mid \mu_k, \Sigma_k) / p(x_n)
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D), float64 or float32, NaN where missing
+    params : GMMParams
+    covariance_type : str
+    sample_weight : ndarray of shape (N,), optional
+        Multiplies the log densities in ``log_likelihood`` and the responsibilities
+        in the statistics.
+    statistics : bool, default=True
+        Accumulate :class:`SufficientStats` (for the M-step). They are the
+        moments of ``X`` as given, so a fit passes data centered beforehand. When
+        ``False`` the densities are evaluated about the mixture mean
+        ``sum_k pi_k mu_k`` (translation invariant, and accurate for data far from
+        the origin).
+    log_prob_norm : ndarray of shape (N,), optional
+        Filled with ``log p(x_n)``.
+    log_resp : ndarray of shape (N, K), optional
+        Filled with ``log r_nk``.
+    log_weighted : ndarray of shape (N, K), optional
+        Filled with ``log pi_k + log N(x_n | mu_k, Sigma_k)``.
+    plan : ChunkPlan, optional
+        From :func:`plan_chunks` (reuse it across EM iterations).
+    chunk_size : int, optional
+        Rows per chunk when no ``plan`` is given.
+
+    Returns
+    -------
+    EStep
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.core.params import GMMParams
+    >>> p = GMMParams(np.array([0.5, 0.5]), np.array([[-1.0], [1.0]]), np.ones(2), np.ones(2))
+    >>> X = np.linspace(-2, 2, 7)[:, None]
+    >>> whole = e_step(X, p, "spherical")
+    >>> parts = e_step(X, p, "spherical", chunk_size=3)
+    >>> bool(np.isclose(whole.log_likelihood, parts.log_likelihood))
+    True
+    >>> bool(np.allclose(whole.stats.sum_x, parts.stats.sum_x))
+    True
+    """
+    model = get_covariance_model(covariance_type)
+    n_components, n_features = params.means.shape
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    if plan is None:
+        plan = plan_chunks(X, n_components, covariance_type, chunk_size)
+    means = params.means
+    if statistics:
+        center = None
+    else:
+        center = params.weights @ means
+        means = means - center
+    params_c = params._replace(means=means)
+    kernel = model.chunk_kernel(means, params.precisions_cholesky, dtype)
+    with np.errstate(divide="ignore"):
+        log_w64 = np.log(params.weights)
+    log_w = log_w64.astype(dtype)
+    w = None if sample_weight is None else np.asarray(sample_weight)
+
+    total = 0.0
+    if statistics:
+        counts = np.zeros(n_components)
+        sum_x = np.zeros((n_components, n_features))
+        sum_xx = None
+    for (start, stop), patterns in zip(plan.bounds, plan.patterns, strict=True):
+        block = X[start:stop]
+        if center is not None:
+            block = block - center.astype(dtype)
+        w_block = None if w is None else w[start:stop]
+        if patterns is not None:
+            # Exact observed-data E-step, per missingness pattern within the chunk.
+            if statistics:
+                lpn, lr, chunk_stats = missing_e_step(
+                    block, params_c, covariance_type, patterns, w_block
+                )
+                counts += chunk_stats.n
+                sum_x += chunk_stats.sum_x
+                sum_xx = chunk_stats.sum_xx if sum_xx is None else sum_xx + chunk_stats.sum_xx
+                weighted = lr + lpn[:, None] if log_weighted is not None else None
+            else:
+                weighted = observed_log_gaussian(block, params_c, covariance_type, patterns)
+                weighted += log_w64
+                lpn, _ = _logsumexp_inplace(weighted.copy())
+                lr = weighted - lpn[:, None]
+        else:
+            L, cache = kernel.log_gaussian(block)
+            L += log_w
+            weighted = L.copy() if log_weighted is not None else None
+            if log_resp is not None:
+                lr_copy = L.copy()
+            lpn, row_total = _logsumexp_inplace(L)  # L is now exp(L - max)
+            lr = lr_copy - lpn[:, None] if log_resp is not None else None
+            if statistics:
+                L /= row_total[:, None]  # responsibilities
+                if w_block is not None:
+                    L *= w_block.astype(dtype)[:, None]
+                counts += L.sum(axis=0, dtype=np.float64)
+                chunk_x, chunk_xx = kernel.moments(block, L, cache)
+                sum_x += chunk_x
+                sum_xx = chunk_xx if sum_xx is None else sum_xx + chunk_xx
+        if w_block is None:
+            total += float(np.sum(lpn, dtype=np.float64))
+        else:
+            total += float(lpn.astype(np.float64) @ w_block)
+        if log_prob_norm is not None:
+            log_prob_norm[start:stop] = lpn
+        if log_resp is not None:
+            log_resp[start:stop] = lr
+        if log_weighted is not None:
+            log_weighted[start:stop] = weighted
+    stats = None
+    if statistics:
+        if sum_xx is None:  # no rows at all
+            empty = np.zeros((n_components, n_features, n_features))
+            sum_xx = model.second_moment_from_full(empty)
+        stats = SufficientStats(counts, sum_x, sum_xx, covariance_type)
+    return EStep(total, stats)
