@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 #: Bytes of the widest per-row temporary in one chunk when the size is automatic.
-DEFAULT_CHUNK_BYTES = 2**21
+DEFAULT_CHUNK_BYTES = 2**20
 _MIN_ROWS = 64
 _chunk_rows: int | None = None
 
@@ -154,11 +154,13 @@ def plan_chunks(
     (:func:`set_chunk_size`) or the automatic size.
     """
     n_rows, n_features = X.shape
-    # The widest per-row temporary of any kernel: the features or all components'
-    # whitened coordinates, plus the (n, K) densities.
-    width = min(n_features * (n_features + 3) // 2, n_components * n_features) + 2 * n_components
-    if n_features > 2 * n_components and n_features > 1:
-        width = max(width, n_components * n_features)
+    model = get_covariance_model(covariance_type)
+    # The kernel's widest per-row temporary (the same for any parameter values), plus
+    # the (K, n) densities and responsibilities.
+    eye = np.repeat(np.eye(n_features)[None], n_components, axis=0)
+    identity = model.precision_cholesky(model.from_full(eye))
+    kernel = model.chunk_kernel(np.zeros((n_components, n_features)), identity, X.dtype)
+    width = kernel.width + 2 * n_components
     rows = _rows_per_chunk(n_rows, width, X.dtype.itemsize, chunk_size)
     bounds = tuple((s, min(s + rows, n_rows)) for s in range(0, n_rows, rows))
     patterns = []
@@ -168,18 +170,19 @@ def plan_chunks(
     return ChunkPlan(bounds, tuple(patterns))
 
 
-def _logsumexp_inplace(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row log-sum-exp of ``L`` (n, K), overwriting ``L`` with ``exp(L - max)``.
+def _logsumexp_columns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-sum-exp over the components of ``L`` (K, n), overwriting ``L`` with
+    ``exp(L - max)``.
 
-    Returns ``(log_norm, total)`` with ``total = sum_k exp(L - max)``; -inf where a
-    row is all -inf.
+    Returns ``(log_norm (n,), total (n,))`` with ``total = sum_k exp(L - max)``; -inf
+    where a column is all -inf.
     """
-    top = L.max(axis=1)
+    top = L.max(axis=0)
     if not np.all(np.isfinite(top)):
         top = np.where(np.isfinite(top), top, 0.0).astype(L.dtype)
-    L -= top[:, None]
+    L -= top
     np.exp(L, out=L)
-    total = L.sum(axis=1)
+    total = L.sum(axis=0)
     with np.errstate(divide="ignore"):
         log_norm = np.log(total)
     log_norm += top
@@ -247,7 +250,7 @@ def e_step(
     True
     """
     model = get_covariance_model(covariance_type)
-    n_components, n_features = params.means.shape
+    n_components = params.means.shape[0]
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     if plan is None:
         plan = plan_chunks(X, n_components, covariance_type, chunk_size)
@@ -261,14 +264,12 @@ def e_step(
     kernel = model.chunk_kernel(means, params.precisions_cholesky, dtype)
     with np.errstate(divide="ignore"):
         log_w64 = np.log(params.weights)
-    log_w = log_w64.astype(dtype)
+    log_w = log_w64.astype(dtype)[:, None]
     w = None if sample_weight is None else np.asarray(sample_weight)
 
     total = 0.0
-    if statistics:
-        counts = np.zeros(n_components)
-        sum_x = np.zeros((n_components, n_features))
-        sum_xx = None
+    acc = kernel.new_accumulator() if statistics else None
+    missing_stats = None
     for (start, stop), patterns in zip(plan.bounds, plan.patterns, strict=True):
         block = X[start:stop]
         if center is not None:
@@ -280,45 +281,45 @@ def e_step(
                 lpn, lr, chunk_stats = missing_e_step(
                     block, params_c, covariance_type, patterns, w_block
                 )
-                counts += chunk_stats.n
-                sum_x += chunk_stats.sum_x
-                sum_xx = chunk_stats.sum_xx if sum_xx is None else sum_xx + chunk_stats.sum_xx
-                weighted = lr + lpn[:, None] if log_weighted is not None else None
+                if missing_stats is not None:
+                    chunk_stats = missing_stats + chunk_stats
+                missing_stats = chunk_stats
+                if log_weighted is not None:
+                    log_weighted[start:stop] = lr + lpn[:, None]
             else:
                 weighted = observed_log_gaussian(block, params_c, covariance_type, patterns)
                 weighted += log_w64
-                lpn, _ = _logsumexp_inplace(weighted.copy())
+                if log_weighted is not None:
+                    log_weighted[start:stop] = weighted
+                lpn, _ = _logsumexp_columns(weighted.T.copy())
                 lr = weighted - lpn[:, None]
-        else:
-            L, cache = kernel.log_gaussian(block)
-            L += log_w
-            weighted = L.copy() if log_weighted is not None else None
             if log_resp is not None:
-                lr_copy = L.copy()
-            lpn, row_total = _logsumexp_inplace(L)  # L is now exp(L - max)
-            lr = lr_copy - lpn[:, None] if log_resp is not None else None
+                log_resp[start:stop] = lr
+        else:
+            L, cache = kernel.log_gaussian(block)  # (K, n)
+            L += log_w
+            if log_weighted is not None:
+                log_weighted[start:stop] = L.T
+            lr = L.copy() if log_resp is not None else None
+            lpn, col_total = _logsumexp_columns(L)  # L is now exp(L - max)
+            if log_resp is not None:
+                lr -= lpn
+                log_resp[start:stop] = lr.T
             if statistics:
-                L /= row_total[:, None]  # responsibilities
+                L /= col_total  # responsibilities (K, n)
                 if w_block is not None:
-                    L *= w_block.astype(dtype)[:, None]
-                counts += L.sum(axis=0, dtype=np.float64)
-                chunk_x, chunk_xx = kernel.moments(block, L, cache)
-                sum_x += chunk_x
-                sum_xx = chunk_xx if sum_xx is None else sum_xx + chunk_xx
+                    L *= w_block.astype(dtype)
+                kernel.accumulate(acc, block, L, cache)
         if w_block is None:
             total += float(np.sum(lpn, dtype=np.float64))
         else:
             total += float(lpn.astype(np.float64) @ w_block)
         if log_prob_norm is not None:
             log_prob_norm[start:stop] = lpn
-        if log_resp is not None:
-            log_resp[start:stop] = lr
-        if log_weighted is not None:
-            log_weighted[start:stop] = weighted
     stats = None
     if statistics:
-        if sum_xx is None:  # no rows at all
-            empty = np.zeros((n_components, n_features, n_features))
-            sum_xx = model.second_moment_from_full(empty)
+        counts, sum_x, sum_xx = kernel.unpack(acc)
         stats = SufficientStats(counts, sum_x, sum_xx, covariance_type)
+        if missing_stats is not None:
+            stats = stats + missing_stats
     return EStep(total, stats)
