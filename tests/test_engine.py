@@ -204,3 +204,36 @@ def test_fit_leaves_thread_limits_alone():
     _fit(_data(3), "full")
     after = [(p["filepath"], p["num_threads"]) for p in threadpool_info()]
     assert after == before
+
+
+def test_worker_threads_respect_the_user_limit_and_restore_it():
+    from threadpoolctl import threadpool_limits
+
+    from bayesgmm.core.estep import worker_threads
+
+    def blas_limits():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    with threadpool_limits(1), worker_threads(10) as n:
+        assert n == 1
+        assert blas_limits() == [1] * len(blas_limits())
+    before = blas_limits()
+    with worker_threads(10) as n:
+        assert 1 <= n <= max(before)
+        assert set(blas_limits()) == {1}
+    assert blas_limits() == before
+
+
+def test_parallel_chunks_equal_serial(covariance_type):
+    X = _data(3, missing=True)
+    rng = np.random.default_rng(0)
+    params = _random_params(rng, 3, 3, covariance_type).shift_means(5.0)
+    w = rng.random(N)
+    plan = plan_chunks(X, 3, covariance_type, chunk_size=20)
+    serial = e_step(X, params, covariance_type, sample_weight=w, plan=plan, n_workers=1)
+    threaded = e_step(X, params, covariance_type, sample_weight=w, plan=plan, n_workers=3)
+    assert threaded.log_likelihood == pytest.approx(serial.log_likelihood, rel=1e-13)
+    for name in ("n", "sum_x", "sum_xx"):
+        np.testing.assert_allclose(
+            getattr(threaded.stats, name), getattr(serial.stats, name), rtol=1e-12
+        )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from bayesgmm.core.covariance import CollapsedComponentError
-from bayesgmm.core.estep import e_step, plan_chunks
+from bayesgmm.core.estep import ChunkPlan, e_step, plan_chunks, worker_threads
 from bayesgmm.core.init import initial_params
 from bayesgmm.core.missing import has_missing, weighted_column_means
 from bayesgmm.core.mstep import m_step
@@ -65,6 +65,8 @@ def run_em(
     init: int = 0,
     callback: Callback | None = None,
     chunk_size: int | None = None,
+    plan: ChunkPlan | None = None,
+    n_workers: int | None = None,
 ) -> EMResult:
     """EM (MAP-EM if ``prior`` is given) from one start until the objective changes by
     less than ``tol``.
@@ -75,35 +77,45 @@ def run_em(
 
     Every E-step is one pass of the chunk kernel (:func:`bayesgmm.core.estep.e_step`)
     that returns the objective and the sufficient statistics only (no ``(N, K)``
-    array); ``chunk_size`` rows per chunk (``None``: the session setting or automatic).
+    array); ``chunk_size`` rows per chunk (``None``: the session setting or automatic),
+    or a precomputed ``plan``; ``n_workers`` threads over chunks when called inside
+    :func:`~bayesgmm.core.estep.worker_threads` (``None``: decided here).
     ``X`` (float64 or float32) is expected centered (as :func:`fit_mixture` does).
     """
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
     # Chunks cut, and rows with NaN grouped by missingness pattern, once for every E-step.
-    plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
+    if plan is None:
+        plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
     history: list[float] = []
     converged = False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        previous = lower_bound
-        objective, stats = e_step(
-            X, params, covariance_type, sample_weight=sample_weight, plan=plan
-        )
-        if prior is not None:
-            objective += prior.log_prob(params, covariance_type)
-        lower_bound = objective / total_weight
-        try:
-            params = m_step(stats, reg_covar, prior, previous=params)
-        except CollapsedComponentError as err:
-            err.iteration = n_iter
-            raise
-        history.append(lower_bound)
-        change = lower_bound - previous
-        if callback is not None:
-            callback(init, n_iter, lower_bound, change)
-        if abs(change) < tol:
-            converged = True
-            break
+    # Threads over chunks for the whole loop (BLAS held to one per worker meanwhile).
+    with worker_threads(len(plan.bounds), n_workers) as n_workers:
+        for n_iter in range(1, max_iter + 1):
+            previous = lower_bound
+            objective, stats = e_step(
+                X,
+                params,
+                covariance_type,
+                sample_weight=sample_weight,
+                plan=plan,
+                n_workers=n_workers,
+            )
+            if prior is not None:
+                objective += prior.log_prob(params, covariance_type)
+            lower_bound = objective / total_weight
+            try:
+                params = m_step(stats, reg_covar, prior, previous=params)
+            except CollapsedComponentError as err:
+                err.iteration = n_iter
+                raise
+            history.append(lower_bound)
+            change = lower_bound - previous
+            if callback is not None:
+                callback(init, n_iter, lower_bound, change)
+            if abs(change) < tol:
+                converged = True
+                break
     return EMResult(params, converged, n_iter, lower_bound, np.asarray(history), init)
 
 
@@ -156,47 +168,51 @@ def fit_mixture(
     failures: list[CollapsedComponentError] = []
     # Fully user-given starts draw no random numbers: every start would be the same.
     given = weights_init is not None and means_init is not None and precisions_init is not None
-    for init in range(1 if start is not None or given else n_init):
-        try:
-            if start is not None:
-                params0, lb0 = start.shift_means(-shift), start_lower_bound
-            else:
-                params0 = initial_params(
-                    # With NaN: the start (k-means etc. and its M-step) sees each
-                    # missing value filled with its column mean (0 once centered).
-                    np.nan_to_num(Xc, nan=0.0) if missing else Xc,
-                    n_components,
-                    covariance_type,
-                    method=init_params,
-                    rng=random_state,
+    # Chunks cut once for every start; BLAS held to one thread per worker for the fit.
+    plan = plan_chunks(Xc, n_components, covariance_type, chunk_size)
+    with worker_threads(len(plan.bounds)) as n_workers:
+        for init in range(1 if start is not None or given else n_init):
+            try:
+                if start is not None:
+                    params0, lb0 = start.shift_means(-shift), start_lower_bound
+                else:
+                    params0 = initial_params(
+                        # With NaN: the start (k-means etc. and its M-step) sees each
+                        # missing value filled with its column mean (0 once centered).
+                        np.nan_to_num(Xc, nan=0.0) if missing else Xc,
+                        n_components,
+                        covariance_type,
+                        method=init_params,
+                        rng=random_state,
+                        reg_covar=reg_covar,
+                        prior=prior,
+                        sample_weight=sample_weight,
+                        weights_init=weights_init,
+                        means_init=means_init,
+                        precisions_init=precisions_init,
+                    )
+                    lb0 = -np.inf
+                result = run_em(
+                    Xc,
+                    params0,
+                    covariance_type=covariance_type,
+                    tol=tol,
+                    max_iter=max_iter,
                     reg_covar=reg_covar,
                     prior=prior,
                     sample_weight=sample_weight,
-                    weights_init=weights_init,
-                    means_init=means_init,
-                    precisions_init=precisions_init,
+                    lower_bound=lb0,
+                    init=init,
+                    callback=callback,
+                    plan=plan,
+                    n_workers=n_workers,
                 )
-                lb0 = -np.inf
-            result = run_em(
-                Xc,
-                params0,
-                covariance_type=covariance_type,
-                tol=tol,
-                max_iter=max_iter,
-                reg_covar=reg_covar,
-                prior=prior,
-                sample_weight=sample_weight,
-                lower_bound=lb0,
-                init=init,
-                callback=callback,
-                chunk_size=chunk_size,
-            )
-        except CollapsedComponentError as err:
-            err.init = init
-            failures.append(err)
-            continue
-        if best is None or result.lower_bound > best.lower_bound:
-            best = result
+            except CollapsedComponentError as err:
+                err.init = init
+                failures.append(err)
+                continue
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
     if best is None:
         raise failures[-1]
     return best._replace(params=best.params.shift_means(shift)), failures

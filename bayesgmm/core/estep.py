@@ -35,11 +35,15 @@ fitted parameters are float64.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.missing import (
@@ -61,12 +65,15 @@ __all__ = [
     "get_chunk_size",
     "plan_chunks",
     "set_chunk_size",
+    "worker_threads",
 ]
 
 #: Bytes of the widest per-row temporary in one chunk when the size is automatic.
 DEFAULT_CHUNK_BYTES = 2**20
 _MIN_ROWS = 64
 _chunk_rows: int | None = None
+#: Most threads over chunks (``None``: as many as the user's BLAS limit allows).
+MAX_WORKERS: int | None = None
 
 
 def set_chunk_size(rows: int | None) -> None:
@@ -102,6 +109,44 @@ def chunk_size(rows: int | None) -> Iterator[None]:
         yield
     finally:
         set_chunk_size(previous)
+
+
+def _allowed_threads() -> int:
+    """Threads the user allows: the BLAS pools' current limit (threadpoolctl, or the
+    environment such as ``OPENBLAS_NUM_THREADS``), at most the usable cores."""
+    limits = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min([cores, *limits]))
+
+
+@contextmanager
+def worker_threads(n_chunks: int, n_workers: int | None = None) -> Iterator[int]:
+    """How many threads work on chunks in parallel, inside a ``with`` block.
+
+    As many as the user's BLAS thread limit allows, at most one per chunk (never
+    more: no oversubscription). Inside the block BLAS is held to one thread (the
+    previous limits are restored on exit): the kernel's GEMMs are small, and
+    multithreaded BLAS on small matrices loses badly (measured on a busy 2-core
+    machine: a 10 x 10 triangular solve took 20 ms with 2 OpenBLAS threads, 0.09 ms
+    with one). The total stays within the user's limit; with a limit of one (e.g.
+    ``threadpoolctl.threadpool_limits(1)`` or ``OPENBLAS_NUM_THREADS=1``) everything
+    runs serially and no limit is touched. An ``n_workers`` already decided by an
+    enclosing block is passed through.
+    """
+    if n_workers is not None:
+        yield n_workers
+        return
+    allowed = _allowed_threads()
+    if allowed <= 1:
+        yield 1
+        return
+    if MAX_WORKERS is not None:
+        allowed = min(allowed, MAX_WORKERS)
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield max(1, min(allowed, n_chunks))
 
 
 class ChunkPlan(NamedTuple):
@@ -201,6 +246,7 @@ def e_step(
     log_weighted: np.ndarray | None = None,
     plan: ChunkPlan | None = None,
     chunk_size: int | None = None,
+    n_workers: int | None = None,
 ) -> EStep:
     r"""One pass of the chunk kernel over ``X``.
 
@@ -231,6 +277,9 @@ def e_step(
         From :func:`plan_chunks` (reuse it across EM iterations).
     chunk_size : int, optional
         Rows per chunk when no ``plan`` is given.
+    n_workers : int, optional
+        Threads over chunks, from an enclosing :func:`worker_threads` (which already
+        holds BLAS to one thread per worker); ``None`` decides here.
 
     Returns
     -------
@@ -267,55 +316,79 @@ def e_step(
     log_w = log_w64.astype(dtype)[:, None]
     w = None if sample_weight is None else np.asarray(sample_weight)
 
-    total = 0.0
-    acc = kernel.new_accumulator() if statistics else None
-    missing_stats = None
-    for (start, stop), patterns in zip(plan.bounds, plan.patterns, strict=True):
-        block = X[start:stop]
-        if center is not None:
-            block = block - center.astype(dtype)
-        w_block = None if w is None else w[start:stop]
-        if patterns is not None:
-            # Exact observed-data E-step, per missingness pattern within the chunk.
-            if statistics:
-                lpn, lr, chunk_stats = missing_e_step(
-                    block, params_c, covariance_type, patterns, w_block
-                )
-                if missing_stats is not None:
-                    chunk_stats = missing_stats + chunk_stats
-                missing_stats = chunk_stats
-                if log_weighted is not None:
-                    log_weighted[start:stop] = lr + lpn[:, None]
+    def run(chunks: range) -> tuple[float, list | None, SufficientStats | None]:
+        """The chunks ``chunks`` of the plan: objective, accumulator, missing-data stats."""
+        total = 0.0
+        acc = kernel.new_accumulator() if statistics else None
+        missing_stats = None
+        for index in chunks:
+            (start, stop), patterns = plan.bounds[index], plan.patterns[index]
+            block = X[start:stop]
+            if center is not None:
+                block = block - center.astype(dtype)
+            w_block = None if w is None else w[start:stop]
+            if patterns is not None:
+                # Exact observed-data E-step, per missingness pattern within the chunk.
+                if statistics:
+                    lpn, lr, chunk_stats = missing_e_step(
+                        block, params_c, covariance_type, patterns, w_block
+                    )
+                    if missing_stats is not None:
+                        chunk_stats = missing_stats + chunk_stats
+                    missing_stats = chunk_stats
+                    if log_weighted is not None:
+                        log_weighted[start:stop] = lr + lpn[:, None]
+                else:
+                    weighted = observed_log_gaussian(block, params_c, covariance_type, patterns)
+                    weighted += log_w64
+                    if log_weighted is not None:
+                        log_weighted[start:stop] = weighted
+                    lpn, _ = _logsumexp_columns(weighted.T.copy())
+                    lr = weighted - lpn[:, None]
+                if log_resp is not None:
+                    log_resp[start:stop] = lr
             else:
-                weighted = observed_log_gaussian(block, params_c, covariance_type, patterns)
-                weighted += log_w64
+                L, cache = kernel.log_gaussian(block)  # (K, n)
+                L += log_w
                 if log_weighted is not None:
-                    log_weighted[start:stop] = weighted
-                lpn, _ = _logsumexp_columns(weighted.T.copy())
-                lr = weighted - lpn[:, None]
-            if log_resp is not None:
-                log_resp[start:stop] = lr
+                    log_weighted[start:stop] = L.T
+                lr = L.copy() if log_resp is not None else None
+                lpn, col_total = _logsumexp_columns(L)  # L is now exp(L - max)
+                if log_resp is not None:
+                    lr -= lpn
+                    log_resp[start:stop] = lr.T
+                if statistics:
+                    L /= col_total  # responsibilities (K, n)
+                    if w_block is not None:
+                        L *= w_block.astype(dtype)
+                    kernel.accumulate(acc, block, L, cache)
+            if w_block is None:
+                total += float(np.sum(lpn, dtype=np.float64))
+            else:
+                total += float(lpn.astype(np.float64) @ w_block)
+            if log_prob_norm is not None:
+                log_prob_norm[start:stop] = lpn
+        return total, acc, missing_stats
+
+    n_chunks = len(plan.bounds)
+    with worker_threads(n_chunks, n_workers) as workers:
+        if workers <= 1:
+            parts = [run(range(n_chunks))]
         else:
-            L, cache = kernel.log_gaussian(block)  # (K, n)
-            L += log_w
-            if log_weighted is not None:
-                log_weighted[start:stop] = L.T
-            lr = L.copy() if log_resp is not None else None
-            lpn, col_total = _logsumexp_columns(L)  # L is now exp(L - max)
-            if log_resp is not None:
-                lr -= lpn
-                log_resp[start:stop] = lr.T
-            if statistics:
-                L /= col_total  # responsibilities (K, n)
-                if w_block is not None:
-                    L *= w_block.astype(dtype)
-                kernel.accumulate(acc, block, L, cache)
-        if w_block is None:
-            total += float(np.sum(lpn, dtype=np.float64))
-        else:
-            total += float(lpn.astype(np.float64) @ w_block)
-        if log_prob_norm is not None:
-            log_prob_norm[start:stop] = lpn
+            # Contiguous ranges of chunks, one per worker (deterministic for a given
+            # number of workers); the outputs are disjoint slices.
+            cuts = np.linspace(0, n_chunks, workers + 1).round().astype(int)
+            ranges = [range(a, b) for a, b in itertools.pairwise(cuts)]
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(run, ranges))
+    total = float(sum(part[0] for part in parts))
+    acc = None
+    missing_stats = None
+    for _, part_acc, part_missing in parts:
+        if part_acc is not None:
+            acc = part_acc if acc is None else [x + y for x, y in zip(acc, part_acc, strict=True)]
+        if part_missing is not None:
+            missing_stats = part_missing if missing_stats is None else missing_stats + part_missing
     stats = None
     if statistics:
         counts, sum_x, sum_xx = kernel.unpack(acc)

@@ -104,16 +104,18 @@ class FeatureMapKernel:
         phi = self.features(X)
         return self.A_t @ phi, phi
 
-    def new_accumulator(self) -> np.ndarray:
-        return np.zeros((self.A_t.shape[1], self.A_t.shape[0]))
+    def new_accumulator(self) -> list[np.ndarray]:
+        """A list of float64 arrays; accumulators of two ranges of rows add elementwise."""
+        return [np.zeros((self.A_t.shape[1], self.A_t.shape[0]))]
 
     def accumulate(self, acc, X, resp_t, phi) -> None:
         """Add the chunk's ``phi @ resp.T`` (1 + F, K) to ``acc`` (float64)."""
-        acc += phi @ resp_t.T
+        acc[0] += phi @ resp_t.T
 
     def unpack(self, acc):
         """``(counts (K,), sum_x (K, D), sum_xx)`` from the accumulator."""
         d = self.n_features
+        acc = acc[0]
         counts, sum_x, upper = acc[0], acc[1 : 1 + d].T, acc[1 + d :]
         if self.second == "diag":
             return counts, sum_x, upper.T
