@@ -142,15 +142,16 @@ def test_chunk_size_settings():
     assert get_chunk_size() is None
     with chunk_size(17):
         assert get_chunk_size() == 17
-        assert max(b - a for a, b in plan_chunks(np.zeros((100, 2)), 2, "full").bounds) == 17
+        chunks = plan_chunks(np.zeros((100, 2)), 2, "full").chunks
+        assert max(c.stop - c.start for c in chunks) == 17
     assert get_chunk_size() is None
     with pytest.raises(ValueError, match="positive integer"):
         set_chunk_size(0)
     # Automatic: about DEFAULT_CHUNK_BYTES per chunk of the widest temporary.
     plan = plan_chunks(np.zeros((10**6, 10)), 10, "full")
-    rows = plan.bounds[0][1]
+    rows = plan.chunks[0].stop
     assert 500 <= rows <= DEFAULT_CHUNK_BYTES // (8 * 10)
-    assert plan.bounds[-1][1] == 10**6
+    assert plan.chunks[-1].stop == 10**6
 
 
 def test_float32_stays_float32_in_the_kernel_and_fits_like_float64(covariance_type):

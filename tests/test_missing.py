@@ -78,6 +78,7 @@ def test_missing_kernels_on_complete_data_equal_complete_code(data, cov, monkeyp
     reference = _fit(X, cov, sample_weight=w, max_iter=50)
     # Force the missing-data E-step (patterns, conditional statistics) on every chunk.
     monkeypatch.setattr(estep_module, "has_missing", lambda X: True)
+    monkeypatch.setattr(estep_module, "_COMPLETE_ROWS_BY_KERNEL", False)
     forced = _fit(X, cov, sample_weight=w, max_iter=50)
     assert forced.n_iter_ == reference.n_iter_
     np.testing.assert_allclose(forced.lower_bounds_, reference.lower_bounds_, rtol=1e-12)

@@ -90,7 +90,7 @@ def run_em(
     converged = False
     n_iter = 0
     # Threads over chunks for the whole loop (BLAS held to one per worker meanwhile).
-    with worker_threads(len(plan.bounds), n_workers) as n_workers:
+    with worker_threads(len(plan.chunks), n_workers) as n_workers:
         for n_iter in range(1, max_iter + 1):
             previous = lower_bound
             objective, stats = e_step(
@@ -170,7 +170,7 @@ def fit_mixture(
     given = weights_init is not None and means_init is not None and precisions_init is not None
     # Chunks cut once for every start; BLAS held to one thread per worker for the fit.
     plan = plan_chunks(Xc, n_components, covariance_type, chunk_size)
-    with worker_threads(len(plan.bounds)) as n_workers:
+    with worker_threads(len(plan.chunks)) as n_workers:
         for init in range(1 if start is not None or given else n_init):
             try:
                 if start is not None:

@@ -72,6 +72,9 @@ __all__ = [
 DEFAULT_CHUNK_BYTES = 2**20
 _MIN_ROWS = 64
 _chunk_rows: int | None = None
+# Complete rows of data with NaN take the GEMM kernel (False: the per-pattern E-step,
+# which the tests use to check that both give the same fit).
+_COMPLETE_ROWS_BY_KERNEL = True
 #: Most threads over chunks (``None``: as many as the user's BLAS limit allows).
 MAX_WORKERS: int | None = None
 
@@ -152,15 +155,22 @@ def worker_threads(n_chunks: int, n_workers: int | None = None) -> Iterator[int]
 class ChunkPlan(NamedTuple):
     """How the rows of a data matrix are cut into chunks, computed once per fit.
 
+    Without NaN the chunks are consecutive slices. With NaN the complete rows are cut
+    into chunks as well, and the incomplete rows are grouped by missingness pattern
+    over the whole data and packed, pattern after pattern, into chunks of the same
+    size (a large pattern spans several chunks): so each pattern's observed block is
+    factorized about once per E-step, however the rows are ordered.
+
     Attributes
     ----------
-    bounds : tuple of (start, stop)
+    chunks : tuple of slice or int ndarray
+        The rows of each chunk.
     patterns : tuple of MissingPatterns or None
         Per chunk, its rows grouped by missingness pattern (chunk-local indices), or
-        ``None`` for a chunk without NaN.
+        ``None`` for a chunk of complete rows (the GEMM kernel).
     """
 
-    bounds: tuple[tuple[int, int], ...]
+    chunks: tuple[slice | np.ndarray, ...]
     patterns: tuple[MissingPatterns | None, ...]
 
 
@@ -207,12 +217,60 @@ def plan_chunks(
     kernel = model.chunk_kernel(np.zeros((n_components, n_features)), identity, X.dtype)
     width = kernel.width + 2 * n_components
     rows = _rows_per_chunk(n_rows, width, X.dtype.itemsize, chunk_size)
-    bounds = tuple((s, min(s + rows, n_rows)) for s in range(0, n_rows, rows))
-    patterns = []
-    for start, stop in bounds:
-        block = X[start:stop]
-        patterns.append(missing_patterns(block) if has_missing(block) else None)
-    return ChunkPlan(bounds, tuple(patterns))
+    if not has_missing(X):
+        chunks = tuple(slice(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows))
+        return ChunkPlan(chunks, (None,) * len(chunks))
+    observed = ~np.isnan(X)
+    complete = observed.all(axis=1)
+    if not _COMPLETE_ROWS_BY_KERNEL:
+        complete[:] = False
+    chunks: list[slice | np.ndarray] = []
+    patterns: list[MissingPatterns | None] = []
+    done = np.flatnonzero(complete)
+    for s in range(0, done.size, rows):
+        chunks.append(_as_slice(done[s : s + rows]))
+        patterns.append(None)
+    incomplete = np.flatnonzero(~complete)
+    if incomplete.size:
+        grouped = missing_patterns(X[incomplete])
+        pieces: list[tuple[int, np.ndarray]] = []  # (pattern, rows into `incomplete`)
+        fill = 0
+
+        def flush() -> None:
+            nonlocal fill
+            if not pieces:
+                return
+            index = incomplete[np.concatenate([r for _, r in pieces])]
+            offsets = np.cumsum([0] + [r.size for _, r in pieces])
+            chunks.append(index)
+            patterns.append(
+                MissingPatterns(
+                    observed[index],
+                    grouped.patterns[[p for p, _ in pieces]],
+                    tuple(np.arange(a, b) for a, b in itertools.pairwise(offsets)),
+                )
+            )
+            pieces.clear()
+            fill = 0
+
+        for p, members in enumerate(grouped.rows):
+            pos = 0
+            while pos < members.size:
+                take = min(rows - fill, members.size - pos)
+                pieces.append((p, members[pos : pos + take]))
+                fill += take
+                pos += take
+                if fill == rows:
+                    flush()
+        flush()
+    return ChunkPlan(tuple(chunks), tuple(patterns))
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive row indices as a slice (a view, no copy)."""
+    if index.size and index[-1] - index[0] + 1 == index.size:
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
 
 
 def _logsumexp_columns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -322,11 +380,11 @@ def e_step(
         acc = kernel.new_accumulator() if statistics else None
         missing_stats = None
         for index in chunks:
-            (start, stop), patterns = plan.bounds[index], plan.patterns[index]
-            block = X[start:stop]
+            rows, patterns = plan.chunks[index], plan.patterns[index]
+            block = X[rows]
             if center is not None:
                 block = block - center.astype(dtype)
-            w_block = None if w is None else w[start:stop]
+            w_block = None if w is None else w[rows]
             if patterns is not None:
                 # Exact observed-data E-step, per missingness pattern within the chunk.
                 if statistics:
@@ -337,26 +395,26 @@ def e_step(
                         chunk_stats = missing_stats + chunk_stats
                     missing_stats = chunk_stats
                     if log_weighted is not None:
-                        log_weighted[start:stop] = lr + lpn[:, None]
+                        log_weighted[rows] = lr + lpn[:, None]
                 else:
                     weighted = observed_log_gaussian(block, params_c, covariance_type, patterns)
                     weighted += log_w64
                     if log_weighted is not None:
-                        log_weighted[start:stop] = weighted
+                        log_weighted[rows] = weighted
                     lpn, _ = _logsumexp_columns(weighted.T.copy())
                     lr = weighted - lpn[:, None]
                 if log_resp is not None:
-                    log_resp[start:stop] = lr
+                    log_resp[rows] = lr
             else:
                 L, cache = kernel.log_gaussian(block)  # (K, n)
                 L += log_w
                 if log_weighted is not None:
-                    log_weighted[start:stop] = L.T
+                    log_weighted[rows] = L.T
                 lr = L.copy() if log_resp is not None else None
                 lpn, col_total = _logsumexp_columns(L)  # L is now exp(L - max)
                 if log_resp is not None:
                     lr -= lpn
-                    log_resp[start:stop] = lr.T
+                    log_resp[rows] = lr.T
                 if statistics:
                     L /= col_total  # responsibilities (K, n)
                     if w_block is not None:
@@ -367,10 +425,10 @@ def e_step(
             else:
                 total += float(lpn.astype(np.float64) @ w_block)
             if log_prob_norm is not None:
-                log_prob_norm[start:stop] = lpn
+                log_prob_norm[rows] = lpn
         return total, acc, missing_stats
 
-    n_chunks = len(plan.bounds)
+    n_chunks = len(plan.chunks)
     with worker_threads(n_chunks, n_workers) as workers:
         if workers <= 1:
             parts = [run(range(n_chunks))]
