@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.missing import (
@@ -77,6 +77,9 @@ _chunk_rows: int | None = None
 _COMPLETE_ROWS_BY_KERNEL = True
 #: Most threads over chunks (``None``: as many as the user's BLAS limit allows).
 MAX_WORKERS: int | None = None
+#: A worker thread per this many chunks at least (below, thread hand-offs cost more than
+#: they save: measured at N = 1e4, 7 chunks, 2 threads were up to 2x slower than one).
+MIN_CHUNKS_PER_WORKER = 8
 
 
 def set_chunk_size(rows: int | None) -> None:
@@ -114,10 +117,23 @@ def chunk_size(rows: int | None) -> Iterator[None]:
         set_chunk_size(previous)
 
 
+_controller: ThreadpoolController | None = None
+
+
+def _threadpools() -> ThreadpoolController:
+    """One controller per process: scanning the loaded libraries costs milliseconds
+    (``threadpool_info()`` about 3 ms), reading and setting limits through it microseconds.
+    The BLAS that NumPy and SciPy use are loaded when this package is imported."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
+
 def _allowed_threads() -> int:
     """Threads the user allows: the BLAS pools' current limit (threadpoolctl, or the
     environment such as ``OPENBLAS_NUM_THREADS``), at most the usable cores."""
-    limits = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    limits = [pool["num_threads"] for pool in _threadpools().select(user_api="blas").info()]
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -129,9 +145,10 @@ def _allowed_threads() -> int:
 def worker_threads(n_chunks: int, n_workers: int | None = None) -> Iterator[int]:
     """How many threads work on chunks in parallel, inside a ``with`` block.
 
-    As many as the user's BLAS thread limit allows, at most one per chunk (never
-    more: no oversubscription). Inside the block BLAS is held to one thread (the
-    previous limits are restored on exit): the kernel's GEMMs are small, and
+    As many as the user's BLAS thread limit allows (never more: no
+    oversubscription), at most one per :data:`MIN_CHUNKS_PER_WORKER` chunks. Inside
+    the block BLAS is held to one thread (the previous limits are restored on exit),
+    even with a single worker: the kernel's GEMMs are small, and
     multithreaded BLAS on small matrices loses badly (measured on a busy 2-core
     machine: a 10 x 10 triangular solve took 20 ms with 2 OpenBLAS threads, 0.09 ms
     with one). The total stays within the user's limit; with a limit of one (e.g.
@@ -143,13 +160,15 @@ def worker_threads(n_chunks: int, n_workers: int | None = None) -> Iterator[int]
         yield n_workers
         return
     allowed = _allowed_threads()
+    # Even a single worker runs with BLAS at one thread: a fit's small GEMMs and
+    # factorizations gain nothing from BLAS threads.
     if allowed <= 1:
         yield 1
         return
     if MAX_WORKERS is not None:
         allowed = min(allowed, MAX_WORKERS)
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield max(1, min(allowed, n_chunks))
+    with _threadpools().limit(limits=1, user_api="blas"):
+        yield max(1, min(allowed, n_chunks // MIN_CHUNKS_PER_WORKER))
 
 
 class ChunkPlan(NamedTuple):
