@@ -232,7 +232,7 @@ def plan_chunks(
     # The kernel's widest per-row temporary (the same for any parameter values), plus
     # the (K, n) densities and responsibilities.
     eye = np.repeat(np.eye(n_features)[None], n_components, axis=0)
-    identity = model.precision_cholesky(model.from_full(eye))
+    identity = model.from_full(eye)  # identity covariances: their own precision factors
     kernel = model.chunk_kernel(np.zeros((n_components, n_features)), identity, X.dtype)
     width = kernel.width + 2 * n_components
     rows = _rows_per_chunk(n_rows, width, X.dtype.itemsize, chunk_size)
@@ -377,7 +377,9 @@ def e_step(
     """
     model = get_covariance_model(covariance_type)
     n_components = params.means.shape[0]
-    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    if X.dtype not in (np.float32, np.float64):
+        X = np.asarray(X, dtype=np.float64)
+    dtype = X.dtype
     if plan is None:
         plan = plan_chunks(X, n_components, covariance_type, chunk_size)
     means = params.means
