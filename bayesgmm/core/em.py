@@ -13,6 +13,7 @@ from bayesgmm.core.init import initial_params
 from bayesgmm.core.missing import has_missing, weighted_column_means
 from bayesgmm.core.mstep import m_step
 from bayesgmm.core.params import GMMParams
+from bayesgmm.core.suffstats import SufficientStats
 
 if TYPE_CHECKING:
     from bayesgmm.priors import GMMPrior
@@ -67,6 +68,7 @@ def run_em(
     chunk_size: int | None = None,
     plan: ChunkPlan | None = None,
     n_workers: int | None = None,
+    expectation: Callable[[GMMParams], tuple[float, SufficientStats]] | None = None,
 ) -> EMResult:
     """EM (MAP-EM if ``prior`` is given) from one start until the objective changes by
     less than ``tol``.
@@ -81,10 +83,15 @@ def run_em(
     or a precomputed ``plan``; ``n_workers`` threads over chunks when called inside
     :func:`~bayesgmm.core.estep.worker_threads` (``None``: decided here).
     ``X`` (float64 or float32) is expected centered (as :func:`fit_mixture` does).
+    ``expectation(params) -> (weighted log-likelihood, statistics)`` replaces that pass
+    (e.g. the same kernel mapped over the blocks of a Dask array); ``X`` is then only
+    used for its number of rows.
     """
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
     # Chunks cut, and rows with NaN grouped by missingness pattern, once for every E-step.
-    if plan is None:
+    if expectation is not None:
+        plan, n_workers = ChunkPlan((), ()), 1
+    elif plan is None:
         plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
     history: list[float] = []
     converged = False
@@ -93,14 +100,17 @@ def run_em(
     with worker_threads(len(plan.chunks), n_workers) as n_workers:
         for n_iter in range(1, max_iter + 1):
             previous = lower_bound
-            objective, stats = e_step(
-                X,
-                params,
-                covariance_type,
-                sample_weight=sample_weight,
-                plan=plan,
-                n_workers=n_workers,
-            )
+            if expectation is not None:
+                objective, stats = expectation(params)
+            else:
+                objective, stats = e_step(
+                    X,
+                    params,
+                    covariance_type,
+                    sample_weight=sample_weight,
+                    plan=plan,
+                    n_workers=n_workers,
+                )
             if prior is not None:
                 objective += prior.log_prob(params, covariance_type)
             lower_bound = objective / total_weight
