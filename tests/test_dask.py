@@ -108,3 +108,34 @@ def test_fit_from_zarr_matches_in_memory(client, tmp_path):
         got = GaussianMixture(2, **kw).fit(Xz)
     np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-9)
     np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_out_of_core_fit_from_zarr_under_a_worker_memory_limit(tmp_path):
+    """400 MB of data read from Zarr by 2 workers limited to 350 MB each: the fit
+    completes and equals the in-memory fit of the same data (same start, 3 iterations)."""
+    pytest.importorskip("zarr")
+    rng = np.random.default_rng(0)
+    n, d, k = 5_000_000, 10, 3
+    centers = rng.normal(scale=5.0, size=(k, d))
+    X = rng.standard_normal((n, d)) + centers[rng.integers(0, k, n)]
+    store = str(tmp_path / "big.zarr")
+    da.from_array(X, chunks=(100_000, d)).to_zarr(store)
+    kw = dict(tol=0.0, max_iter=3, **_start(X[:20_000], k, "full"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = GaussianMixture(k, **kw).fit(X)
+        del X
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                memory_limit="350MB",
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster),
+        ):
+            got = GaussianMixture(k, **kw).fit(da.from_zarr(store))
+    np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-9)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-9, atol=1e-9)
