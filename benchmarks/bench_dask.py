@@ -33,6 +33,7 @@ import time
 import warnings
 from pathlib import Path
 
+import dask
 import dask.array as da
 from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
@@ -80,8 +81,21 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=125_000)
     parser.add_argument("--zarr-n", type=int, default=4_000_000)
     parser.add_argument("--memory-limit", default="250MB")
+    parser.add_argument(
+        "--mmap-threshold",
+        type=int,
+        default=32 * 2**20,
+        help="MALLOC_MMAP_THRESHOLD_ for the worker processes (0: Dask's environment "
+        "as is). distributed sets MALLOC_TRIM_THRESHOLD_, which switches off glibc's "
+        "dynamic mmap threshold, so every chunk-sized temporary (about 1 MB) is a fresh "
+        "mmap with page faults: measured 0.065 s per 125,000-row block, 0.044 s with 32 MB",
+    )
     parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args(argv)
+    if args.mmap_threshold:
+        dask.config.set(
+            {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": args.mmap_threshold}
+        )
     warnings.simplefilter("ignore", ConvergenceWarning)
     X = make_data(args.n, args.d, args.k, args.seed)
     init = make_init(X, args.k, "full", args.seed)
