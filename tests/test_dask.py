@@ -139,3 +139,18 @@ def test_out_of_core_fit_from_zarr_under_a_worker_memory_limit(tmp_path):
             got = GaussianMixture(k, **kw).fit(da.from_zarr(store))
     np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-9)
     np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-9, atol=1e-9)
+
+
+def test_dask_dataframe_of_numeric_columns(client):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X = make_mixture(2000, n_components=2, n_features=3, random_state=0).X
+    frame = dd.from_pandas(pd.DataFrame(X, columns=["a", "b", "c"]), npartitions=4)
+    kw = dict(tol=1e-10, max_iter=20, **_start(X, 2, "full"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        got = GaussianMixture(2, **kw).fit(frame)
+        ref = GaussianMixture(2, **kw).fit(X)
+    np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-9)
+    proba = got.predict_proba(frame).compute()
+    np.testing.assert_allclose(proba, ref.predict_proba(X), atol=1e-12)
