@@ -43,11 +43,12 @@ def check_data(
 ) -> np.ndarray:
     """Validate data for ``fit`` (``reset=True``) or for prediction (``reset=False``).
 
-    Returns a C-contiguous float64 array of shape ``(N, D)`` (a copy where the input
-    would otherwise be shared; the input is never modified). Records (at fit) or
-    checks (at prediction) ``n_features_in_`` and ``feature_names_in_``. NaN marks a
-    missing value (``allow_nan=True``); at fit a column with no observed value is an
-    error naming it. Infinite values are always an error.
+    Returns a C-contiguous array of shape ``(N, D)``: float32 input stays float32 (the
+    EM engine's heavy passes then run in float32), anything else becomes float64 (a
+    copy where the input would otherwise be shared; the input is never modified).
+    Records (at fit) or checks (at prediction) ``n_features_in_`` and
+    ``feature_names_in_``. NaN marks a missing value (``allow_nan=True``); at fit a
+    column with no observed value is an error naming it. Infinite values are always an error.
     """
     bad_columns = _non_numeric_columns(X)
     if bad_columns:
@@ -70,7 +71,7 @@ def check_data(
             estimator,
             X,
             reset=reset,
-            dtype=np.float64,
+            dtype=[np.float64, np.float32],
             ensure_min_samples=min_samples,
             ensure_all_finite="allow-nan" if allow_nan else True,
             order="C",

@@ -226,6 +226,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._fit(X, sample_weight).argmax(axis=1)
 
     def _fit(self, X, sample_weight) -> np.ndarray:
+        if _is_dask(X):
+            from bayesgmm._dask import as_dask_array, fit_dask, lazy_e_step
+
+            fit_dask(self, X, sample_weight)
+            return lazy_e_step(as_dask_array(X), self._params(), self.covariance_type, "log_resp")
         check_estimator_params(self)
         X_all = X = check_data(self, X, reset=True, min_samples=2)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
@@ -362,7 +367,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return check_data(self, X, reset=False)
 
     def score_samples(self, X) -> np.ndarray:
-        """Log density of the mixture at every sample, shape ``(N,)``."""
+        """Log density of the mixture at every sample, shape ``(N,)`` (lazy for a Dask
+        array)."""
+        if _is_dask(X):
+            return self._lazy(X, "log_prob_norm")
         return log_mixture_density(self._check_X(X), self._params(), self.covariance_type)
 
     def score(self, X, y=None, sample_weight=None) -> float:
@@ -372,12 +380,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return float(np.average(log_density, weights=weights))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Responsibilities (membership probabilities), shape ``(N, K)``."""
+        """Responsibilities (membership probabilities), shape ``(N, K)`` (lazy for a Dask
+        array)."""
+        if _is_dask(X):
+            return self._lazy(X, "resp")
         _, log_resp = responsibilities(self._check_X(X), self._params(), self.covariance_type)
         return np.exp(log_resp)
 
+    def _lazy(self, X, what: str):
+        from bayesgmm._dask import as_dask_array, lazy_e_step
+
+        check_is_fitted(self)
+        X = as_dask_array(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but GaussianMixture is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return lazy_e_step(X, self._params(), self.covariance_type, what)
+
     def predict(self, X) -> np.ndarray:
-        """Most probable component of every sample, shape ``(N,)``."""
+        """Most probable component of every sample, shape ``(N,)`` (lazy for a Dask
+        array)."""
         return self.predict_proba(X).argmax(axis=1)
 
     def impute(self, X, *, n_imputations: int | None = None, random_state=None) -> np.ndarray:
@@ -457,6 +481,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _criterion_terms(self, X, sample_weight) -> tuple[float, float, float]:
         """Log-likelihood, effective sample size and hard-classification entropy."""
+        if _is_dask(X):
+            import dask
+
+            log_resp = self._lazy(X, "log_resp")
+            log_norm = self._lazy(X, "log_prob_norm")
+            w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+            if w is None:
+                terms = (log_norm.sum(), log_norm.shape[0], log_resp.max(axis=1).sum())
+            else:
+                terms = (log_norm @ w, w.sum(), log_resp.max(axis=1) @ w)
+            loglik, n, max_sum = dask.compute(*terms)
+            return float(loglik), float(n), -float(max_sum)
         X = self._check_X(X)
         w = check_sample_weight(sample_weight, X.shape[0])
         # Rows with no observed value carry no information: they add nothing to the
@@ -510,6 +546,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         mclust reports the negative.
         """
         return self.information_criteria(X, sample_weight)["icl"]
+
+
+def _is_dask(X) -> bool:
+    """Whether ``X`` is a Dask array or DataFrame (without importing Dask)."""
+    return type(X).__module__.split(".")[0] == "dask"
 
 
 def _drop_empty_rows(X: np.ndarray, sample_weight, *, warn: bool = True):

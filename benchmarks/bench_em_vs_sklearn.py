@@ -19,7 +19,21 @@ components ``K``, ``covariance_type`` in {full, diag}) it
   drift affects both, with BLAS threads pinned by ``threadpoolctl``;
 * reports the median times, their ratio ``ours / sklearn`` (below 1: ours is
   faster), the difference of mean log-likelihoods ``ours.score(X) - sk.score(X)``
-  and the largest absolute difference between the fitted means.
+  (and relative), and the largest absolute difference between the fitted means;
+* repeats the table for every ``--threads`` setting: a number pins BLAS/OpenMP
+  threads of both libraries with ``threadpoolctl``; ``default`` leaves both with the
+  machine's defaults (ours then runs chunks in parallel threads and holds BLAS to one
+  thread per worker, see :mod:`bayesgmm.core.estep`);
+* with ``--float32``, also times our fit of the float32 copy of the data from the
+  same start (``ours32_s``, ``f32_speedup = ours_s / ours32_s``);
+* with ``--memory``, measures the peak RSS of one fit of each library in a fresh
+  process (``VmHWM``), and the increase over the process with the data loaded;
+* measures the machine's floor: float64 GEMM rate (GFLOP/s, a 2000 x 2000 product)
+  and memory bandwidth (GB/s, a 400 MB copy) under each thread setting, and reports
+  ``floor_frac``: the time the arithmetic of the two GEMMs per iteration (log
+  densities and moments on the feature map, ``2 x 2 N K F`` flops with
+  ``F = 1 + D(D+3)/2`` full, ``1 + 2D`` diag) or one read of ``X`` would take at
+  those rates (whichever is longer), as a fraction of our measured time.
 
 Both estimators get ``init_params='random_from_data'``. With all three of
 ``weights_init``, ``means_init`` and ``precisions_init`` given, ours skips the
@@ -37,6 +51,8 @@ How to run
     .venv/bin/python benchmarks/bench_em_vs_sklearn.py --quick    # smoke test
     .venv/bin/python benchmarks/bench_em_vs_sklearn.py --n 10000 100000 --d 2 \\
         --k 3 --cov full --iters 20 --repeats 5 --threads 1 --out results.csv
+    .venv/bin/python benchmarks/bench_em_vs_sklearn.py --n 1000000 --d 10 --k 10 \\
+        --iters 5 --repeats 3 --threads 1 default --float32 --memory
 
 The full grid (N in {1e4, 1e5, 1e6}, D in {2, 10}, K in {3, 10}, full and diag)
 takes tens of minutes on one core; ``--large-repeats 3`` cuts the repeats at
@@ -49,10 +65,15 @@ hand when the EM code changes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gc
+import json
+import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -78,7 +99,16 @@ COLUMNS = [
     "sklearn_s",
     "ratio",
     "loglik_diff",
+    "loglik_rel",
     "max_mean_diff",
+    "ours32_s",
+    "f32_speedup",
+    "f32_loglik_rel",
+    "floor_frac",
+    "ours_rss_mb",
+    "sklearn_rss_mb",
+    "ours_rss_fit_mb",
+    "sklearn_rss_fit_mb",
     "blas_threads",
 ]
 LARGE_N = 1_000_000
@@ -172,18 +202,20 @@ def _timed_fit(cls, X, k, covariance_type, iters, init):
     return elapsed, est
 
 
-def run_config(X, k, covariance_type, iters, repeats, seed) -> dict:
+def run_config(X, k, covariance_type, iters, repeats, seed, float32=False) -> dict:
     n, d = X.shape
     init = make_init(X, k, covariance_type, seed)
-    times = {"ours": [], "sklearn": []}
-    classes = {"ours": GaussianMixture, "sklearn": SkGaussianMixture}
+    names = ["ours", "sklearn"] + (["ours32"] if float32 else [])
+    times = {name: [] for name in names}
+    classes = {"ours": GaussianMixture, "sklearn": SkGaussianMixture, "ours32": GaussianMixture}
+    data = {"ours": X, "sklearn": X, "ours32": X.astype(np.float32) if float32 else None}
     fitted = {}
     for r in range(repeats):
-        order = ("ours", "sklearn") if r % 2 == 0 else ("sklearn", "ours")
+        order = names if r % 2 == 0 else names[::-1]
         for name in order:
             fitted.pop(name, None)  # free the previous fit before the next one
             gc.collect()
-            elapsed, est = _timed_fit(classes[name], X, k, covariance_type, iters, init)
+            elapsed, est = _timed_fit(classes[name], data[name], k, covariance_type, iters, init)
             times[name].append(elapsed)
             fitted[name] = est
     ours, sk = fitted["ours"], fitted["sklearn"]
@@ -203,22 +235,95 @@ def run_config(X, k, covariance_type, iters, repeats, seed) -> dict:
         "sklearn_s": sk_s,
         "ratio": ours_s / sk_s,
         "loglik_diff": ours.score(X) - sk.score(X),
+        "loglik_rel": abs(ours.score(X) - sk.score(X)) / abs(sk.score(X)),
         "max_mean_diff": float(np.max(np.abs(ours.means_ - sk.means_))),
         "repeats": repeats,
     }
+    if float32:
+        row["ours32_s"] = statistics.median(times["ours32"])
+        row["f32_speedup"] = ours_s / row["ours32_s"]
+        row["f32_loglik_rel"] = abs(fitted["ours32"].score(X) - ours.score(X)) / abs(ours.score(X))
     del fitted, ours, sk
     gc.collect()
     return row
 
 
+# -- the machine's floor and memory -----------------------------------------------------
+def measure_floor() -> tuple[float, float]:
+    """``(GEMM GFLOP/s, copy bandwidth GB/s)`` under the current thread limits (best of 3)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2000, 2000)), rng.standard_normal((2000, 2000))
+    gemm = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ b
+        gemm.append(time.perf_counter() - t0)
+    src = np.ones(50_000_000)  # 400 MB
+    dst = np.empty_like(src)
+    copy = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        copy.append(time.perf_counter() - t0)
+    return 2 * 2000**3 / min(gemm) / 1e9, 2 * src.nbytes / min(copy) / 1e9
+
+
+def floor_seconds(n, d, k, covariance_type, iters, gflops, gbps) -> float:
+    """Time the two feature-map GEMMs per iteration, or one read of X, would take."""
+    width = 1 + d * (d + 3) // 2 if covariance_type == "full" else 1 + 2 * d
+    flops = 2 * 2 * n * k * width
+    return iters * max(flops / (gflops * 1e9), 8 * n * d / (gbps * 1e9))
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far, MB (VmHWM: per address space, so a
+    fresh process does not inherit its parent's peak as ``ru_maxrss`` does on exec)."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def memory_child(spec: dict) -> None:
+    """In a fresh process: data, then one fit; print peak RSS before and after (MB)."""
+    X = make_data(spec["n"], spec["d"], spec["k"], spec["seed"])
+    init = make_init(X, spec["k"], spec["cov"], spec["seed"])
+    cls = GaussianMixture if spec["which"] == "ours" else SkGaussianMixture
+    limits = threadpool_limits(spec["threads"]) if spec["threads"] else contextlib.nullcontext()
+    gc.collect()
+    before = _rss_mb()
+    with limits, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _estimator(cls, spec["k"], spec["cov"], spec["iters"], init).fit(X)
+    print(json.dumps({"before": before, "peak": _rss_mb()}))
+
+
+def measure_memory(n, d, k, covariance_type, iters, seed, threads) -> dict:
+    out = {}
+    for which in ("ours", "sklearn"):
+        spec = {"n": n, "d": d, "k": k, "cov": covariance_type, "iters": iters}
+        spec.update(seed=seed, which=which, threads=threads)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--memory-child", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[f"{which}_rss_mb"] = result["peak"]
+        out[f"{which}_rss_fit_mb"] = result["peak"] - result["before"]
+    return out
+
+
 # -- output ------------------------------------------------------------------------------
-def print_blas_info(threads: int) -> None:
+def print_blas_info(threads) -> None:
     print(
         f"bayesgmm {bayesgmm.__version__}, "
         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
         f"Python {platform.python_version()}, {platform.machine()}"
     )
-    with threadpool_limits(threads):
+    with _limits(threads):
         for pool in threadpool_info():
             extra = ", ".join(
                 f"{key}={pool[key]}"
@@ -230,22 +335,50 @@ def print_blas_info(threads: int) -> None:
                 f"{pool.get('version')}, num_threads={pool.get('num_threads')}"
                 f"{', ' + extra if extra else ''} ({pool.get('filepath')})"
             )
-    print(f"BLAS threads pinned to {threads}\n")
+    print(f"BLAS threads: {'default' if threads is None else threads}")
+    with contextlib.suppress(OSError):
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average (1, 5, 15 min): {load}")
+    print()
+
+
+def _limits(threads):
+    """``threadpool_limits(threads)``, or nothing for the machine's defaults."""
+    return contextlib.nullcontext() if threads is None else threadpool_limits(threads)
 
 
 HEADER = (
     f"{'n':>8} {'d':>3} {'k':>3} {'cov':>5} {'iters':>5} {'reps':>4} "
-    f"{'ours_s':>9} {'sklearn_s':>9} {'ratio':>6} {'loglik_diff':>12} {'max_mean_diff':>13}"
+    f"{'ours_s':>9} {'sklearn_s':>9} {'ratio':>6} {'loglik_rel':>10} {'max_mean_diff':>13} "
+    f"{'ours32_s':>9} {'f32_x':>6} {'f32_ll_rel':>10} {'floor':>6} "
+    f"{'rss_ours':>8} {'rss_sk':>8}"
 )
+
+
+def _fmt(row, key, spec, width):
+    value = row.get(key)
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
 
 
 def format_row(row: dict) -> str:
     return (
         f"{row['n']:>8} {row['d']:>3} {row['k']:>3} {row['covariance_type']:>5} "
         f"{row['iters']:>5} {row['repeats']:>4} {row['ours_s']:>9.4f} "
-        f"{row['sklearn_s']:>9.4f} {row['ratio']:>6.2f} {row['loglik_diff']:>12.3e} "
-        f"{row['max_mean_diff']:>13.3e}"
+        f"{row['sklearn_s']:>9.4f} {row['ratio']:>6.2f} {row['loglik_rel']:>10.1e} "
+        f"{row['max_mean_diff']:>13.3e} {_fmt(row, 'ours32_s', '.4f', 9)} "
+        f"{_fmt(row, 'f32_speedup', '.2f', 6)} {_fmt(row, 'f32_loglik_rel', '.1e', 10)} "
+        f"{_fmt(row, 'floor_frac', '.3f', 6)} {_fmt(row, 'ours_rss_mb', '.0f', 8)} "
+        f"{_fmt(row, 'sklearn_rss_mb', '.0f', 8)}"
     )
+
+
+def _threads_arg(value: str):
+    if value == "default":
+        return None
+    threads = int(value)
+    if threads < 1:
+        raise argparse.ArgumentTypeError("threads must be >= 1 or 'default'")
+    return threads
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -264,7 +397,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help=f"repeats at N >= {LARGE_N} (default: --repeats)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
+    parser.add_argument(
+        "--threads",
+        type=_threads_arg,
+        nargs="+",
+        default=[1, None],
+        help="BLAS threads per table (threadpoolctl), or 'default' for the machine's "
+        "defaults (default: 1 default)",
+    )
+    parser.add_argument("--float32", action="store_true", help="also time ours on float32")
+    parser.add_argument(
+        "--memory", action="store_true", help="peak RSS of one fit each, in fresh processes"
+    )
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="CSV output path")
     parser.add_argument(
@@ -282,41 +427,55 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    print_blas_info(args.threads)
+    if args.memory_child:
+        memory_child(json.loads(args.memory_child))
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     start = time.perf_counter()
-    with (
-        threadpool_limits(args.threads),
-        warnings.catch_warnings(),
-        args.out.open("w", newline="") as fh,
-    ):
+    with warnings.catch_warnings(), args.out.open("w", newline="") as fh:
         # tol=0 never converges by design: silence the expected warnings.
         warnings.simplefilter("ignore", ConvergenceWarning)
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        # Warm-up (imports, first-call overheads) outside the timings.
-        X = make_data(500, 2, 2, args.seed)
-        for cov in args.cov:
-            run_config(X, 2, cov, 2, 1, args.seed)
-        print(HEADER)
-        print("-" * len(HEADER))
-        for n in args.n:
-            repeats = args.large_repeats if n >= LARGE_N else args.repeats
-            for d in args.d:
-                for k in args.k:
-                    X = make_data(n, d, k, args.seed)
-                    for cov in args.cov:
-                        row = run_config(X, k, cov, args.iters, repeats, args.seed)
-                        row["blas_threads"] = args.threads
-                        rows.append(row)
-                        print(format_row(row), flush=True)
-                        writer.writerow(row)
-                        fh.flush()
-                    del X
-                    gc.collect()
+        for threads in args.threads:
+            print_blas_info(threads)
+            with _limits(threads):
+                gflops, gbps = measure_floor()
+                print(f"floor: GEMM {gflops:.1f} GFLOP/s, copy bandwidth {gbps:.1f} GB/s\n")
+                # Warm-up (imports, first-call overheads) outside the timings.
+                X = make_data(500, 2, 2, args.seed)
+                for cov in args.cov:
+                    run_config(X, 2, cov, 2, 1, args.seed)
+                print(HEADER)
+                print("-" * len(HEADER))
+                for n in args.n:
+                    repeats = args.large_repeats if n >= LARGE_N else args.repeats
+                    for d in args.d:
+                        for k in args.k:
+                            X = make_data(n, d, k, args.seed)
+                            for cov in args.cov:
+                                row = run_config(
+                                    X, k, cov, args.iters, repeats, args.seed, args.float32
+                                )
+                                floor = floor_seconds(n, d, k, cov, args.iters, gflops, gbps)
+                                row["floor_frac"] = floor / row["ours_s"]
+                                if args.memory:
+                                    row.update(
+                                        measure_memory(
+                                            n, d, k, cov, args.iters, args.seed, threads
+                                        )
+                                    )
+                                row["blas_threads"] = "default" if threads is None else threads
+                                rows.append(row)
+                                print(format_row(row), flush=True)
+                                writer.writerow(row)
+                                fh.flush()
+                            del X
+                            gc.collect()
+            print()
     total = time.perf_counter() - start
-    print(f"\n{len(rows)} configurations in {total:.1f} s; CSV written to {args.out}")
+    print(f"{len(rows)} configurations in {total:.1f} s; CSV written to {args.out}")
     return 0
 
 

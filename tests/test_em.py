@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgmm import GaussianMixture
-from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.covariance import CollapsedComponentError, get_covariance_model
 from bayesgmm.datasets import load_faithful, make_mixture
 
 
@@ -111,7 +111,13 @@ def test_objective_never_decreases(seed, k, d, cov_type, init):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gm.fit(data.X)
+        try:
+            gm.fit(data.X)
+        except CollapsedComponentError:
+            # With reg_covar=0 a component can shrink onto one point; whether its
+            # covariance fails to factorize at iteration 16 or 17 is decided by
+            # rounding. Such draws say nothing about monotonicity (as below).
+            assume(False)
     lb = gm.lower_bounds_
     assert lb.shape == (gm.n_iter_,)
     # A component that collapsed onto a single point (variance at rounding level,

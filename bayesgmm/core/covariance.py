@@ -31,6 +31,12 @@ from scipy import linalg
 from scipy.special import gammaln, multigammaln
 
 from bayesgmm.core import families
+from bayesgmm.core.kernels import (
+    WhitenedFullKernel,
+    WhitenedTiedKernel,
+    diagonal_feature_kernel,
+    quadratic_feature_kernel,
+)
 
 __all__ = [
     "COVARIANCE_MODELS",
@@ -274,6 +280,15 @@ class CovarianceModel(ABC):
     def covariances_from_precision_cholesky(self, precisions_cholesky: np.ndarray) -> np.ndarray:
         """Covariances ``inv(U @ U.T)`` computed with triangular solves."""
 
+    # -- the chunk kernel -------------------------------------------------------
+    @abstractmethod
+    def chunk_kernel(self, means: np.ndarray, precisions_cholesky: np.ndarray, dtype):
+        """The per-chunk E- and M-step kernel of these parameters (see
+        :mod:`bayesgmm.core.kernels`): ``kernel.log_gaussian(X)`` gives the log densities
+        (n, K) and a cache, ``kernel.moments(X, resp, cache)`` the chunk's
+        ``(sum_x, sum_xx)`` in this type's shape, in float64. Products run in ``dtype``.
+        """
+
     @abstractmethod
     def log_det_precision_cholesky(self, precisions_cholesky: np.ndarray, n_features: int):
         """``sum(log(diag(U)))`` per component, i.e. ``-0.5 * log det(Sigma_k)``."""
@@ -478,6 +493,14 @@ class FullCovariance(CovarianceModel):
     def covariances_from_precision_cholesky(self, precisions_cholesky):
         return np.stack([_cov_from_prec_chol(u) for u in precisions_cholesky])
 
+    def chunk_kernel(self, means, precisions_cholesky, dtype):
+        n_components, n_features = means.shape
+        log_det = self.log_det_precision_cholesky(precisions_cholesky, n_features)
+        # The feature map while it is narrower than all components' whitened coordinates.
+        if n_features + n_features * (n_features + 1) // 2 <= n_components * n_features:
+            return quadratic_feature_kernel(means, precisions_cholesky, log_det, False, dtype)
+        return WhitenedFullKernel(means, precisions_cholesky, log_det, dtype)
+
     def log_det_precision_cholesky(self, precisions_cholesky, n_features):
         diag = np.diagonal(precisions_cholesky, axis1=1, axis2=2)
         return np.sum(np.log(diag), axis=1)
@@ -560,6 +583,13 @@ class TiedCovariance(CovarianceModel):
     def covariances_from_precision_cholesky(self, precisions_cholesky):
         return _cov_from_prec_chol(precisions_cholesky)
 
+    def chunk_kernel(self, means, precisions_cholesky, dtype):
+        n_components, n_features = means.shape
+        log_det = np.full(n_components, self.log_det_precision_cholesky(precisions_cholesky, 0))
+        if n_features + n_features * (n_features + 1) // 2 <= n_components * n_features:
+            return quadratic_feature_kernel(means, precisions_cholesky, log_det, True, dtype)
+        return WhitenedTiedKernel(means, precisions_cholesky, log_det, dtype)
+
     def log_det_precision_cholesky(self, precisions_cholesky, n_features):
         return np.sum(np.log(np.diag(precisions_cholesky)))
 
@@ -637,6 +667,11 @@ class DiagCovariance(CovarianceModel):
 
     def covariances_from_precision_cholesky(self, precisions_cholesky):
         return 1.0 / precisions_cholesky**2
+
+    def chunk_kernel(self, means, precisions_cholesky, dtype):
+        # Spherical inherits this: its (K,) factors broadcast over the features.
+        log_det = self.log_det_precision_cholesky(precisions_cholesky, means.shape[1])
+        return diagonal_feature_kernel(means, precisions_cholesky, log_det, dtype)
 
     def log_det_precision_cholesky(self, precisions_cholesky, n_features):
         return np.sum(np.log(precisions_cholesky), axis=1)

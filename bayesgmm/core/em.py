@@ -8,14 +8,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from bayesgmm.core.covariance import CollapsedComponentError, InnerControl
-from bayesgmm.core.density import responsibilities
+from bayesgmm.core.estep import ChunkPlan, e_step, plan_chunks, worker_threads
 from bayesgmm.core.init import HC_SUBSET, initial_params
-from bayesgmm.core.missing import (
-    has_missing,
-    missing_e_step,
-    missing_patterns,
-    weighted_column_means,
-)
+from bayesgmm.core.missing import has_missing, weighted_column_means
 from bayesgmm.core.mstep import m_step
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
@@ -71,6 +66,10 @@ def run_em(
     init: int = 0,
     callback: Callback | None = None,
     control: InnerControl | None = None,
+    chunk_size: int | None = None,
+    plan: ChunkPlan | None = None,
+    n_workers: int | None = None,
+    expectation: Callable[[GMMParams], tuple[float, SufficientStats]] | None = None,
 ) -> EMResult:
     """EM (MAP-EM if ``prior`` is given) from one start until the objective changes by
     less than ``tol``.
@@ -78,43 +77,56 @@ def run_em(
     The objective is ``(sum_n w_n log p(x_n) + log p(theta)) / sum_n w_n`` (no prior
     term without a prior), evaluated at each E-step; as in scikit-learn, the returned
     parameters are one M-step past the last objective.
+
+    Every E-step is one pass of the chunk kernel (:func:`bayesgmm.core.estep.e_step`)
+    that returns the objective and the sufficient statistics only (no ``(N, K)``
+    array); ``chunk_size`` rows per chunk (``None``: the session setting or automatic),
+    or a precomputed ``plan``; ``n_workers`` threads over chunks when called inside
+    :func:`~bayesgmm.core.estep.worker_threads` (``None``: decided here).
+    ``X`` (float64 or float32) is expected centered (as :func:`fit_mixture` does).
+    ``expectation(params) -> (weighted log-likelihood, statistics)`` replaces that pass
+    (e.g. the same kernel mapped over the blocks of a Dask array); ``X`` is then only
+    used for its number of rows.
     """
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-    # Data with NaN: rows grouped by missingness pattern once, for every E-step.
-    patterns = missing_patterns(X) if has_missing(X) else None
+    # Chunks cut, and rows with NaN grouped by missingness pattern, once for every E-step.
+    if expectation is not None:
+        plan, n_workers = ChunkPlan((), ()), 1
+    elif plan is None:
+        plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
     history: list[float] = []
     converged = False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        previous = lower_bound
-        if patterns is None:
-            log_prob_norm, log_resp = responsibilities(X, params, covariance_type)
-            stats = SufficientStats.from_responsibilities(
-                X, np.exp(log_resp), covariance_type, sample_weight
-            )
-        else:
-            log_prob_norm, log_resp, stats = missing_e_step(
-                X, params, covariance_type, patterns, sample_weight
-            )
-        if sample_weight is None:
-            objective = float(log_prob_norm.sum())
-        else:
-            objective = float(log_prob_norm @ sample_weight)
-        if prior is not None:
-            objective += prior.log_prob(params, covariance_type)
-        lower_bound = objective / total_weight
-        try:
-            params = m_step(stats, reg_covar, prior, previous=params, control=control)
-        except CollapsedComponentError as err:
-            err.iteration = n_iter
-            raise
-        history.append(lower_bound)
-        change = lower_bound - previous
-        if callback is not None:
-            callback(init, n_iter, lower_bound, change)
-        if abs(change) < tol:
-            converged = True
-            break
+    # Threads over chunks for the whole loop (BLAS held to one per worker meanwhile).
+    with worker_threads(len(plan.chunks), n_workers) as n_workers:
+        for n_iter in range(1, max_iter + 1):
+            previous = lower_bound
+            if expectation is not None:
+                objective, stats = expectation(params)
+            else:
+                objective, stats = e_step(
+                    X,
+                    params,
+                    covariance_type,
+                    sample_weight=sample_weight,
+                    plan=plan,
+                    n_workers=n_workers,
+                )
+            if prior is not None:
+                objective += prior.log_prob(params, covariance_type)
+            lower_bound = objective / total_weight
+            try:
+                params = m_step(stats, reg_covar, prior, previous=params, control=control)
+            except CollapsedComponentError as err:
+                err.iteration = n_iter
+                raise
+            history.append(lower_bound)
+            change = lower_bound - previous
+            if callback is not None:
+                callback(init, n_iter, lower_bound, change)
+            if abs(change) < tol:
+                converged = True
+                break
     return EMResult(params, converged, n_iter, lower_bound, np.asarray(history), init)
 
 
@@ -138,6 +150,7 @@ def fit_mixture(
     start_lower_bound: float = -np.inf,
     callback: Callback | None = None,
     control: InnerControl | None = None,
+    chunk_size: int | None = None,
 ) -> tuple[EMResult, list[CollapsedComponentError]]:
     """Best of ``n_init`` EM runs (or one run from ``start``, for warm starts).
 
@@ -159,8 +172,9 @@ def fit_mixture(
     failures : list of CollapsedComponentError
         Runs that collapsed; raised if every run collapsed.
     """
-    shift = weighted_column_means(X, sample_weight)
-    Xc = X - shift
+    shift = np.asarray(weighted_column_means(X, sample_weight), dtype=np.float64)
+    # float32 data stay float32 (the heavy passes run in the data's dtype).
+    Xc = np.subtract(X, shift.astype(X.dtype), dtype=X.dtype)
     if means_init is not None:
         means_init = np.asarray(means_init, dtype=float) - shift
     if prior is not None:
@@ -170,49 +184,54 @@ def fit_mixture(
     failures: list[CollapsedComponentError] = []
     # Fully user-given starts draw no random numbers: every start would be the same.
     given = weights_init is not None and means_init is not None and precisions_init is not None
-    deterministic = init_params == "hc" and X.shape[0] <= HC_SUBSET
-    for init in range(1 if start is not None or given or deterministic else n_init):
-        try:
-            if start is not None:
-                params0, lb0 = start.shift_means(-shift), start_lower_bound
-            else:
-                params0 = initial_params(
-                    # With NaN: the start (k-means etc. and its M-step) sees each
-                    # missing value filled with its column mean (0 once centered).
-                    np.nan_to_num(Xc, nan=0.0) if missing else Xc,
-                    n_components,
-                    covariance_type,
-                    method=init_params,
-                    rng=random_state,
+    # Chunks cut once for every start; BLAS held to one thread per worker for the fit.
+    plan = plan_chunks(Xc, n_components, covariance_type, chunk_size)
+    with worker_threads(len(plan.chunks)) as n_workers:
+        deterministic = init_params == "hc" and X.shape[0] <= HC_SUBSET
+        for init in range(1 if start is not None or given or deterministic else n_init):
+            try:
+                if start is not None:
+                    params0, lb0 = start.shift_means(-shift), start_lower_bound
+                else:
+                    params0 = initial_params(
+                        # With NaN: the start (k-means etc. and its M-step) sees each
+                        # missing value filled with its column mean (0 once centered).
+                        np.nan_to_num(Xc, nan=0.0) if missing else Xc,
+                        n_components,
+                        covariance_type,
+                        method=init_params,
+                        rng=random_state,
+                        reg_covar=reg_covar,
+                        prior=prior,
+                        sample_weight=sample_weight,
+                        weights_init=weights_init,
+                        means_init=means_init,
+                        precisions_init=precisions_init,
+                        control=control,
+                    )
+                    lb0 = -np.inf
+                result = run_em(
+                    Xc,
+                    params0,
+                    covariance_type=covariance_type,
+                    tol=tol,
+                    max_iter=max_iter,
                     reg_covar=reg_covar,
                     prior=prior,
                     sample_weight=sample_weight,
-                    weights_init=weights_init,
-                    means_init=means_init,
-                    precisions_init=precisions_init,
+                    lower_bound=lb0,
+                    init=init,
+                    callback=callback,
                     control=control,
+                    plan=plan,
+                    n_workers=n_workers,
                 )
-                lb0 = -np.inf
-            result = run_em(
-                Xc,
-                params0,
-                covariance_type=covariance_type,
-                tol=tol,
-                max_iter=max_iter,
-                reg_covar=reg_covar,
-                prior=prior,
-                sample_weight=sample_weight,
-                lower_bound=lb0,
-                init=init,
-                callback=callback,
-                control=control,
-            )
-        except CollapsedComponentError as err:
-            err.init = init
-            failures.append(err)
-            continue
-        if best is None or result.lower_bound > best.lower_bound:
-            best = result
+            except CollapsedComponentError as err:
+                err.init = init
+                failures.append(err)
+                continue
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
     if best is None:
         raise failures[-1]
     return best._replace(params=best.params.shift_means(shift)), failures

@@ -1,0 +1,477 @@
+r"""The one chunk kernel: E-step densities, log-sum-exp, responsibilities, statistics.
+
+Every computation of a mixture's densities over data goes through :func:`e_step`:
+the EM loop (statistics and objective), and, through
+:mod:`bayesgmm.core.density`, ``predict``, ``predict_proba``, ``score_samples``,
+``score``, BIC/AIC/ICL, model selection and the bootstrap. It walks over blocks of
+rows ("chunks"); per chunk it evaluates the log densities of all ``K`` components
+with one GEMM (the kernel from the covariance table's ``chunk_kernel``), the
+log-sum-exp and responsibilities in place, and the chunk's moments with one
+more GEMM, then adds them to float64 accumulators. No ``N x K x D`` or ``N x D x D``
+array is ever formed: the largest temporaries are ``chunk x F`` (``F`` the width
+of the kernel's features), and the outputs that are asked for (``(N,)`` log
+densities, ``(N, K)`` responsibilities).
+
+Chunks that contain NaN go through the exact missing-data E-step of
+:mod:`bayesgmm.core.missing`, per missingness pattern within the chunk; their
+statistics add to the others' (:class:`~bayesgmm.core.suffstats.SufficientStats`
+are additive).
+
+Chunk size
+----------
+By default a chunk holds about :data:`DEFAULT_CHUNK_BYTES` of the kernel's widest
+per-row temporary (a few thousand rows at ``D = 10``, ``K = 10``). Set a number of
+rows for a block of code with :func:`chunk_size`, for the whole session with
+:func:`set_chunk_size`, or per call with the ``chunk_size`` argument. The results
+do not depend on it beyond rounding (the tests check 1e-12).
+
+Precision
+---------
+The products run in the dtype of ``X``: float32 data stay float32 in the heavy
+passes (features, GEMMs, log-sum-exp, responsibilities), as in scikit-learn, while
+the objective and the statistics are accumulated in float64, so the M-step and the
+fitted parameters are float64.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.missing import (
+    MissingPatterns,
+    has_missing,
+    missing_e_step,
+    missing_patterns,
+    observed_log_gaussian,
+)
+from bayesgmm.core.params import GMMParams
+from bayesgmm.core.suffstats import SufficientStats
+
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "ChunkPlan",
+    "EStep",
+    "chunk_size",
+    "e_step",
+    "get_chunk_size",
+    "plan_chunks",
+    "set_chunk_size",
+    "worker_threads",
+]
+
+#: Bytes of the widest per-row temporary in one chunk when the size is automatic.
+DEFAULT_CHUNK_BYTES = 2**20
+_MIN_ROWS = 64
+_chunk_rows: int | None = None
+# Complete rows of data with NaN take the GEMM kernel (False: the per-pattern E-step,
+# which the tests use to check that both give the same fit).
+_COMPLETE_ROWS_BY_KERNEL = True
+#: Most threads over chunks (``None``: as many as the user's BLAS limit allows).
+MAX_WORKERS: int | None = None
+#: A worker thread per this many chunks at least (below, thread hand-offs cost more than
+#: they save: measured at N = 1e4, 7 chunks, 2 threads were up to 2x slower than one).
+MIN_CHUNKS_PER_WORKER = 8
+
+
+def set_chunk_size(rows: int | None) -> None:
+    """Rows per chunk for every later E-step (``None``: automatic)."""
+    global _chunk_rows
+    if rows is not None and (isinstance(rows, bool) or int(rows) != rows or rows < 1):
+        raise ValueError(f"chunk size must be a positive integer or None; got {rows!r}.")
+    _chunk_rows = None if rows is None else int(rows)
+
+
+def get_chunk_size() -> int | None:
+    """The rows per chunk set by :func:`set_chunk_size` (``None``: automatic)."""
+    return _chunk_rows
+
+
+@contextmanager
+def chunk_size(rows: int | None) -> Iterator[None]:
+    """Use ``rows`` rows per chunk inside a ``with`` block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import GaussianMixture
+    >>> X = np.random.default_rng(0).normal(size=(500, 2))
+    >>> with chunk_size(128):
+    ...     gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> gm.means_.shape
+    (2, 2)
+    """
+    previous = _chunk_rows
+    set_chunk_size(rows)
+    try:
+        yield
+    finally:
+        set_chunk_size(previous)
+
+
+_controller: ThreadpoolController | None = None
+
+
+def _threadpools() -> ThreadpoolController:
+    """One controller per process: scanning the loaded libraries costs milliseconds
+    (``threadpool_info()`` about 3 ms), reading and setting limits through it microseconds.
+    The BLAS that NumPy and SciPy use are loaded when this package is imported."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def _allowed_threads() -> int:
+    """Threads the user allows: the BLAS pools' current limit (threadpoolctl, or the
+    environment such as ``OPENBLAS_NUM_THREADS``), at most the usable cores."""
+    limits = [pool["num_threads"] for pool in _threadpools().select(user_api="blas").info()]
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min([cores, *limits]))
+
+
+@contextmanager
+def worker_threads(n_chunks: int, n_workers: int | None = None) -> Iterator[int]:
+    """How many threads work on chunks in parallel, inside a ``with`` block.
+
+    As many as the user's BLAS thread limit allows (never more: no
+    oversubscription), at most one per :data:`MIN_CHUNKS_PER_WORKER` chunks. Inside
+    the block BLAS is held to one thread (the previous limits are restored on exit),
+    even with a single worker: the kernel's GEMMs are small, and
+    multithreaded BLAS on small matrices loses badly (measured on a busy 2-core
+    machine: a 10 x 10 triangular solve took 20 ms with 2 OpenBLAS threads, 0.09 ms
+    with one). The total stays within the user's limit; with a limit of one (e.g.
+    ``threadpoolctl.threadpool_limits(1)`` or ``OPENBLAS_NUM_THREADS=1``) everything
+    runs serially and no limit is touched. An ``n_workers`` already decided by an
+    enclosing block is passed through.
+    """
+    if n_workers is not None:
+        yield n_workers
+        return
+    allowed = _allowed_threads()
+    # Even a single worker runs with BLAS at one thread: a fit's small GEMMs and
+    # factorizations gain nothing from BLAS threads.
+    if allowed <= 1:
+        yield 1
+        return
+    if MAX_WORKERS is not None:
+        allowed = min(allowed, MAX_WORKERS)
+    with _threadpools().limit(limits=1, user_api="blas"):
+        yield max(1, min(allowed, n_chunks // MIN_CHUNKS_PER_WORKER))
+
+
+class ChunkPlan(NamedTuple):
+    """How the rows of a data matrix are cut into chunks, computed once per fit.
+
+    Without NaN the chunks are consecutive slices. With NaN the complete rows are cut
+    into chunks as well, and the incomplete rows are grouped by missingness pattern
+    over the whole data and packed, pattern after pattern, into chunks of the same
+    size (a large pattern spans several chunks): so each pattern's observed block is
+    factorized about once per E-step, however the rows are ordered.
+
+    Attributes
+    ----------
+    chunks : tuple of slice or int ndarray
+        The rows of each chunk.
+    patterns : tuple of MissingPatterns or None
+        Per chunk, its rows grouped by missingness pattern (chunk-local indices), or
+        ``None`` for a chunk of complete rows (the GEMM kernel).
+    """
+
+    chunks: tuple[slice | np.ndarray, ...]
+    patterns: tuple[MissingPatterns | None, ...]
+
+
+class EStep(NamedTuple):
+    """Result of :func:`e_step`.
+
+    Attributes
+    ----------
+    log_likelihood : float
+        ``sum_n w_n log p(x_n)``, accumulated in float64.
+    stats : SufficientStats or None
+        Statistics with the responsibilities times the weights (``None`` unless asked).
+    """
+
+    log_likelihood: float
+    stats: SufficientStats | None
+
+
+def _rows_per_chunk(n_rows: int, width: int, itemsize: int, rows: int | None) -> int:
+    if rows is None:
+        rows = _chunk_rows
+    if rows is None:
+        rows = max(_MIN_ROWS, DEFAULT_CHUNK_BYTES // (itemsize * max(width, 1)))
+    return max(1, min(int(rows), n_rows))
+
+
+def plan_chunks(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    chunk_size: int | None = None,
+) -> ChunkPlan:
+    """Cut ``X`` (N, D) into chunks and group each chunk's rows by missingness pattern.
+
+    ``chunk_size`` rows per chunk; ``None`` uses the session setting
+    (:func:`set_chunk_size`) or the automatic size.
+    """
+    n_rows, n_features = X.shape
+    model = get_covariance_model(covariance_type)
+    # The kernel's widest per-row temporary (the same for any parameter values), plus
+    # the (K, n) densities and responsibilities.
+    eye = np.repeat(np.eye(n_features)[None], n_components, axis=0)
+    identity = model.from_full(eye)  # identity covariances: their own precision factors
+    kernel = model.chunk_kernel(np.zeros((n_components, n_features)), identity, X.dtype)
+    width = kernel.width + 2 * n_components
+    rows = _rows_per_chunk(n_rows, width, X.dtype.itemsize, chunk_size)
+    if not has_missing(X):
+        chunks = tuple(slice(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows))
+        return ChunkPlan(chunks, (None,) * len(chunks))
+    observed = ~np.isnan(X)
+    complete = observed.all(axis=1)
+    if not _COMPLETE_ROWS_BY_KERNEL:
+        complete[:] = False
+    chunks: list[slice | np.ndarray] = []
+    patterns: list[MissingPatterns | None] = []
+    done = np.flatnonzero(complete)
+    for s in range(0, done.size, rows):
+        chunks.append(_as_slice(done[s : s + rows]))
+        patterns.append(None)
+    incomplete = np.flatnonzero(~complete)
+    if incomplete.size:
+        grouped = missing_patterns(X[incomplete])
+        pieces: list[tuple[int, np.ndarray]] = []  # (pattern, rows into `incomplete`)
+        fill = 0
+
+        def flush() -> None:
+            nonlocal fill
+            if not pieces:
+                return
+            index = incomplete[np.concatenate([r for _, r in pieces])]
+            offsets = np.cumsum([0] + [r.size for _, r in pieces])
+            chunks.append(index)
+            patterns.append(
+                MissingPatterns(
+                    observed[index],
+                    grouped.patterns[[p for p, _ in pieces]],
+                    tuple(np.arange(a, b) for a, b in itertools.pairwise(offsets)),
+                )
+            )
+            pieces.clear()
+            fill = 0
+
+        for p, members in enumerate(grouped.rows):
+            pos = 0
+            while pos < members.size:
+                take = min(rows - fill, members.size - pos)
+                pieces.append((p, members[pos : pos + take]))
+                fill += take
+                pos += take
+                if fill == rows:
+                    flush()
+        flush()
+    return ChunkPlan(tuple(chunks), tuple(patterns))
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive row indices as a slice (a view, no copy)."""
+    if index.size and index[-1] - index[0] + 1 == index.size:
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+def _logsumexp_columns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-sum-exp over the components of ``L`` (K, n), overwriting ``L`` with
+    ``exp(L - max)``.
+
+    Returns ``(log_norm (n,), total (n,))`` with ``total = sum_k exp(L - max)``; -inf
+    where a column is all -inf.
+    """
+    top = L.max(axis=0)
+    if not np.all(np.isfinite(top)):
+        top = np.where(np.isfinite(top), top, 0.0).astype(L.dtype)
+    L -= top
+    np.exp(L, out=L)
+    total = L.sum(axis=0)
+    with np.errstate(divide="ignore"):
+        log_norm = np.log(total)
+    log_norm += top
+    return log_norm, total
+
+
+def e_step(
+    X: np.ndarray,
+    params: GMMParams,
+    covariance_type: str,
+    *,
+    sample_weight: np.ndarray | None = None,
+    statistics: bool = True,
+    log_prob_norm: np.ndarray | None = None,
+    log_resp: np.ndarray | None = None,
+    log_weighted: np.ndarray | None = None,
+    plan: ChunkPlan | None = None,
+    chunk_size: int | None = None,
+    n_workers: int | None = None,
+) -> EStep:
+    r"""One pass of the chunk kernel over ``X``.
+
+    .. math:: \log p(x_n) = \log \sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k), \quad
+              r_{nk} = \pi_k N(x_n \mid \mu_k, \Sigma_k) / p(x_n)
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D), float64 or float32, NaN where missing
+    params : GMMParams
+    covariance_type : str
+    sample_weight : ndarray of shape (N,), optional
+        Multiplies the log densities in ``log_likelihood`` and the responsibilities
+        in the statistics.
+    statistics : bool, default=True
+        Accumulate :class:`SufficientStats` (for the M-step). They are the
+        moments of ``X`` as given, so a fit passes data centered beforehand. When
+        ``False`` the densities are evaluated about the mixture mean
+        ``sum_k pi_k mu_k`` (translation invariant, and accurate for data far from
+        the origin).
+    log_prob_norm : ndarray of shape (N,), optional
+        Filled with ``log p(x_n)``.
+    log_resp : ndarray of shape (N, K), optional
+        Filled with ``log r_nk``.
+    log_weighted : ndarray of shape (N, K), optional
+        Filled with ``log pi_k + log N(x_n | mu_k, Sigma_k)``.
+    plan : ChunkPlan, optional
+        From :func:`plan_chunks` (reuse it across EM iterations).
+    chunk_size : int, optional
+        Rows per chunk when no ``plan`` is given.
+    n_workers : int, optional
+        Threads over chunks, from an enclosing :func:`worker_threads` (which already
+        holds BLAS to one thread per worker); ``None`` decides here.
+
+    Returns
+    -------
+    EStep
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.core.params import GMMParams
+    >>> p = GMMParams(np.array([0.5, 0.5]), np.array([[-1.0], [1.0]]), np.ones(2), np.ones(2))
+    >>> X = np.linspace(-2, 2, 7)[:, None]
+    >>> whole = e_step(X, p, "spherical")
+    >>> parts = e_step(X, p, "spherical", chunk_size=3)
+    >>> bool(np.isclose(whole.log_likelihood, parts.log_likelihood))
+    True
+    >>> bool(np.allclose(whole.stats.sum_x, parts.stats.sum_x))
+    True
+    """
+    model = get_covariance_model(covariance_type)
+    n_components = params.means.shape[0]
+    if X.dtype not in (np.float32, np.float64):
+        X = np.asarray(X, dtype=np.float64)
+    dtype = X.dtype
+    if plan is None:
+        plan = plan_chunks(X, n_components, covariance_type, chunk_size)
+    means = params.means
+    if statistics:
+        center = None
+    else:
+        center = params.weights @ means
+        means = means - center
+    params_c = params._replace(means=means)
+    kernel = model.chunk_kernel(means, params.precisions_cholesky, dtype)
+    with np.errstate(divide="ignore"):
+        log_w64 = np.log(params.weights)
+    log_w = log_w64.astype(dtype)[:, None]
+    w = None if sample_weight is None else np.asarray(sample_weight)
+
+    def run(chunks: range) -> tuple[float, list | None, SufficientStats | None]:
+        """The chunks ``chunks`` of the plan: objective, accumulator, missing-data stats."""
+        total = 0.0
+        acc = kernel.new_accumulator() if statistics else None
+        missing_stats = None
+        for index in chunks:
+            rows, patterns = plan.chunks[index], plan.patterns[index]
+            block = X[rows]
+            if center is not None:
+                block = block - center.astype(dtype)
+            w_block = None if w is None else w[rows]
+            if patterns is not None:
+                # Exact observed-data E-step, per missingness pattern within the chunk.
+                if statistics:
+                    lpn, lr, chunk_stats = missing_e_step(
+                        block, params_c, covariance_type, patterns, w_block
+                    )
+                    if missing_stats is not None:
+                        chunk_stats = missing_stats + chunk_stats
+                    missing_stats = chunk_stats
+                    if log_weighted is not None:
+                        log_weighted[rows] = lr + lpn[:, None]
+                else:
+                    weighted = observed_log_gaussian(block, params_c, covariance_type, patterns)
+                    weighted += log_w64
+                    if log_weighted is not None:
+                        log_weighted[rows] = weighted
+                    lpn, _ = _logsumexp_columns(weighted.T.copy())
+                    lr = weighted - lpn[:, None]
+                if log_resp is not None:
+                    log_resp[rows] = lr
+            else:
+                L, cache = kernel.log_gaussian(block)  # (K, n)
+                L += log_w
+                if log_weighted is not None:
+                    log_weighted[rows] = L.T
+                lr = L.copy() if log_resp is not None else None
+                lpn, col_total = _logsumexp_columns(L)  # L is now exp(L - max)
+                if log_resp is not None:
+                    lr -= lpn
+                    log_resp[rows] = lr.T
+                if statistics:
+                    L /= col_total  # responsibilities (K, n)
+                    if w_block is not None:
+                        L *= w_block.astype(dtype)
+                    kernel.accumulate(acc, block, L, cache)
+            if w_block is None:
+                total += float(np.sum(lpn, dtype=np.float64))
+            else:
+                total += float(lpn.astype(np.float64) @ w_block)
+            if log_prob_norm is not None:
+                log_prob_norm[rows] = lpn
+        return total, acc, missing_stats
+
+    n_chunks = len(plan.chunks)
+    with worker_threads(n_chunks, n_workers) as workers:
+        if workers <= 1:
+            parts = [run(range(n_chunks))]
+        else:
+            # Contiguous ranges of chunks, one per worker (deterministic for a given
+            # number of workers); the outputs are disjoint slices.
+            cuts = np.linspace(0, n_chunks, workers + 1).round().astype(int)
+            ranges = [range(a, b) for a, b in itertools.pairwise(cuts)]
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(run, ranges))
+    total = float(sum(part[0] for part in parts))
+    acc = None
+    missing_stats = None
+    for _, part_acc, part_missing in parts:
+        if part_acc is not None:
+            acc = part_acc if acc is None else [x + y for x, y in zip(acc, part_acc, strict=True)]
+        if part_missing is not None:
+            missing_stats = part_missing if missing_stats is None else missing_stats + part_missing
+    stats = None
+    if statistics:
+        counts, sum_x, sum_xx = kernel.unpack(acc)
+        stats = SufficientStats(counts, sum_x, sum_xx, covariance_type)
+        if missing_stats is not None:
+            stats = stats + missing_stats
+    return EStep(total, stats)
