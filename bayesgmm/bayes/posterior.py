@@ -21,8 +21,7 @@ from bayesgmm._validation import (
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
-from bayesgmm.core.missing import MissingPatterns, has_missing, impute_draws, impute_mean
-from bayesgmm.core.missing import missing_patterns as _missing_patterns
+from bayesgmm.core.missing import impute_draws, impute_mean
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.mixture import GaussianMixture
@@ -354,17 +353,16 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         for s in index:
             yield self._params_of(stacked, int(s))
 
-    def _check_X(self, X) -> tuple[np.ndarray, MissingPatterns | None]:
-        """Validated data (NaN allowed) and its missingness patterns (``None`` if none)."""
+    def _check_X(self, X) -> np.ndarray:
+        """Validated data (NaN allowed; the chunk kernel groups its patterns)."""
         check_is_fitted(self)
-        X = check_data(self, X, reset=False)
-        return X, (_missing_patterns(X) if has_missing(X) else None)
+        return check_data(self, X, reset=False)
 
     def _responsibilities(self, X, max_draws: int | None) -> Iterator[np.ndarray]:
         """Log mixture density (N,) and responsibilities (N, K) under each draw."""
-        X, patterns = self._check_X(X)
+        X = self._check_X(X)
         for params in self._draw_params(max_draws):
-            log_norm, log_resp = responsibilities(X, params, self.covariance_type, patterns)
+            log_norm, log_resp = responsibilities(X, params, self.covariance_type)
             yield log_norm, np.exp(log_resp)
 
     def predict_proba(self, X, *, new_data: bool | None = None, max_draws: int = 1000):
@@ -396,7 +394,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         log_norm = np.stack([lg for lg, _ in pairs])  # (S, N)
         if new_data is None:
             known = getattr(self, "_training_rows", np.zeros(0, dtype=np.uint64))
-            new_rows = ~np.isin(_row_hashes(self._check_X(X)[0]), known)
+            new_rows = ~np.isin(_row_hashes(self._check_X(X)), known)
         else:
             new_rows = np.full(resp.shape[1], bool(new_data))
         out = resp.mean(axis=0)
@@ -480,7 +478,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         --------
         imputation_interval : credible intervals of the imputed cells.
         """
-        X, _ = self._check_X(X)
+        X = self._check_X(X)
         if n_imputations is None:
             total, count = 0.0, 0
             for params in self._draw_params(max_draws):
