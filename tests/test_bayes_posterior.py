@@ -9,12 +9,12 @@ import numpy as np
 import pymc as pm
 import pytest
 import xarray as xr
-from conftest import TWO_BLOBS
 from scipy import stats
 
 from bayesgmm import CovariancePrior, GaussianMixture, GMMPrior, NormalMeanPrior
 from bayesgmm.bayes import PosteriorGaussianMixture, build_model
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
+from conftest import TWO_BLOBS
 
 
 @pytest.fixture(scope="module")

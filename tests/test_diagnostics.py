@@ -6,11 +6,11 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TWO_BLOBS
 from sklearn.base import clone
 
 from bayesgmm import GaussianMixture
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
+from conftest import TWO_BLOBS
 
 X = TWO_BLOBS.X
 
