@@ -36,7 +36,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     A drop-in for :class:`sklearn.mixture.GaussianMixture` (same parameters, same
     fitted attributes, same results from the same start) with conjugate priors
-    (``prior=``), frequency ``sample_weight``, the objective at every iteration, ICL,
+    (``prior=``), frequency ``sample_weight``, missing values (NaN, integrated out
+    exactly; :meth:`impute` fills them in), the objective at every iteration, ICL,
     and errors that say which component collapsed and what to do about it.
 
     The density is
@@ -210,6 +211,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (N, D)
+            NaN marks a missing value (missing at random): EM then maximizes the
+            likelihood of the observed values exactly (each row's marginal on its
+            observed coordinates; :mod:`bayesgmm.core.missing`). Rows with nothing
+            observed are ignored, with a warning; a column with nothing observed is an
+            error. With much missing, EM converges more slowly: a tighter ``tol``
+            (e.g. 1e-6) keeps it from stopping early.
         y : ignored
         sample_weight : array-like of shape (N,), optional
             Frequency weights: a weight of 2 fits exactly as the row repeated twice.
