@@ -473,13 +473,19 @@ class FullCovariance(CovarianceModel):
         return float(sum(_log_invwishart(cov, dof, scale) for cov in covariances))
 
     def precision_cholesky(self, covariances):
-        out = np.empty_like(covariances)
-        for k, cov in enumerate(covariances):
-            try:
-                out[k] = _chol_inverse_transpose(cov)
-            except (linalg.LinAlgError, ValueError):
-                raise _collapsed(k, self.name) from None
-        return out
+        # One batched LAPACK pass over the components (scipy's per-matrix wrappers
+        # dominated the run time at small D); the same numbers as matrix by matrix.
+        try:
+            chol = linalg.cholesky(covariances, lower=True)
+            eye = np.broadcast_to(np.eye(covariances.shape[-1]), covariances.shape)
+            return np.swapaxes(linalg.solve_triangular(chol, eye, lower=True), 1, 2)
+        except (linalg.LinAlgError, ValueError):
+            for k, cov in enumerate(covariances):  # name the component that collapsed
+                try:
+                    _chol_inverse_transpose(cov)
+                except (linalg.LinAlgError, ValueError):
+                    raise _collapsed(k, self.name) from None
+            raise
 
     def precision_cholesky_from_precisions(self, precisions):
         out = np.empty_like(precisions)
@@ -768,8 +774,42 @@ def _add_prior(counts, scatter, dof, scale, pseudo_count, shared):
     return counts + share * pseudo_count, scatter + share * np.asarray(scale)
 
 
+class _Family:
+    """What every eigen-decomposed mclust family shares (a mixin before its storage
+    class, ``DiagCovariance`` or ``FullCovariance``): mclust's parameter count, the
+    M-step through :meth:`update_from`, and no observed information (the families are
+    not linear in their parameters). Each family supplies :meth:`_n_params` and
+    :meth:`_solve`.
+    """
+
+    @abstractmethod
+    def _n_params(self, k: int, d: int) -> int:
+        """mclust's ``nVarParams`` for ``k`` components in ``d`` dimensions."""
+
+    @abstractmethod
+    def _solve(self, counts, scatter, previous, control):
+        """The family's M-step from the counts and the (prior-augmented, regularized)
+        scatter; ``previous`` covariances warm-start the iterative ones."""
+
+    def n_parameters(self, n_components, n_features):
+        return int(self._n_params(n_components, n_features))
+
+    def free_parameters(self, n_components, n_features):
+        raise _no_information(self.name)
+
+    def linear_basis(self, n_components, n_features):
+        raise _no_information(self.name)
+
+    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
+        return self.update_from(counts, scatter, reg_covar, dof, scale)
+
+    def prior_scale(self, dof, scale, n_features):
+        self.check_prior_support()  # a clear error for the families without a prior
+        return super().prior_scale(dof, scale, n_features)
+
+
 @dataclass(frozen=True)
-class _DiagonalFamily(DiagCovariance):
+class _DiagonalFamily(_Family, DiagCovariance):
     """A diagonal mclust family, stored as variances ``(K, D)`` like ``diag``.
 
     The M-step minimizes :func:`bayesgmm.core.families.objective` over the family,
@@ -781,24 +821,6 @@ class _DiagonalFamily(DiagCovariance):
     """
 
     shared: ClassVar[bool] = False
-
-    def _n_params(self, k: int, d: int) -> int:
-        raise NotImplementedError
-
-    def n_parameters(self, n_components, n_features):
-        return int(self._n_params(n_components, n_features))
-
-    def free_parameters(self, n_components, n_features):
-        raise _no_information(self.name)
-
-    def linear_basis(self, n_components, n_features):
-        raise _no_information(self.name)
-
-    def _solve(self, counts, scatter, previous, control):
-        raise NotImplementedError
-
-    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
-        return self.update_from(counts, scatter, reg_covar, dof, scale)
 
     def update_from(
         self, counts, scatter, reg_covar, dof=None, scale=None, *, previous=None, control=None
@@ -817,10 +839,6 @@ class _DiagonalFamily(DiagCovariance):
     def log_prior(self, covariances, dof, scale):
         variances = covariances[:1] if self.shared else covariances
         return float(np.sum(_log_invgamma(variances, dof / 2.0, np.asarray(scale) / 2.0)))
-
-    def prior_scale(self, dof, scale, n_features):
-        self.check_prior_support()
-        return DiagCovariance.prior_scale(self, dof, scale, n_features)
 
     def from_full(self, full):
         diag = np.diagonal(full, axis1=1, axis2=2).copy()
@@ -876,7 +894,7 @@ class EVICovariance(_DiagonalFamily):
 
 
 @dataclass(frozen=True)
-class _OrientedFamily(FullCovariance):
+class _OrientedFamily(_Family, FullCovariance):
     """An mclust family with an orientation, stored as full matrices ``(K, D, D)``.
 
     The M-step minimizes :func:`bayesgmm.core.families.objective` over the family,
@@ -885,24 +903,6 @@ class _OrientedFamily(FullCovariance):
     each component's covariance the prior enters as ``dof + d + 1``
     pseudo-observations with scatter ``scale``.
     """
-
-    def _n_params(self, k: int, d: int) -> int:
-        raise NotImplementedError
-
-    def n_parameters(self, n_components, n_features):
-        return int(self._n_params(n_components, n_features))
-
-    def free_parameters(self, n_components, n_features):
-        raise _no_information(self.name)
-
-    def linear_basis(self, n_components, n_features):
-        raise _no_information(self.name)
-
-    def _solve(self, counts, scatter, previous, control):
-        raise NotImplementedError
-
-    def update(self, counts, scatter, reg_covar, dof=None, scale=None):
-        return self.update_from(counts, scatter, reg_covar, dof, scale)
 
     def update_from(
         self, counts, scatter, reg_covar, dof=None, scale=None, *, previous=None, control=None
@@ -920,27 +920,6 @@ class _OrientedFamily(FullCovariance):
         scatter = scatter + reg_covar * counts[:, None, None] * np.eye(n_features)
         cov = self._solve(counts, scatter, previous, control or InnerControl())
         return 0.5 * (cov + np.swapaxes(cov, 1, 2))
-
-    def prior_scale(self, dof, scale, n_features):
-        self.check_prior_support()
-        return FullCovariance.prior_scale(self, dof, scale, n_features)
-
-    def precision_cholesky(self, covariances):
-        # Batched (one LAPACK call per matrix from C): scipy's per-matrix wrappers
-        # dominate the run time at small D.
-        try:
-            chol = np.linalg.cholesky(covariances)
-        except np.linalg.LinAlgError:
-            bad = next(
-                k for k, c in enumerate(covariances)
-                if not np.all(np.isfinite(c)) or np.any(np.linalg.eigvalsh(c) <= 0)
-            )  # fmt: skip
-            raise _collapsed(bad, self.name) from None
-        diag = np.diagonal(chol, axis1=1, axis2=2)
-        if not np.all(np.isfinite(chol)) or np.any(diag <= 0):
-            raise _collapsed(_first_nonpositive(diag), self.name)
-        eye = np.broadcast_to(np.eye(covariances.shape[-1]), covariances.shape)
-        return np.swapaxes(np.linalg.solve(chol, eye), 1, 2)
 
     def from_full(self, full):
         full = np.asarray(full, dtype=float)
