@@ -26,11 +26,14 @@ import dask
 import dask.array as da
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 
-from bayesgmm._validation import check_estimator_params, check_initial_params
-from bayesgmm.core.covariance import CollapsedComponentError
-from bayesgmm.core.em import run_em
+from bayesgmm._validation import (
+    check_estimator_params,
+    check_initial_params,
+    check_random_state,
+)
+from bayesgmm.core.covariance import InnerControl
+from bayesgmm.core.em import best_of_starts, run_em
 from bayesgmm.core.estep import e_step
 from bayesgmm.core.init import initial_params
 from bayesgmm.core.params import GMMParams
@@ -165,49 +168,46 @@ def fit_dask(est, X, sample_weight=None) -> None:
     given = all(v is not None for v in inits)
     means_init = None if inits[1] is None else inits[1] - shift
     sample = sample_w = None
-    best, failures = None, []
-    for init in range(1 if given else est.n_init):
-        try:
-            if sample is None and not given:
-                size = min(n_samples, max(INIT_SAMPLE_ROWS, 100 * est.n_components))
-                rows = np.sort(rng.choice(n_samples, size=size, replace=False))
-                sample = np.asarray(Xc[rows].compute())
-                sample_w = None if w is None else np.asarray(w[rows].compute())
-                if missing:
-                    sample = np.nan_to_num(sample, nan=0.0)
-            params0 = initial_params(
-                sample,
-                est.n_components,
-                est.covariance_type,
-                method=est.init_params,
-                rng=rng,
-                reg_covar=est.reg_covar,
-                prior=prior_c,
-                sample_weight=sample_w,
-                weights_init=inits[0],
-                means_init=means_init,
-                precisions_init=inits[2],
-            )
-            result = run_em(
-                np.empty((n_samples, 0)),  # only its number of rows is used
-                params0,
-                covariance_type=est.covariance_type,
-                tol=est.tol,
-                max_iter=est.max_iter,
-                reg_covar=est.reg_covar,
-                prior=prior_c,
-                sample_weight=None if w is None else np.array([total_weight]),
-                init=init,
-                expectation=expectation,
-            )
-        except CollapsedComponentError as err:
-            err.init = init
-            failures.append(err)
-            continue
-        if best is None or result.lower_bound > best.lower_bound:
-            best = result
-    if best is None:
-        raise failures[-1]
+    control = InnerControl(float(est.inner_tol), int(est.inner_max_iter))
+
+    def one_start(init: int):
+        nonlocal sample, sample_w
+        if sample is None and not given:
+            size = min(n_samples, max(INIT_SAMPLE_ROWS, 100 * est.n_components))
+            rows = np.sort(rng.choice(n_samples, size=size, replace=False))
+            sample = np.asarray(Xc[rows].compute())
+            sample_w = None if w is None else np.asarray(w[rows].compute())
+            if missing:
+                sample = np.nan_to_num(sample, nan=0.0)
+        params0 = initial_params(
+            sample,
+            est.n_components,
+            est.covariance_type,
+            method=est.init_params,
+            rng=rng,
+            reg_covar=est.reg_covar,
+            prior=prior_c,
+            sample_weight=sample_w,
+            weights_init=inits[0],
+            means_init=means_init,
+            precisions_init=inits[2],
+            control=control,
+        )
+        return run_em(
+            np.empty((n_samples, 0)),  # only its number of rows is used
+            params0,
+            covariance_type=est.covariance_type,
+            tol=est.tol,
+            max_iter=est.max_iter,
+            reg_covar=est.reg_covar,
+            prior=prior_c,
+            sample_weight=None if w is None else np.array([total_weight]),
+            init=init,
+            control=control,
+            expectation=expectation,
+        )
+
+    best, failures = best_of_starts(1 if given else est.n_init, one_start)
     for err in failures:
         warnings.warn(f"Start {err.init} was discarded: {err}", ConvergenceWarning, stacklevel=3)
     if not best.converged and est.max_iter > 0:

@@ -18,7 +18,7 @@ from bayesgmm.core.suffstats import SufficientStats
 if TYPE_CHECKING:
     from bayesgmm.priors import GMMPrior
 
-__all__ = ["EMResult", "fit_mixture", "run_em"]
+__all__ = ["EMResult", "best_of_starts", "fit_mixture", "run_em"]
 
 #: ``callback(init, iteration, lower_bound, change)`` called after every EM iteration.
 Callback = Callable[[int, int, float, float], None]
@@ -130,6 +130,30 @@ def run_em(
     return EMResult(params, converged, n_iter, lower_bound, np.asarray(history), init)
 
 
+def best_of_starts(
+    n_starts: int, run: Callable[[int], EMResult]
+) -> tuple[EMResult, list[CollapsedComponentError]]:
+    """Run ``run(init)`` for ``init`` in ``range(n_starts)``; keep the highest objective.
+
+    Starts that collapse are collected (with ``err.init`` set); if every one does, the
+    last error is raised. Shared by the in-memory and the Dask fits.
+    """
+    best: EMResult | None = None
+    failures: list[CollapsedComponentError] = []
+    for init in range(n_starts):
+        try:
+            result = run(init)
+        except CollapsedComponentError as err:
+            err.init = init
+            failures.append(err)
+            continue
+        if best is None or result.lower_bound > best.lower_bound:
+            best = result
+    if best is None:
+        raise failures[-1]
+    return best, failures
+
+
 def fit_mixture(
     X: np.ndarray,
     n_components: int,
@@ -180,58 +204,52 @@ def fit_mixture(
     if prior is not None:
         prior = prior.shifted(shift)
     missing = has_missing(X)
-    best: EMResult | None = None
-    failures: list[CollapsedComponentError] = []
     # Fully user-given starts draw no random numbers: every start would be the same.
     given = weights_init is not None and means_init is not None and precisions_init is not None
+    deterministic = init_params == "hc" and X.shape[0] <= HC_SUBSET
+    X_start = np.nan_to_num(Xc, nan=0.0) if missing else Xc
     # Chunks cut once for every start; BLAS held to one thread per worker for the fit.
     plan = plan_chunks(Xc, n_components, covariance_type, chunk_size)
+
+    def one_start(init: int) -> EMResult:
+        if start is not None:
+            params0, lb0 = start.shift_means(-shift), start_lower_bound
+        else:
+            params0 = initial_params(
+                # With NaN: the start (k-means etc. and its M-step) sees each missing
+                # value filled with its column mean (0 once centered).
+                X_start,
+                n_components,
+                covariance_type,
+                method=init_params,
+                rng=random_state,
+                reg_covar=reg_covar,
+                prior=prior,
+                sample_weight=sample_weight,
+                weights_init=weights_init,
+                means_init=means_init,
+                precisions_init=precisions_init,
+                control=control,
+            )
+            lb0 = -np.inf
+        return run_em(
+            Xc,
+            params0,
+            covariance_type=covariance_type,
+            tol=tol,
+            max_iter=max_iter,
+            reg_covar=reg_covar,
+            prior=prior,
+            sample_weight=sample_weight,
+            lower_bound=lb0,
+            init=init,
+            callback=callback,
+            control=control,
+            plan=plan,
+            n_workers=n_workers,
+        )
+
     with worker_threads(len(plan.chunks)) as n_workers:
-        deterministic = init_params == "hc" and X.shape[0] <= HC_SUBSET
-        for init in range(1 if start is not None or given or deterministic else n_init):
-            try:
-                if start is not None:
-                    params0, lb0 = start.shift_means(-shift), start_lower_bound
-                else:
-                    params0 = initial_params(
-                        # With NaN: the start (k-means etc. and its M-step) sees each
-                        # missing value filled with its column mean (0 once centered).
-                        np.nan_to_num(Xc, nan=0.0) if missing else Xc,
-                        n_components,
-                        covariance_type,
-                        method=init_params,
-                        rng=random_state,
-                        reg_covar=reg_covar,
-                        prior=prior,
-                        sample_weight=sample_weight,
-                        weights_init=weights_init,
-                        means_init=means_init,
-                        precisions_init=precisions_init,
-                        control=control,
-                    )
-                    lb0 = -np.inf
-                result = run_em(
-                    Xc,
-                    params0,
-                    covariance_type=covariance_type,
-                    tol=tol,
-                    max_iter=max_iter,
-                    reg_covar=reg_covar,
-                    prior=prior,
-                    sample_weight=sample_weight,
-                    lower_bound=lb0,
-                    init=init,
-                    callback=callback,
-                    control=control,
-                    plan=plan,
-                    n_workers=n_workers,
-                )
-            except CollapsedComponentError as err:
-                err.init = init
-                failures.append(err)
-                continue
-            if best is None or result.lower_bound > best.lower_bound:
-                best = result
-    if best is None:
-        raise failures[-1]
+        n_starts = 1 if start is not None or given or deterministic else n_init
+        best, failures = best_of_starts(n_starts, one_start)
     return best._replace(params=best.params.shift_means(shift)), failures
