@@ -46,6 +46,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy import linalg
 
 from bayesgmm.core.covariance import CovarianceModel, get_covariance_model
 from bayesgmm.core.params import GMMParams
@@ -186,9 +187,16 @@ def _full_covariances(params: GMMParams, model: CovarianceModel) -> np.ndarray:
 
 
 def _condition(
-    X_obs: np.ndarray, means: np.ndarray, full: np.ndarray, obs: np.ndarray, miss: np.ndarray
+    X_obs: np.ndarray,
+    means: np.ndarray,
+    full: np.ndarray,
+    obs: np.ndarray,
+    miss: np.ndarray,
+    regression: bool = True,
 ) -> _Conditional:
-    """Marginal log density and conditional regression for rows ``X_obs`` (n_p, |O|)."""
+    """Marginal log density and conditional regression for rows ``X_obs`` (n_p, |O|).
+
+    ``regression=False`` (scoring only) skips ``coef`` and ``cond_cov`` (``None``)."""
     n_rows, n_obs = X_obs.shape
     n_components = means.shape[0]
     s_mm = full[:, miss][:, :, miss]
@@ -199,13 +207,16 @@ def _condition(
     s_mo = full[:, miss][:, :, obs]
     chol = np.linalg.cholesky(s_oo)  # (K, |O|, |O|), lower
     eye = np.broadcast_to(np.eye(n_obs), chol.shape)
-    # Precision Cholesky of the observed block: U = inv(L)^T, so U U^T = inv(S_OO).
-    prec_chol = np.swapaxes(np.linalg.solve(chol, eye), 1, 2)
+    # Precision Cholesky of the observed block: U = inv(L)^T, so U U^T = inv(S_OO)
+    # (a batched triangular solve, no general inverse).
+    prec_chol = np.swapaxes(linalg.solve_triangular(chol, eye, lower=True), 1, 2)
     diff = X_obs[None, :, :] - means[:, None, obs]  # (K, n_p, |O|)
     y = diff @ prec_chol
     maha = np.einsum("knd,knd->nk", y, y)
     log_det = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     log_gauss = -0.5 * (n_obs * _LOG_2PI + maha) - log_det
+    if not regression:
+        return _Conditional(log_gauss, None, None)
     coef = (s_mo @ prec_chol) @ np.swapaxes(prec_chol, 1, 2)  # S_MO inv(S_OO)
     cond_cov = s_mm - coef @ np.swapaxes(s_mo, 1, 2)
     cond_cov = 0.5 * (cond_cov + np.swapaxes(cond_cov, 1, 2))
@@ -270,7 +281,8 @@ def observed_log_gaussian(
     out = np.empty((X.shape[0], params.means.shape[0]))
     for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
         obs, miss = np.flatnonzero(pattern), np.flatnonzero(~pattern)
-        out[rows] = _condition(X[np.ix_(rows, obs)], params.means, full, obs, miss).log_gauss
+        x_obs = X[np.ix_(rows, obs)]
+        out[rows] = _condition(x_obs, params.means, full, obs, miss, regression=False).log_gauss
     return out
 
 
@@ -390,7 +402,7 @@ def missing_e_step(
     for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
         obs, miss = np.flatnonzero(pattern), np.flatnonzero(~pattern)
         x_obs = X[np.ix_(rows, obs)]
-        cond = _condition(x_obs, means, full, obs, miss)
+        cond = _condition(x_obs, means, full, obs, miss, regression=miss.size > 0)
         weighted = cond.log_gauss + log_weights
         norm = _logsumexp(weighted)
         lr = weighted - norm[:, None]
