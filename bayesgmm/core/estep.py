@@ -47,11 +47,10 @@ from threadpoolctl import ThreadpoolController
 
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.missing import (
-    MissingPatterns,
+    PatternPieces,
     has_missing,
-    missing_e_step,
+    missing_chunk_kernel,
     missing_patterns,
-    observed_log_gaussian,
 )
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
@@ -175,22 +174,28 @@ class ChunkPlan(NamedTuple):
     """How the rows of a data matrix are cut into chunks, computed once per fit.
 
     Without NaN the chunks are consecutive slices. With NaN the complete rows are cut
-    into chunks as well, and the incomplete rows are grouped by missingness pattern
-    over the whole data and packed, pattern after pattern, into chunks of the same
-    size (a large pattern spans several chunks): so each pattern's observed block is
-    factorized about once per E-step, however the rows are ordered.
+    into chunks as well. For covariance types with correlations the incomplete rows
+    are grouped by missingness pattern over the whole data and packed, pattern after
+    pattern, into chunks of the same size (a large pattern spans several chunks), so
+    each chunk is a few runs of rows with one pattern; for types whose table entry has
+    ``independent_features`` they are chunked in their own order (their kernel needs
+    no grouping).
 
     Attributes
     ----------
     chunks : tuple of slice or int ndarray
         The rows of each chunk.
-    patterns : tuple of MissingPatterns or None
-        Per chunk, its rows grouped by missingness pattern (chunk-local indices), or
-        ``None`` for a chunk of complete rows (the GEMM kernel).
+    patterns : tuple of PatternPieces or None
+        Per chunk, its runs of rows with one pattern (chunk-local positions, pattern
+        numbers into ``pattern_table``), or ``None`` for a chunk of complete rows (the
+        GEMM kernel).
+    pattern_table : ndarray of bool, shape (P, D), or None
+        The distinct missingness patterns (``True`` where observed) of the grouped rows.
     """
 
     chunks: tuple[slice | np.ndarray, ...]
-    patterns: tuple[MissingPatterns | None, ...]
+    patterns: tuple[PatternPieces | None, ...]
+    pattern_table: np.ndarray | None = None
 
 
 class EStep(NamedTuple):
@@ -239,19 +244,25 @@ def plan_chunks(
     if not has_missing(X):
         chunks = tuple(slice(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows))
         return ChunkPlan(chunks, (None,) * len(chunks))
-    observed = ~np.isnan(X)
-    complete = observed.all(axis=1)
+    complete = ~np.isnan(X).any(axis=1)
     if not _COMPLETE_ROWS_BY_KERNEL:
         complete[:] = False
     chunks: list[slice | np.ndarray] = []
-    patterns: list[MissingPatterns | None] = []
+    patterns: list[PatternPieces | None] = []
     done = np.flatnonzero(complete)
     for s in range(0, done.size, rows):
         chunks.append(_as_slice(done[s : s + rows]))
         patterns.append(None)
     incomplete = np.flatnonzero(~complete)
+    if incomplete.size and model.independent_features:
+        for s in range(0, incomplete.size, rows):
+            chunks.append(_as_slice(incomplete[s : s + rows]))
+            patterns.append(PatternPieces())
+        return ChunkPlan(tuple(chunks), tuple(patterns))
+    table = None
     if incomplete.size:
         grouped = missing_patterns(X[incomplete])
+        table = grouped.patterns
         pieces: list[tuple[int, np.ndarray]] = []  # (pattern, rows into `incomplete`)
         fill = 0
 
@@ -260,13 +271,14 @@ def plan_chunks(
             if not pieces:
                 return
             index = incomplete[np.concatenate([r for _, r in pieces])]
-            offsets = np.cumsum([0] + [r.size for _, r in pieces])
+            offsets = np.cumsum([0] + [r.size for _, r in pieces]).tolist()
             chunks.append(index)
             patterns.append(
-                MissingPatterns(
-                    observed[index],
-                    grouped.patterns[[p for p, _ in pieces]],
-                    tuple(np.arange(a, b) for a, b in itertools.pairwise(offsets)),
+                PatternPieces(
+                    tuple(
+                        (a, b, p)
+                        for (a, b), (p, _) in zip(itertools.pairwise(offsets), pieces, strict=True)
+                    )
                 )
             )
             pieces.clear()
@@ -282,6 +294,7 @@ def plan_chunks(
                 if fill == rows:
                     flush()
         flush()
+    return ChunkPlan(tuple(chunks), tuple(patterns), table)
     return ChunkPlan(tuple(chunks), tuple(patterns))
 
 
@@ -395,59 +408,52 @@ def e_step(
     log_w = log_w64.astype(dtype)[:, None]
     w = None if sample_weight is None else np.asarray(sample_weight)
 
-    def run(chunks: range) -> tuple[float, list | None, SufficientStats | None]:
-        """The chunks ``chunks`` of the plan: objective, accumulator, missing-data stats."""
+    # Chunks with NaN: the observed-data kernel, its tables built once per E-step.
+    missing_kernel = None
+    if any(p is not None for p in plan.patterns):
+        missing_kernel = missing_chunk_kernel(params_c, covariance_type, plan.pattern_table)
+
+    def run(chunks: range) -> tuple[float, list | None, list | None]:
+        """The chunks ``chunks`` of the plan: objective and the two kernels' accumulators."""
         total = 0.0
         acc = kernel.new_accumulator() if statistics else None
-        missing_stats = None
+        missing_acc = None
         for index in chunks:
-            rows, patterns = plan.chunks[index], plan.patterns[index]
+            rows, pieces = plan.chunks[index], plan.patterns[index]
             block = X[rows]
             if center is not None:
                 block = block - center.astype(dtype)
             w_block = None if w is None else w[rows]
-            if patterns is not None:
-                # Exact observed-data E-step, per missingness pattern within the chunk.
-                if statistics:
-                    lpn, lr, chunk_stats = missing_e_step(
-                        block, params_c, covariance_type, patterns, w_block
-                    )
-                    if missing_stats is not None:
-                        chunk_stats = missing_stats + chunk_stats
-                    missing_stats = chunk_stats
-                    if log_weighted is not None:
-                        log_weighted[rows] = lr + lpn[:, None]
-                else:
-                    weighted = observed_log_gaussian(block, params_c, covariance_type, patterns)
-                    weighted += log_w64
-                    if log_weighted is not None:
-                        log_weighted[rows] = weighted
-                    lpn, _ = _logsumexp_columns(weighted.T.copy())
-                    lr = weighted - lpn[:, None]
-                if log_resp is not None:
-                    log_resp[rows] = lr
-            else:
+            if pieces is None:
                 L, cache = kernel.log_gaussian(block)  # (K, n)
-                L += log_w
-                if log_weighted is not None:
-                    log_weighted[rows] = L.T
-                lr = L.copy() if log_resp is not None else None
-                lpn, col_total = _logsumexp_columns(L)  # L is now exp(L - max)
-                if log_resp is not None:
-                    lr -= lpn
-                    log_resp[rows] = lr.T
-                if statistics:
-                    L /= col_total  # responsibilities (K, n)
-                    if w_block is not None:
-                        L *= w_block.astype(dtype)
+            else:
+                # Exact observed-data densities (float64), the missing values integrated out.
+                L, cache = missing_kernel.log_gaussian(block, pieces)
+            L += log_w
+            if log_weighted is not None:
+                log_weighted[rows] = L.T
+            lr = L.copy() if log_resp is not None else None
+            lpn, col_total = _logsumexp_columns(L)  # L is now exp(L - max)
+            if log_resp is not None:
+                lr -= lpn
+                log_resp[rows] = lr.T
+            if statistics:
+                L /= col_total  # responsibilities (K, n)
+                if w_block is not None:
+                    L *= w_block.astype(L.dtype)
+                if pieces is None:
                     kernel.accumulate(acc, block, L, cache)
+                else:
+                    if missing_acc is None:
+                        missing_acc = missing_kernel.new_accumulator()
+                    missing_kernel.accumulate(missing_acc, block, L, cache, pieces)
             if w_block is None:
                 total += float(np.sum(lpn, dtype=np.float64))
             else:
                 total += float(lpn.astype(np.float64) @ w_block)
             if log_prob_norm is not None:
                 log_prob_norm[rows] = lpn
-        return total, acc, missing_stats
+        return total, acc, missing_acc
 
     n_chunks = len(plan.chunks)
     with worker_threads(n_chunks, n_workers) as workers:
@@ -462,16 +468,23 @@ def e_step(
                 parts = list(pool.map(run, ranges))
     total = float(sum(part[0] for part in parts))
     acc = None
-    missing_stats = None
+    missing_acc = None
     for _, part_acc, part_missing in parts:
         if part_acc is not None:
             acc = part_acc if acc is None else [x + y for x, y in zip(acc, part_acc, strict=True)]
         if part_missing is not None:
-            missing_stats = part_missing if missing_stats is None else missing_stats + part_missing
+            missing_acc = (
+                part_missing
+                if missing_acc is None
+                else [x + y for x, y in zip(missing_acc, part_missing, strict=True)]
+            )
     stats = None
     if statistics:
         counts, sum_x, sum_xx = kernel.unpack(acc)
         stats = SufficientStats(counts, sum_x, sum_xx, covariance_type)
-        if missing_stats is not None:
-            stats = stats + missing_stats
+        if missing_acc is not None:
+            counts, sum_x, second = missing_kernel.unpack(missing_acc)
+            stats = stats + SufficientStats(
+                counts, sum_x, model.second_moment_from_full(second), covariance_type
+            )
     return EStep(total, stats)

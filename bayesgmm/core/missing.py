@@ -43,20 +43,25 @@ a type's name):
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
 
 from bayesgmm.core.covariance import CovarianceModel, get_covariance_model
+from bayesgmm.core.kernels import _quadratic_features
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
 
 __all__ = [
+    "MaskedDiagonalKernel",
     "MissingPatterns",
+    "ObservedFeatureKernel",
+    "PatternPieces",
     "has_missing",
     "impute_draws",
     "impute_mean",
-    "missing_e_step",
+    "missing_chunk_kernel",
     "missing_patterns",
     "missing_statistics",
     "observed_log_gaussian",
@@ -235,6 +240,248 @@ def _diagonal_variances(params: GMMParams, model: CovarianceModel) -> np.ndarray
     return np.diagonal(_full_covariances(params, model), axis1=1, axis2=2)  # (K, D)
 
 
+# -- the missing-data chunk kernels -------------------------------------------------------
+class PatternPieces(NamedTuple):
+    """The rows of one chunk of incomplete rows, as runs of one missingness pattern.
+
+    Attributes
+    ----------
+    pieces : tuple of (start, stop, pattern)
+        Rows ``start:stop`` of the chunk all have pattern ``pattern`` (a row of the
+        plan's pattern table). Empty for the diagonal kernel, which needs no grouping.
+    """
+
+    pieces: tuple[tuple[int, int, int], ...] = ()
+
+
+def _feature_index(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n_features)
+
+
+class ObservedFeatureKernel:
+    r"""Observed-data E-step for covariances with correlations, batched over patterns.
+
+    For a row with observed coordinates :math:`O` (pattern :math:`p`) and the data
+    filled with 0 where missing (:math:`\tilde x`), the log marginal is a quadratic
+    form in :math:`\tilde x`:
+
+    .. math:: \log N(x_O \mid \mu_{k,O}, \Sigma_{k,OO})
+              = \phi(\tilde x)^T a_{pk}, \quad
+              \phi(\tilde x) = [1, \tilde x, \tilde x_i \tilde x_j \; (i \le j)]
+
+    with :math:`a_{pk}` built from :math:`\tilde P_{pk}`, the inverse of
+    :math:`\Sigma_{k,OO}` embedded in a :math:`D \times D` matrix of zeros (as the
+    complete-data feature map is built from :math:`\Sigma_k^{-1}`). The completed row
+    is affine in :math:`\tilde x`: :math:`\hat x_{nk} = T_{pk} \tilde x_n + b_{pk}`
+    (:math:`T` is the identity on the observed coordinates and the regression
+    :math:`\Sigma_{k,MO}\Sigma_{k,OO}^{-1}` on the missing ones), so the expected
+    statistics need only each pattern's weighted moments of :math:`\phi(\tilde x)`,
+    :math:`\sum_{n \in p} r_{nk} \phi(\tilde x_n)`:
+
+    .. math:: s_k = \sum_p T_{pk} m^{(1)}_{pk} + m^{(0)}_{pk} b_{pk}, \quad
+              S_k = \sum_p T m^{(2)} T^T + T m^{(1)} b^T + b (T m^{(1)})^T
+                    + m^{(0)} (b b^T + C_{pk})
+
+    (:math:`C_{pk}` the conditional covariance on the missing block). Per E-step the
+    observed blocks of all patterns with the same number of observed coordinates are
+    factorized in one batched Cholesky; per chunk the features are built once and
+    each run of rows with one pattern costs two small GEMMs (densities, moments), so
+    the work per row is that of the complete-data feature map.
+
+    Parameters
+    ----------
+    means : ndarray of shape (K, D)
+    full : ndarray of shape (K, D, D)
+        The covariances as full matrices.
+    patterns : ndarray of bool, shape (P, D)
+        ``True`` where observed.
+    """
+
+    def __init__(self, means: np.ndarray, full: np.ndarray, patterns: np.ndarray):
+        n_components, n_features = means.shape
+        n_patterns = patterns.shape[0]
+        self.n_components, self.n_features = n_components, n_features
+        prec = np.zeros((n_patterns, n_components, n_features, n_features))
+        log_det = np.zeros((n_patterns, n_components))  # log det Sigma_OO; 0 if O empty
+        n_obs = patterns.sum(axis=1)
+        components = np.arange(n_components)[None, :, None, None]
+        for size in np.unique(n_obs):
+            if size == 0:
+                continue
+            rows = np.flatnonzero(n_obs == size)
+            obs = np.nonzero(patterns[rows])[1].reshape(rows.size, size)  # (P_o, |O|)
+            # Observed blocks of every pattern of this size and every component.
+            s_oo = np.swapaxes(full[:, obs[:, :, None], obs[:, None, :]], 0, 1)
+            chol = np.linalg.cholesky(s_oo)  # (P_o, K, |O|, |O|)
+            inv_chol = np.linalg.solve(chol, np.broadcast_to(np.eye(size), chol.shape))
+            log_det[rows] = 2.0 * np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
+            at = (rows[:, None, None, None], components, obs[:, None, :, None], obs[:, None, None])
+            prec[at] = np.swapaxes(inv_chol, 2, 3) @ inv_chol
+        observed = patterns[:, None, :]  # (P, 1, D)
+        mean_obs = np.where(observed, means[None], 0.0)  # (P, K, D)
+        linear = (prec @ means[None, :, :, None])[..., 0]  # prec is 0 on the missing columns
+        constant = (
+            -0.5 * np.einsum("pkd,pkd->pk", mean_obs, linear)
+            - 0.5 * log_det
+            - 0.5 * _LOG_2PI * n_obs[:, None]
+        )
+        i, j = _feature_index(n_features)
+        self._upper = (i, j)
+        n_feat = 1 + n_features + i.size
+        A = np.empty((n_patterns, n_components, n_feat))
+        A[:, :, 0] = constant
+        A[:, :, 1 : 1 + n_features] = linear
+        A[:, :, 1 + n_features :] = -0.5 * np.where(i == j, 1.0, 2.0) * prec[:, :, i, j]
+        self.A = A  # (P, K, F): one GEMM per run of rows
+        self.width = n_feat
+        self.prec, self.linear, self.means, self.full = prec, linear, means, full
+
+    def log_gaussian(self, X: np.ndarray, pieces: PatternPieces) -> tuple[np.ndarray, np.ndarray]:
+        """Log densities ``(K, n)`` of the observed coordinates, and the features."""
+        filled = np.where(np.isnan(X), 0.0, X).astype(np.float64, copy=False)
+        phi = _quadratic_features(filled)  # (F, n)
+        out = np.empty((self.n_components, X.shape[0]))
+        A = self.A
+        for start, stop, pattern in pieces.pieces:
+            np.matmul(A[pattern], phi[:, start:stop], out=out[:, start:stop])
+        return out, phi
+
+    def new_accumulator(self) -> list[np.ndarray]:
+        """Per pattern: ``sum_n r_nk phi(x_n)``, shape (P, F, K)."""
+        return [np.zeros((self.A.shape[0], self.width, self.n_components))]
+
+    def accumulate(self, acc, X, resp_t, phi, pieces: PatternPieces) -> None:
+        moments = acc[0]
+        for start, stop, pattern in pieces.pieces:
+            moments[pattern] += phi[:, start:stop] @ resp_t[:, start:stop].T
+
+    def unpack(self, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""``(counts (K,), sum_x (K, D), second (K, D, D))`` of the completed rows.
+
+        With :math:`v_{nk} = \tilde P_{pk} (\tilde x_n - \tilde\mu_{pk})` the completed
+        row is :math:`\hat x_{nk} = \mu_k + \Sigma_k v_{nk}` (on the observed
+        coordinates :math:`\Sigma_{OO} \Sigma_{OO}^{-1} (x_O - \mu_O) = x_O - \mu_O`) and
+        the conditional covariance is :math:`\Sigma_k - \Sigma_k \tilde P_{pk} \Sigma_k`
+        (zero outside the missing block), so with :math:`s_k = \sum_n r_{nk} \hat x_{nk}`
+
+        .. math:: s_k = n_k \mu_k + \Sigma_k \textstyle\sum_n r_{nk} v_{nk}, \quad
+                  S_k = n_k (\mu_k \mu_k^T + \Sigma_k) + \mu_k (s_k - n_k\mu_k)^T
+                  + (s_k - n_k\mu_k) \mu_k^T
+                  + \Sigma_k \Big(\textstyle\sum_n r_{nk} (v_{nk} v_{nk}^T
+                  - \tilde P_{pk})\Big) \Sigma_k,
+
+        where each sum over rows is a sum over patterns of the pattern's moments of
+        :math:`\phi(\tilde x)` (:math:`D^3` work per pattern and component).
+        """
+        d = self.n_features
+        moments = np.swapaxes(acc[0], 1, 2)  # (P, K, F)
+        m0 = moments[:, :, 0]
+        m1 = moments[:, :, 1 : 1 + d]
+        i, j = self._upper
+        m2 = np.empty((*m0.shape, d, d))
+        m2[:, :, i, j] = moments[:, :, 1 + d :]
+        m2[:, :, j, i] = moments[:, :, 1 + d :]
+        prec, linear, means, full = self.prec, self.linear, self.means, self.full
+        counts = m0.sum(axis=0)
+        p_m1 = (prec @ m1[..., None])[..., 0]  # (P, K, D)
+        v1 = (p_m1 - m0[..., None] * linear).sum(axis=0)  # sum_n r v, (K, D)
+        # sum_n r (v v^T - P~) = sum_p P~ m2 P~ - P~ m1 lin^T - lin m1^T P~ + m0 (lin lin^T - P~)
+        vv = (prec @ m2 @ prec).sum(axis=0)
+        cross = p_m1.transpose(1, 2, 0) @ linear.transpose(1, 0, 2)
+        vv -= cross + np.swapaxes(cross, 1, 2)
+        vv += (linear * m0[..., None]).transpose(1, 2, 0) @ linear.transpose(1, 0, 2)
+        vv -= np.einsum("pk,pkij->kij", m0, prec)
+        shift = (full @ v1[..., None])[..., 0]  # sum_x - n mu
+        outer = means[:, :, None] * shift[:, None, :]
+        second = counts[:, None, None] * (means[:, :, None] * means[:, None, :] + full)
+        second += outer + np.swapaxes(outer, 1, 2) + full @ vv @ full
+        second = 0.5 * (second + np.swapaxes(second, 1, 2))
+        return counts, counts[:, None] * means + shift, second
+
+
+class MaskedDiagonalKernel:
+    r"""Observed-data E-step for diagonal covariances: no patterns, one GEMM per chunk.
+
+    With :math:`o_{nd}` the 0/1 observation mask and :math:`\tilde x` the data filled
+    with 0 where missing, the observed marginal is a product of univariate Normals,
+
+    .. math:: \log N(x_O \mid \mu_{k,O}, \Sigma_{k,OO}) = \sum_d o_{nd}
+              \left(-\tfrac12 \log 2\pi\sigma^2_{kd} - \tfrac{\mu_{kd}^2}{2\sigma^2_{kd}}\right)
+              + \tilde x_{nd} \frac{\mu_{kd}}{\sigma^2_{kd}}
+              - \tilde x_{nd}^2 \frac{1}{2\sigma^2_{kd}},
+
+    linear in the features :math:`[1, o, 1 - o, \tilde x, \tilde x^2]`; the missing
+    coordinates' conditional means are :math:`\mu_{k,M}` and their conditional
+    variances :math:`\sigma^2_{k,M}`, so the statistics need only the moments of the
+    same features (one more GEMM), whatever the pattern of each row.
+    """
+
+    def __init__(self, means: np.ndarray, variances: np.ndarray):
+        n_components, d = means.shape
+        self.n_components, self.n_features = n_components, d
+        self.means, self.variances = means, variances
+        prec = 1.0 / variances
+        A = np.zeros((n_components, 1 + 4 * d))
+        A[:, 1 : 1 + d] = -0.5 * (_LOG_2PI + np.log(variances) + means * means * prec)
+        A[:, 1 + 2 * d : 1 + 3 * d] = means * prec
+        A[:, 1 + 3 * d :] = -0.5 * prec
+        self.A = A
+        self.width = A.shape[1]
+
+    def log_gaussian(self, X: np.ndarray, pieces: PatternPieces | None = None):
+        n, d = X.shape
+        missing = np.isnan(X)
+        phi = np.empty((1 + 4 * d, n))
+        phi[0] = 1.0
+        phi[1 : 1 + d] = ~missing.T
+        phi[1 + d : 1 + 2 * d] = missing.T
+        filled = phi[1 + 2 * d : 1 + 3 * d]
+        filled[...] = X.T
+        filled[missing.T] = 0.0
+        np.multiply(filled, filled, out=phi[1 + 3 * d :])
+        return self.A @ phi, phi
+
+    def new_accumulator(self) -> list[np.ndarray]:
+        return [np.zeros((self.width, self.n_components))]
+
+    def accumulate(self, acc, X, resp_t, phi, pieces: PatternPieces | None = None) -> None:
+        acc[0] += phi @ resp_t.T
+
+    def unpack(self, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d = self.n_features
+        moments = acc[0].T  # (K, F)
+        counts = moments[:, 0]
+        missing_mass = moments[:, 1 + d : 1 + 2 * d]
+        sum_x = moments[:, 1 + 2 * d : 1 + 3 * d] + missing_mass * self.means
+        diag = moments[:, 1 + 3 * d :] + missing_mass * (self.means**2 + self.variances)
+        second = np.zeros((self.n_components, d, d))
+        second[:, np.arange(d), np.arange(d)] = diag
+        return counts, sum_x, second
+
+
+def missing_chunk_kernel(
+    params: GMMParams, covariance_type: str, patterns: np.ndarray | None
+) -> ObservedFeatureKernel | MaskedDiagonalKernel:
+    """The kernel for chunks with NaN, chosen by the covariance table's
+    ``independent_features`` flag: :class:`MaskedDiagonalKernel` (no grouping of
+    rows) or :class:`ObservedFeatureKernel` over the pattern table ``patterns``
+    (P, D), ``True`` where observed."""
+    model = get_covariance_model(covariance_type)
+    if model.independent_features:
+        return MaskedDiagonalKernel(params.means, _diagonal_variances(params, model))
+    return ObservedFeatureKernel(params.means, _full_covariances(params, model), patterns)
+
+
+def _pattern_order(X: np.ndarray, patterns: MissingPatterns | None) -> tuple:
+    """Rows sorted by pattern, the pieces of that order and the pattern table."""
+    if patterns is None:
+        patterns = missing_patterns(X)
+    order = np.concatenate(patterns.rows) if patterns.rows else np.zeros(0, dtype=int)
+    bounds = np.cumsum([0] + [r.size for r in patterns.rows]).tolist()
+    pieces = PatternPieces(tuple((a, b, p) for p, (a, b) in enumerate(itertools.pairwise(bounds))))
+    return order, pieces, patterns.patterns
+
+
 # -- E-step ---------------------------------------------------------------------------
 def observed_log_gaussian(
     X: np.ndarray,
@@ -248,7 +495,8 @@ def observed_log_gaussian(
               \text{shape } (N, K);
 
     0 for a row with no observed value. Without NaN this equals the complete-data
-    ``log N(x_n | mu_k, Sigma_k)``.
+    ``log N(x_n | mu_k, Sigma_k)``. The same kernels as the E-step
+    (:func:`missing_chunk_kernel`), on all rows as one chunk.
 
     Parameters
     ----------
@@ -270,36 +518,15 @@ def observed_log_gaussian(
     >>> bool(np.isclose(lg[0, 0], multivariate_normal(0.0, 2.0).logpdf(1.0)))
     True
     """
-    model = get_covariance_model(covariance_type)
-    if model.independent_features:
-        observed = ~np.isnan(X) if patterns is None else patterns.observed
-        variances = _diagonal_variances(params, model)
-        return _diagonal_log_gaussian(X, observed, params.means, variances)
-    if patterns is None:
-        patterns = missing_patterns(X)
-    full = _full_covariances(params, model)
+    X = np.asarray(X, dtype=np.float64)
+    if get_covariance_model(covariance_type).independent_features:
+        kernel = missing_chunk_kernel(params, covariance_type, None)
+        return kernel.log_gaussian(X)[0].T
+    order, pieces, table = _pattern_order(X, patterns)
+    kernel = missing_chunk_kernel(params, covariance_type, table)
     out = np.empty((X.shape[0], params.means.shape[0]))
-    for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
-        obs, miss = np.flatnonzero(pattern), np.flatnonzero(~pattern)
-        x_obs = X[np.ix_(rows, obs)]
-        out[rows] = _condition(x_obs, params.means, full, obs, miss, regression=False).log_gauss
+    out[order] = kernel.log_gaussian(X[order], pieces)[0].T
     return out
-
-
-def _diagonal_log_gaussian(
-    X: np.ndarray, observed: np.ndarray, means: np.ndarray, variances: np.ndarray
-) -> np.ndarray:
-    """Product over the observed coordinates of univariate normals, by whole-array
-    products with the observation mask (centered data keep the expansion accurate)."""
-    mask = observed.astype(float)
-    filled = np.where(observed, X, 0.0)
-    prec = 1.0 / variances
-    maha = (
-        (filled * filled) @ prec.T
-        - 2.0 * (filled @ (means * prec).T)
-        + mask @ (means * means * prec).T
-    )
-    return -0.5 * (maha + mask @ (_LOG_2PI + np.log(variances)).T)
 
 
 def missing_statistics(
@@ -315,116 +542,24 @@ def missing_statistics(
     ``params`` are the parameters the responsibilities ``resp`` (N, K) were computed
     with (the conditional expectations are taken under them). Rows with no observed
     value contribute their responsibilities times the component moments (callers
-    drop such rows before fitting).
+    drop such rows before fitting). The same kernels as the E-step
+    (:func:`missing_chunk_kernel`), on all rows as one chunk.
     """
+    X = np.asarray(X, dtype=np.float64)
     model = get_covariance_model(covariance_type)
     if sample_weight is not None:
         resp = resp * sample_weight[:, None]
-    n_components, n_features = params.means.shape
-    means = params.means
     if model.independent_features:
-        observed = ~np.isnan(X) if patterns is None else patterns.observed
-        variances = _diagonal_variances(params, model)
-        filled = np.where(observed, X, 0.0)
-        missing_mass = resp.T @ (~observed).astype(float)  # (K, D)
-        sum_x = resp.T @ filled + missing_mass * means
-        diag = resp.T @ (filled * filled) + missing_mass * (means * means + variances)
-        second = np.zeros((n_components, n_features, n_features))
-        second[:, np.arange(n_features), np.arange(n_features)] = diag
+        order, pieces, table = slice(None), PatternPieces(), None
     else:
-        if patterns is None:
-            patterns = missing_patterns(X)
-        full = _full_covariances(params, model)
-        sum_x = np.zeros((n_components, n_features))
-        second = np.zeros((n_components, n_features, n_features))
-        for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
-            obs, miss = np.flatnonzero(pattern), np.flatnonzero(~pattern)
-            x_obs = X[np.ix_(rows, obs)]
-            r = resp[rows].T  # (K, n_p)
-            completed = np.empty((n_components, rows.size, n_features))
-            completed[:, :, obs] = x_obs[None]
-            if miss.size:
-                cond = _condition(x_obs, means, full, obs, miss)
-                completed[:, :, miss] = _conditional_means(x_obs, means, obs, miss, cond.coef)
-                second[np.ix_(np.arange(n_components), miss, miss)] += (
-                    r.sum(axis=1)[:, None, None] * cond.cond_cov
-                )
-            sum_x += np.einsum("kn,knd->kd", r, completed)
-            second += np.swapaxes(completed * r[:, :, None], 1, 2) @ completed
-    return SufficientStats(
-        n=resp.sum(axis=0),
-        sum_x=sum_x,
-        sum_xx=model.second_moment_from_full(second),
-        covariance_type=covariance_type,
-    )
-
-
-def missing_e_step(
-    X: np.ndarray,
-    params: GMMParams,
-    covariance_type: str,
-    patterns: MissingPatterns,
-    sample_weight: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, SufficientStats]:
-    """One E-step on data with NaN: log densities, log responsibilities, statistics.
-
-    The same numbers as :func:`observed_log_gaussian` (plus ``log pi``, log-sum-exp)
-    followed by :func:`missing_statistics`, in one pass: a row's responsibilities need
-    only its own K log densities, so each pattern's statistics are accumulated right
-    after its densities, with one factorization per pattern.
-
-    Returns
-    -------
-    log_prob_norm : ndarray of shape (N,)
-    log_resp : ndarray of shape (N, K)
-    stats : SufficientStats
-    """
-    model = get_covariance_model(covariance_type)
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(params.weights)
-    if model.independent_features:
-        weighted = observed_log_gaussian(X, params, covariance_type, patterns) + log_weights
-        log_prob_norm = _logsumexp(weighted)
-        log_resp = weighted - log_prob_norm[:, None]
-        stats = missing_statistics(
-            X, np.exp(log_resp), params, covariance_type, sample_weight, patterns
-        )
-        return log_prob_norm, log_resp, stats
-    n_components, n_features = params.means.shape
-    means = params.means
-    full = _full_covariances(params, model)
-    log_prob_norm = np.empty(X.shape[0])
-    log_resp = np.empty((X.shape[0], n_components))
-    counts = np.zeros(n_components)
-    sum_x = np.zeros((n_components, n_features))
-    second = np.zeros((n_components, n_features, n_features))
-    components = np.arange(n_components)
-    for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
-        obs, miss = np.flatnonzero(pattern), np.flatnonzero(~pattern)
-        x_obs = X[np.ix_(rows, obs)]
-        cond = _condition(x_obs, means, full, obs, miss, regression=miss.size > 0)
-        weighted = cond.log_gauss + log_weights
-        norm = _logsumexp(weighted)
-        lr = weighted - norm[:, None]
-        log_prob_norm[rows] = norm
-        log_resp[rows] = lr
-        r = np.exp(lr).T  # (K, n_p)
-        if sample_weight is not None:
-            r = r * sample_weight[rows]
-        mass = r.sum(axis=1)
-        counts += mass
-        if miss.size:
-            completed = np.empty((n_components, rows.size, n_features))
-            completed[:, :, obs] = x_obs[None]
-            completed[:, :, miss] = _conditional_means(x_obs, means, obs, miss, cond.coef)
-            second[np.ix_(components, miss, miss)] += mass[:, None, None] * cond.cond_cov
-            sum_x += np.einsum("kn,knd->kd", r, completed)
-            second += np.swapaxes(completed * r[:, :, None], 1, 2) @ completed
-        else:  # complete rows: the ordinary moments
-            sum_x += r @ x_obs
-            second += (x_obs.T[None] * r[:, None, :]) @ x_obs
-    stats = SufficientStats(counts, sum_x, model.second_moment_from_full(second), covariance_type)
-    return log_prob_norm, log_resp, stats
+        order, pieces, table = _pattern_order(X, patterns)
+    kernel = missing_chunk_kernel(params, covariance_type, table)
+    block = X[order]
+    _, phi = kernel.log_gaussian(block, pieces)
+    acc = kernel.new_accumulator()
+    kernel.accumulate(acc, block, np.ascontiguousarray(resp[order].T), phi, pieces)
+    counts, sum_x, second = kernel.unpack(acc)
+    return SufficientStats(counts, sum_x, model.second_moment_from_full(second), covariance_type)
 
 
 # -- imputation ---------------------------------------------------------------------
