@@ -410,7 +410,7 @@ class MaskedDiagonalKernel:
               + \tilde x_{nd} \frac{\mu_{kd}}{\sigma^2_{kd}}
               - \tilde x_{nd}^2 \frac{1}{2\sigma^2_{kd}},
 
-    linear in the features :math:`[1, o, 1 - o, \tilde x, \tilde x^2]`; the missing
+    linear in the features :math:`[1, o, \tilde x, \tilde x^2]`; the missing
     coordinates' conditional means are :math:`\mu_{k,M}` and their conditional
     variances :math:`\sigma^2_{k,M}`, so the statistics need only the moments of the
     same features (one more GEMM), whatever the pattern of each row.
@@ -421,24 +421,24 @@ class MaskedDiagonalKernel:
         self.n_components, self.n_features = n_components, d
         self.means, self.variances = means, variances
         prec = 1.0 / variances
-        A = np.zeros((n_components, 1 + 4 * d))
+        A = np.zeros((n_components, 1 + 3 * d))  # the feature 1 has coefficient 0
         A[:, 1 : 1 + d] = -0.5 * (_LOG_2PI + np.log(variances) + means * means * prec)
-        A[:, 1 + 2 * d : 1 + 3 * d] = means * prec
-        A[:, 1 + 3 * d :] = -0.5 * prec
+        A[:, 1 + d : 1 + 2 * d] = means * prec
+        A[:, 1 + 2 * d :] = -0.5 * prec
         self.A = A
         self.width = A.shape[1]
 
     def log_gaussian(self, X: np.ndarray, pieces: PatternPieces | None = None):
+        """Log densities ``(K, n)`` and the features ``[1, o, x~, x~^2]`` (F, n)."""
         n, d = X.shape
-        missing = np.isnan(X)
-        phi = np.empty((1 + 4 * d, n))
+        x_t = X.T
+        missing = np.isnan(x_t)
+        phi = np.empty((1 + 3 * d, n))
         phi[0] = 1.0
-        phi[1 : 1 + d] = ~missing.T
-        phi[1 + d : 1 + 2 * d] = missing.T
-        filled = phi[1 + 2 * d : 1 + 3 * d]
-        filled[...] = X.T
-        filled[missing.T] = 0.0
-        np.multiply(filled, filled, out=phi[1 + 3 * d :])
+        np.logical_not(missing, out=phi[1 : 1 + d])
+        filled = phi[1 + d : 1 + 2 * d]
+        filled[...] = np.where(missing, 0.0, x_t)
+        np.multiply(filled, filled, out=phi[1 + 2 * d :])
         return self.A @ phi, phi
 
     def new_accumulator(self) -> list[np.ndarray]:
@@ -448,12 +448,14 @@ class MaskedDiagonalKernel:
         acc[0] += phi @ resp_t.T
 
     def unpack(self, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts (K,), sum_x (K, D), second (K, D, D))``: a missing coordinate
+        contributes its conditional mean and variance, ``mu_kd`` and ``sigma^2_kd``."""
         d = self.n_features
         moments = acc[0].T  # (K, F)
         counts = moments[:, 0]
-        missing_mass = moments[:, 1 + d : 1 + 2 * d]
-        sum_x = moments[:, 1 + 2 * d : 1 + 3 * d] + missing_mass * self.means
-        diag = moments[:, 1 + 3 * d :] + missing_mass * (self.means**2 + self.variances)
+        missing_mass = counts[:, None] - moments[:, 1 : 1 + d]
+        sum_x = moments[:, 1 + d : 1 + 2 * d] + missing_mass * self.means
+        diag = moments[:, 1 + 2 * d :] + missing_mass * (self.means**2 + self.variances)
         second = np.zeros((self.n_components, d, d))
         second[:, np.arange(d), np.arange(d)] = diag
         return counts, sum_x, second
