@@ -408,15 +408,25 @@ def e_step(
     log_w = log_w64.astype(dtype)[:, None]
     w = None if sample_weight is None else np.asarray(sample_weight)
 
-    # Chunks with NaN: the observed-data kernel, its tables built once per E-step.
-    missing_kernel = None
-    if any(p is not None for p in plan.patterns):
-        missing_kernel = missing_chunk_kernel(params_c, covariance_type, plan.pattern_table)
+    def missing_kernel_for(chunks: range):
+        """The observed-data kernel for the chunks with NaN among ``chunks``: its tables
+        cover the patterns of these chunks only (consecutive in the plan), so worker
+        threads build their share of them in parallel."""
+        numbers = [p for i in chunks if plan.patterns[i] for _, _, p in plan.patterns[i].pieces]
+        if not any(plan.patterns[i] is not None for i in chunks):
+            return None
+        if plan.pattern_table is None or not numbers:
+            return missing_chunk_kernel(params_c, covariance_type, None)
+        first, last = min(numbers), max(numbers)
+        table = plan.pattern_table[first : last + 1]
+        return missing_chunk_kernel(params_c, covariance_type, table, first)
 
-    def run(chunks: range) -> tuple[float, list | None, list | None]:
-        """The chunks ``chunks`` of the plan: objective and the two kernels' accumulators."""
+    def run(chunks: range) -> tuple[float, list | None, tuple | None]:
+        """The chunks ``chunks`` of the plan: objective, complete-data accumulator and
+        the statistics of the chunks with NaN."""
         total = 0.0
         acc = kernel.new_accumulator() if statistics else None
+        missing_kernel = missing_kernel_for(chunks)
         missing_acc = None
         for index in chunks:
             rows, pieces = plan.chunks[index], plan.patterns[index]
@@ -453,7 +463,8 @@ def e_step(
                 total += float(lpn.astype(np.float64) @ w_block)
             if log_prob_norm is not None:
                 log_prob_norm[rows] = lpn
-        return total, acc, missing_acc
+        missing_stats = None if missing_acc is None else missing_kernel.unpack(missing_acc)
+        return total, acc, missing_stats
 
     n_chunks = len(plan.chunks)
     with worker_threads(n_chunks, n_workers) as workers:
@@ -468,22 +479,22 @@ def e_step(
                 parts = list(pool.map(run, ranges))
     total = float(sum(part[0] for part in parts))
     acc = None
-    missing_acc = None
+    missing = None  # (counts, sum_x, full second moments) of the chunks with NaN
     for _, part_acc, part_missing in parts:
         if part_acc is not None:
             acc = part_acc if acc is None else [x + y for x, y in zip(acc, part_acc, strict=True)]
         if part_missing is not None:
-            missing_acc = (
+            missing = (
                 part_missing
-                if missing_acc is None
-                else [x + y for x, y in zip(missing_acc, part_missing, strict=True)]
+                if missing is None
+                else tuple(x + y for x, y in zip(missing, part_missing, strict=True))
             )
     stats = None
     if statistics:
         counts, sum_x, sum_xx = kernel.unpack(acc)
         stats = SufficientStats(counts, sum_x, sum_xx, covariance_type)
-        if missing_acc is not None:
-            counts, sum_x, second = missing_kernel.unpack(missing_acc)
+        if missing is not None:
+            counts, sum_x, second = missing
             stats = stats + SufficientStats(
                 counts, sum_x, model.second_moment_from_full(second), covariance_type
             )

@@ -295,9 +295,13 @@ class ObservedFeatureKernel:
         The covariances as full matrices.
     patterns : ndarray of bool, shape (P, D)
         ``True`` where observed.
+    first : int, default=0
+        The number of ``patterns[0]`` in the pieces this kernel is given: a worker
+        thread builds the tables of its own consecutive range of patterns only.
     """
 
-    def __init__(self, means: np.ndarray, full: np.ndarray, patterns: np.ndarray):
+    def __init__(self, means: np.ndarray, full: np.ndarray, patterns: np.ndarray, first: int = 0):
+        self.first = first
         n_components, n_features = means.shape
         n_patterns = patterns.shape[0]
         self.n_components, self.n_features = n_components, n_features
@@ -341,9 +345,9 @@ class ObservedFeatureKernel:
         filled = np.where(np.isnan(X), 0.0, X).astype(np.float64, copy=False)
         phi = _quadratic_features(filled)  # (F, n)
         out = np.empty((self.n_components, X.shape[0]))
-        A = self.A
+        A, first = self.A, self.first
         for start, stop, pattern in pieces.pieces:
-            np.matmul(A[pattern], phi[:, start:stop], out=out[:, start:stop])
+            np.matmul(A[pattern - first], phi[:, start:stop], out=out[:, start:stop])
         return out, phi
 
     def new_accumulator(self) -> list[np.ndarray]:
@@ -351,9 +355,9 @@ class ObservedFeatureKernel:
         return [np.zeros((self.A.shape[0], self.width, self.n_components))]
 
     def accumulate(self, acc, X, resp_t, phi, pieces: PatternPieces) -> None:
-        moments = acc[0]
+        moments, first = acc[0], self.first
         for start, stop, pattern in pieces.pieces:
-            moments[pattern] += phi[:, start:stop] @ resp_t[:, start:stop].T
+            moments[pattern - first] += phi[:, start:stop] @ resp_t[:, start:stop].T
 
     def unpack(self, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r"""``(counts (K,), sum_x (K, D), second (K, D, D))`` of the completed rows.
@@ -462,16 +466,16 @@ class MaskedDiagonalKernel:
 
 
 def missing_chunk_kernel(
-    params: GMMParams, covariance_type: str, patterns: np.ndarray | None
+    params: GMMParams, covariance_type: str, patterns: np.ndarray | None, first: int = 0
 ) -> ObservedFeatureKernel | MaskedDiagonalKernel:
     """The kernel for chunks with NaN, chosen by the covariance table's
     ``independent_features`` flag: :class:`MaskedDiagonalKernel` (no grouping of
     rows) or :class:`ObservedFeatureKernel` over the pattern table ``patterns``
-    (P, D), ``True`` where observed."""
+    (P, D), ``True`` where observed, whose first row is pattern number ``first``."""
     model = get_covariance_model(covariance_type)
     if model.independent_features:
         return MaskedDiagonalKernel(params.means, _diagonal_variances(params, model))
-    return ObservedFeatureKernel(params.means, _full_covariances(params, model), patterns)
+    return ObservedFeatureKernel(params.means, _full_covariances(params, model), patterns, first)
 
 
 def _pattern_order(X: np.ndarray, patterns: MissingPatterns | None) -> tuple:
