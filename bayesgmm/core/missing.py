@@ -110,7 +110,15 @@ def missing_patterns(X: np.ndarray) -> MissingPatterns:
     [[2], [0, 3], [1]]
     """
     observed = ~np.isnan(X)
-    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+    n_features = observed.shape[1]
+    if n_features <= 62:
+        # Each pattern as an integer, the first column the highest bit: sorting the
+        # integers sorts the patterns as rows (np.unique(axis=0), ~50x slower).
+        codes = observed.astype(np.int64) @ (np.int64(1) << np.arange(n_features - 1, -1, -1))
+        codes, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        patterns = observed[first]
+    else:
+        patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(np.bincount(inverse, minlength=len(patterns)))[:-1]
