@@ -12,10 +12,13 @@ array is ever formed: the largest temporaries are ``chunk x F`` (``F`` the width
 of the kernel's features), and the outputs that are asked for (``(N,)`` log
 densities, ``(N, K)`` responsibilities).
 
-Chunks that contain NaN go through the exact missing-data E-step of
-:mod:`bayesgmm.core.missing`, per missingness pattern within the chunk; their
-statistics add to the others' (:class:`~bayesgmm.core.suffstats.SufficientStats`
-are additive).
+Chunks that contain NaN go through the exact observed-data kernels of
+:mod:`bayesgmm.core.missing` (:func:`~bayesgmm.core.missing.missing_chunk_kernel`):
+the same log-sum-exp and responsibilities, with log densities of each row's observed
+coordinates and the expected statistics of the completed rows; their statistics add to
+the others' (:class:`~bayesgmm.core.suffstats.SufficientStats` are additive). Each
+worker thread builds the kernel's per-pattern tables for the patterns of its own
+chunks.
 
 Chunk size
 ----------

@@ -32,13 +32,20 @@ observed-data likelihood: its objective never decreases.
 Two kernels, chosen by the covariance table's ``independent_features`` flag (never by
 a type's name):
 
-- covariance types with diagonal covariances (``diag``, ``spherical``) need no
-  conditional regression: the observed marginal is a product over the observed
-  coordinates, :math:`\hat x_{nk,M} = \mu_{k,M}` and :math:`C_k` is the diagonal of the
-  missing variances. The E-step is then whole-array products with the observation
-  mask, with no grouping of rows at all;
-- the others group rows by missingness pattern and factorize each observed block once
-  per pattern (all components at once), not once per row.
+- covariance types with diagonal covariances (``diag``, ``spherical``, the diagonal
+  mclust families) need no conditional regression: the observed marginal is a
+  product over the observed coordinates, :math:`\hat x_{nk,M} = \mu_{k,M}` and
+  :math:`C_k` is the diagonal of the missing variances.
+  :class:`MaskedDiagonalKernel` is one GEMM per chunk on the features
+  :math:`[1, o, \tilde x, \tilde x^2]` (mask, data filled with 0, squares), with no
+  grouping of rows at all;
+- the others (:class:`ObservedFeatureKernel`) group rows by missingness pattern once
+  per fit. Per E-step the observed blocks :math:`\Sigma_{k,OO}` of all patterns with
+  the same number of observed coordinates are factorized in one batched Cholesky
+  (all patterns and components at once), giving each pattern's coefficients of the
+  quadratic feature map of the filled row; per chunk each run of rows with one
+  pattern costs two small GEMMs (log densities, moments), and the statistics come
+  from each pattern's moments by :math:`D \times D` algebra per pattern, not per row.
 """
 
 from __future__ import annotations
@@ -262,10 +269,6 @@ class PatternPieces(NamedTuple):
     pieces: tuple[tuple[int, int, int], ...] = ()
 
 
-def _feature_index(n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n_features)
-
-
 class ObservedFeatureKernel:
     r"""Observed-data E-step for covariances with correlations, batched over patterns.
 
@@ -337,13 +340,16 @@ class ObservedFeatureKernel:
             - 0.5 * log_det
             - 0.5 * _LOG_2PI * n_obs[:, None]
         )
-        i, j = _feature_index(n_features)
-        self._upper = (i, j)
+        i, j = np.triu_indices(n_features)
+        # Position of (a, b) in the upper-triangle features, for a <= b and a > b.
+        self._symmetric = np.empty((n_features, n_features), dtype=np.intp)
+        self._symmetric[i, j] = self._symmetric[j, i] = np.arange(i.size)
         n_feat = 1 + n_features + i.size
         A = np.empty((n_patterns, n_components, n_feat))
         A[:, :, 0] = constant
         A[:, :, 1 : 1 + n_features] = linear
-        A[:, :, 1 + n_features :] = -0.5 * np.where(i == j, 1.0, 2.0) * prec[:, :, i, j]
+        upper = np.take(prec.reshape(n_patterns, n_components, -1), i * n_features + j, axis=2)
+        A[:, :, 1 + n_features :] = -0.5 * np.where(i == j, 1.0, 2.0) * upper
         self.A = A  # (P, K, F): one GEMM per run of rows
         self.width = n_feat
         self.prec, self.linear, self.means, self.full = prec, linear, means, full
@@ -389,10 +395,8 @@ class ObservedFeatureKernel:
         moments = np.swapaxes(acc[0], 1, 2)  # (P, K, F)
         m0 = moments[:, :, 0]
         m1 = moments[:, :, 1 : 1 + d]
-        i, j = self._upper
-        m2 = np.empty((*m0.shape, d, d))
-        m2[:, :, i, j] = moments[:, :, 1 + d :]
-        m2[:, :, j, i] = moments[:, :, 1 + d :]
+        m2 = np.take(moments[:, :, 1 + d :], self._symmetric.ravel(), axis=2)
+        m2 = m2.reshape(*m0.shape, d, d)
         prec, linear, means, full = self.prec, self.linear, self.means, self.full
         counts = m0.sum(axis=0)
         p_m1 = (prec @ m1[..., None])[..., 0]  # (P, K, D)
