@@ -194,11 +194,17 @@ class ChunkPlan(NamedTuple):
         GEMM kernel).
     pattern_table : ndarray of bool, shape (P, D), or None
         The distinct missingness patterns (``True`` where observed) of the grouped rows.
+    blocks : tuple of ndarray or None, or None
+        Per chunk of incomplete rows that are not consecutive, a copy of its rows of
+        the data the plan was made for (gathered once per fit, not once per E-step:
+        the plan then holds another copy of those rows); ``None`` elsewhere. A plan
+        is only valid for the data it was made from.
     """
 
     chunks: tuple[slice | np.ndarray, ...]
     patterns: tuple[PatternPieces | None, ...]
     pattern_table: np.ndarray | None = None
+    blocks: tuple[np.ndarray | None, ...] | None = None
 
 
 class EStep(NamedTuple):
@@ -261,7 +267,7 @@ def plan_chunks(
         for s in range(0, incomplete.size, rows):
             chunks.append(_as_slice(incomplete[s : s + rows]))
             patterns.append(PatternPieces())
-        return ChunkPlan(tuple(chunks), tuple(patterns))
+        return ChunkPlan(tuple(chunks), tuple(patterns), None, _blocks(X, chunks, patterns))
     table = None
     if incomplete.size:
         grouped = missing_patterns(X[incomplete])
@@ -297,8 +303,15 @@ def plan_chunks(
                 if fill == rows:
                     flush()
         flush()
-    return ChunkPlan(tuple(chunks), tuple(patterns), table)
-    return ChunkPlan(tuple(chunks), tuple(patterns))
+    return ChunkPlan(tuple(chunks), tuple(patterns), table, _blocks(X, chunks, patterns))
+
+
+def _blocks(X: np.ndarray, chunks: list, patterns: list) -> tuple[np.ndarray | None, ...]:
+    """The rows of the chunks with NaN that are not slices, gathered once."""
+    return tuple(
+        None if pieces is None or isinstance(rows, slice) else X[rows]
+        for rows, pieces in zip(chunks, patterns, strict=True)
+    )
 
 
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
@@ -433,7 +446,11 @@ def e_step(
         missing_acc = None
         for index in chunks:
             rows, pieces = plan.chunks[index], plan.patterns[index]
-            block = X[rows]
+            block = (
+                X[rows]
+                if plan.blocks is None or plan.blocks[index] is None
+                else plan.blocks[index]
+            )
             if center is not None:
                 block = block - center.astype(dtype)
             w_block = None if w is None else w[rows]
