@@ -280,24 +280,31 @@ class ObservedFeatureKernel:
               = \phi(\tilde x)^T a_{pk}, \quad
               \phi(\tilde x) = [1, \tilde x, \tilde x_i \tilde x_j \; (i \le j)]
 
-    with :math:`a_{pk}` built from :math:`\tilde P_{pk}`, the inverse of
-    :math:`\Sigma_{k,OO}` embedded in a :math:`D \times D` matrix of zeros (as the
-    complete-data feature map is built from :math:`\Sigma_k^{-1}`). The completed row
-    is affine in :math:`\tilde x`: :math:`\hat x_{nk} = T_{pk} \tilde x_n + b_{pk}`
-    (:math:`T` is the identity on the observed coordinates and the regression
-    :math:`\Sigma_{k,MO}\Sigma_{k,OO}^{-1}` on the missing ones), so the expected
-    statistics need only each pattern's weighted moments of :math:`\phi(\tilde x)`,
-    :math:`\sum_{n \in p} r_{nk} \phi(\tilde x_n)`:
+    with :math:`a_{pk}` built from :math:`\Sigma_{k,OO}^{-1}` on the observed
+    coordinates' entries and 0 elsewhere (as the complete-data feature map is built
+    from :math:`\Sigma_k^{-1}`). With :math:`\tilde P_{pk}` that inverse embedded in a
+    :math:`D \times D` matrix of zeros and
+    :math:`v_{nk} = \tilde P_{pk} (\tilde x_n - \mu_k)`, the completed row is
+    :math:`\hat x_{nk} = \mu_k + \Sigma_k v_{nk}` (on the observed coordinates
+    :math:`\Sigma_{OO} \Sigma_{OO}^{-1} (x_O - \mu_O) = x_O - \mu_O`, on the missing
+    ones the regression :math:`\mu_M + \Sigma_{MO} \Sigma_{OO}^{-1} (x_O - \mu_O)`), and
+    the conditional covariance is :math:`\Sigma_k - \Sigma_k \tilde P_{pk} \Sigma_k`
+    (zero outside the missing block). So the expected statistics are
 
-    .. math:: s_k = \sum_p T_{pk} m^{(1)}_{pk} + m^{(0)}_{pk} b_{pk}, \quad
-              S_k = \sum_p T m^{(2)} T^T + T m^{(1)} b^T + b (T m^{(1)})^T
-                    + m^{(0)} (b b^T + C_{pk})
+    .. math:: s_k = n_k \mu_k + \Sigma_k \textstyle\sum_n r_{nk} v_{nk}, \quad
+              S_k = n_k (\mu_k \mu_k^T + \Sigma_k) + \mu_k (s_k - n_k\mu_k)^T
+              + (s_k - n_k\mu_k) \mu_k^T
+              + \Sigma_k \Big(\textstyle\sum_n r_{nk} (v_{nk} v_{nk}^T
+              - \tilde P_{pk})\Big) \Sigma_k,
 
-    (:math:`C_{pk}` the conditional covariance on the missing block). Per E-step the
-    observed blocks of all patterns with the same number of observed coordinates are
-    factorized in one batched Cholesky; per chunk the features are built once and
-    each run of rows with one pattern costs two small GEMMs (densities, moments), so
-    the work per row is that of the complete-data feature map.
+    and each sum over rows is a sum over patterns of expressions in the pattern's
+    moments :math:`\sum_{n \in p} r_{nk} \phi(\tilde x_n)`, on its observed block
+    (:math:`|O|^3` work per pattern and component, none per row).
+
+    Per E-step the observed blocks of all patterns with the same number of observed
+    coordinates are factorized in one batched Cholesky; per chunk the features are
+    built once and each run of rows with one pattern costs two small GEMMs
+    (densities, moments), so the work per row is that of the complete-data feature map.
 
     Parameters
     ----------
@@ -313,13 +320,19 @@ class ObservedFeatureKernel:
 
     def __init__(self, means: np.ndarray, full: np.ndarray, patterns: np.ndarray, first: int = 0):
         self.first = first
-        n_components, n_features = means.shape
+        n_components, d = means.shape
         n_patterns = patterns.shape[0]
-        self.n_components, self.n_features = n_components, n_features
-        prec = np.zeros((n_patterns, n_components, n_features, n_features))
-        log_det = np.zeros((n_patterns, n_components))  # log det Sigma_OO; 0 if O empty
+        self.n_components, self.n_features = n_components, d
+        self.means, self.full = means, full
+        i, j = np.triu_indices(d)
+        # Feature number of x_a x_b (either order) in phi.
+        self._product = np.empty((d, d), dtype=np.intp)
+        self._product[i, j] = self._product[j, i] = 1 + d + np.arange(i.size)
+        self.width = 1 + d + i.size
+        A = np.zeros((n_patterns, n_components, self.width))  # 0: nothing observed
+        self._groups = []
         n_obs = patterns.sum(axis=1)
-        components = np.arange(n_components)[None, :, None, None]
+        components = np.arange(n_components)[None, :, None]
         for size in np.unique(n_obs):
             if size == 0:
                 continue
@@ -329,30 +342,24 @@ class ObservedFeatureKernel:
             s_oo = np.swapaxes(full[:, obs[:, :, None], obs[:, None, :]], 0, 1)
             chol = np.linalg.cholesky(s_oo)  # (P_o, K, |O|, |O|)
             inv_chol = np.linalg.solve(chol, np.broadcast_to(np.eye(size), chol.shape))
-            log_det[rows] = 2.0 * np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
-            at = (rows[:, None, None, None], components, obs[:, None, :, None], obs[:, None, None])
-            prec[at] = np.swapaxes(inv_chol, 2, 3) @ inv_chol
-        observed = patterns[:, None, :]  # (P, 1, D)
-        mean_obs = np.where(observed, means[None], 0.0)  # (P, K, D)
-        linear = (prec @ means[None, :, :, None])[..., 0]  # prec is 0 on the missing columns
-        constant = (
-            -0.5 * np.einsum("pkd,pkd->pk", mean_obs, linear)
-            - 0.5 * log_det
-            - 0.5 * _LOG_2PI * n_obs[:, None]
-        )
-        i, j = np.triu_indices(n_features)
-        # Position of (a, b) in the upper-triangle features, for a <= b and a > b.
-        self._symmetric = np.empty((n_features, n_features), dtype=np.intp)
-        self._symmetric[i, j] = self._symmetric[j, i] = np.arange(i.size)
-        n_feat = 1 + n_features + i.size
-        A = np.empty((n_patterns, n_components, n_feat))
-        A[:, :, 0] = constant
-        A[:, :, 1 : 1 + n_features] = linear
-        upper = np.take(prec.reshape(n_patterns, n_components, -1), i * n_features + j, axis=2)
-        A[:, :, 1 + n_features :] = -0.5 * np.where(i == j, 1.0, 2.0) * upper
+            inv = np.swapaxes(inv_chol, 2, 3) @ inv_chol  # Sigma_OO^-1
+            log_det = 2.0 * np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
+            mean_o = np.swapaxes(means[:, obs], 0, 1)  # (P_o, K, |O|)
+            linear = (inv @ mean_o[..., None])[..., 0]
+            at = rows[:, None, None]
+            A[rows, :, 0] = (
+                -0.5 * np.einsum("pko,pko->pk", mean_o, linear)
+                - 0.5 * log_det
+                - 0.5 * _LOG_2PI * size
+            )
+            A[at, components, 1 + obs[:, None, :]] = linear
+            a, b = np.triu_indices(size)
+            pairs = self._product[obs[:, a], obs[:, b]]  # (P_o, pairs)
+            A[at, components, pairs[:, None, :]] = (
+                -0.5 * np.where(a == b, 1.0, 2.0) * inv[:, :, a, b]
+            )
+            self._groups.append((rows, obs, inv, linear))
         self.A = A  # (P, K, F): one GEMM per run of rows
-        self.width = n_feat
-        self.prec, self.linear, self.means, self.full = prec, linear, means, full
 
     def log_gaussian(self, X: np.ndarray, pieces: PatternPieces) -> tuple[np.ndarray, np.ndarray]:
         """Log densities ``(K, n)`` of the observed coordinates, and the features."""
@@ -374,43 +381,36 @@ class ObservedFeatureKernel:
             moments[pattern - first] += phi[:, start:stop] @ resp_t[:, start:stop].T
 
     def unpack(self, acc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        r"""``(counts (K,), sum_x (K, D), second (K, D, D))`` of the completed rows.
-
-        With :math:`v_{nk} = \tilde P_{pk} (\tilde x_n - \tilde\mu_{pk})` the completed
-        row is :math:`\hat x_{nk} = \mu_k + \Sigma_k v_{nk}` (on the observed
-        coordinates :math:`\Sigma_{OO} \Sigma_{OO}^{-1} (x_O - \mu_O) = x_O - \mu_O`) and
-        the conditional covariance is :math:`\Sigma_k - \Sigma_k \tilde P_{pk} \Sigma_k`
-        (zero outside the missing block), so with :math:`s_k = \sum_n r_{nk} \hat x_{nk}`
-
-        .. math:: s_k = n_k \mu_k + \Sigma_k \textstyle\sum_n r_{nk} v_{nk}, \quad
-                  S_k = n_k (\mu_k \mu_k^T + \Sigma_k) + \mu_k (s_k - n_k\mu_k)^T
-                  + (s_k - n_k\mu_k) \mu_k^T
-                  + \Sigma_k \Big(\textstyle\sum_n r_{nk} (v_{nk} v_{nk}^T
-                  - \tilde P_{pk})\Big) \Sigma_k,
-
-        where each sum over rows is a sum over patterns of the pattern's moments of
-        :math:`\phi(\tilde x)` (:math:`D^3` work per pattern and component).
-        """
-        d = self.n_features
+        """``(counts (K,), sum_x (K, D), second (K, D, D))`` of the completed rows
+        (the formulas in the class docstring, one group of patterns at a time)."""
+        d, k = self.n_features, self.n_components
         moments = np.swapaxes(acc[0], 1, 2)  # (P, K, F)
-        m0 = moments[:, :, 0]
-        m1 = moments[:, :, 1 : 1 + d]
-        m2 = np.take(moments[:, :, 1 + d :], self._symmetric.ravel(), axis=2)
-        m2 = m2.reshape(*m0.shape, d, d)
-        prec, linear, means, full = self.prec, self.linear, self.means, self.full
-        counts = m0.sum(axis=0)
-        p_m1 = (prec @ m1[..., None])[..., 0]  # (P, K, D)
-        v1 = (p_m1 - m0[..., None] * linear).sum(axis=0)  # sum_n r v, (K, D)
-        # sum_n r (v v^T - P~) = sum_p P~ m2 P~ - P~ m1 lin^T - lin m1^T P~ + m0 (lin lin^T - P~)
-        vv = (prec @ m2 @ prec).sum(axis=0)
-        cross = p_m1.transpose(1, 2, 0) @ linear.transpose(1, 0, 2)
-        vv -= cross + np.swapaxes(cross, 1, 2)
-        vv += (linear * m0[..., None]).transpose(1, 2, 0) @ linear.transpose(1, 0, 2)
-        vv -= np.einsum("pk,pkij->kij", m0, prec)
-        shift = (full @ v1[..., None])[..., 0]  # sum_x - n mu
+        counts = moments[:, :, 0].sum(axis=0)
+        v1 = np.zeros(k * d)  # sum_n r v
+        vv = np.zeros(k * d * d)  # sum_n r (v v^T - P~)
+        component = np.arange(k)[None, :, None]
+        for rows, obs, inv, linear in self._groups:
+            size = obs.shape[1]
+            m = moments[rows]  # (P_o, K, F)
+            m0 = m[:, :, 0]
+            m1 = np.take_along_axis(m, 1 + obs[:, None, :], axis=2)
+            prod = self._product[obs[:, :, None], obs[:, None, :]].reshape(len(rows), 1, -1)
+            m2 = np.take_along_axis(m, prod, axis=2).reshape(*m0.shape, size, size)
+            p_m1 = (inv @ m1[..., None])[..., 0]
+            # v = inv (x_O - mu_O) on the observed block: its weighted sums.
+            w1 = p_m1 - m0[..., None] * linear
+            cross = p_m1[..., :, None] * linear[..., None, :]
+            block = inv @ m2 @ inv - cross - np.swapaxes(cross, 2, 3)
+            block += m0[..., None, None] * (linear[..., :, None] * linear[..., None, :] - inv)
+            at = component * d + obs[:, None, :]  # (P_o, K, |O|) into (K, D)
+            v1 += np.bincount(at.ravel(), w1.ravel(), minlength=k * d)
+            at2 = (at * d)[..., :, None] + obs[:, None, None, :]  # into (K, D, D)
+            vv += np.bincount(at2.ravel(), block.ravel(), minlength=k * d * d)
+        means, full = self.means, self.full
+        shift = (full @ v1.reshape(k, d, 1))[..., 0]  # sum_x - n mu
         outer = means[:, :, None] * shift[:, None, :]
         second = counts[:, None, None] * (means[:, :, None] * means[:, None, :] + full)
-        second += outer + np.swapaxes(outer, 1, 2) + full @ vv @ full
+        second += outer + np.swapaxes(outer, 1, 2) + full @ vv.reshape(k, d, d) @ full
         second = 0.5 * (second + np.swapaxes(second, 1, 2))
         return counts, counts[:, None] * means + shift, second
 
