@@ -5,19 +5,19 @@ What it measures
 1. **Time per EM iteration with NaN** (``--part time``). For ``covariance_type`` in
    {full, diag}: a synthetic mixture (N = ``--n``, D = 10, K = 5), the same data with
    10% and 30% of the cells missing completely at random (every row keeps at least one
-   value), and the same start (the true parameters). Each fit runs exactly
-   ``2 * --iters`` EM iterations (``tol=0``), and the time of one iteration (E-step,
-   M-step, objective) is the interval between consecutive iterations (timestamps from
-   the estimator's per-iteration progress hook), median over the fit's intervals,
-   fastest of ``--repeats`` fits (other processes on a shared machine only ever add
-   time). Also reported, as before: the difference between fits of ``2 * --iters`` and
-   ``--iters`` iterations divided by ``--iters`` (fastest of the repeats of each
-   length); it carries the noise of each fit's fixed costs (validation, the plan, the
-   final E-step), several times one complete-data iteration. BLAS is pinned to
-   ``--threads`` threads; ``--clock cpu`` times the CPU time of the process (all its
-   threads: robust to other processes on a shared machine, blind to parallel
-   speed-up). Reported: seconds per iteration and the ratio to the complete data's
-   (target: at most 3 at 30% missing).
+   value), and the same start (the true parameters). Each fit runs exactly ``2 *
+   --iters`` EM iterations (``tol=0``), and the time of one iteration (E-step, M-step,
+   objective) is the interval between consecutive iterations (timestamps from the
+   estimator's per-iteration progress hook), median over the fit's intervals, fastest of
+   ``--repeats`` fits (other processes on a shared machine only ever add time; the
+   repeats interleave the three data sets). Also reported, as before: the difference
+   between fits of ``2 * --iters`` and ``--iters`` iterations divided by ``--iters``
+   (fastest of the repeats of each length); it carries the noise of each fit's fixed
+   costs (validation, the plan, the final E-step), several times one complete-data
+   iteration. BLAS is pinned to ``--threads`` threads; ``--clock cpu`` times the CPU
+   time of the process (all its threads: robust to other processes on a shared machine,
+   blind to parallel speed-up). Reported: seconds per iteration and the ratio to the
+   complete data's (target: at most 3 at 30% missing).
 2. **Imputation RMSE** (``--part rmse``). Cluster-structured data (K = 3 components,
    D in {4, 7, 10}, N = 1000, means ``--separation`` apart, random SPD covariances),
    10%, 20% and 30% of the cells masked completely at random, ``--seeds`` seeds. RMSE on
@@ -113,17 +113,18 @@ def time_part(args) -> pd.DataFrame:
         sets = {0.0: data.X}
         for fraction in (0.1, 0.3):
             sets[fraction] = mask_mcar(data.X, fraction, rng)
-        per_iter, per_iter_diff = {}, {}
-        for fraction, X in sets.items():
-            shorts, longs, intervals = [], [], []
-            for _ in range(args.repeats):
-                shorts.append(_fit_time(X, cov, data.params, args.iters, clock)[0])
+        shorts, longs, intervals = ({f: [] for f in sets} for _ in range(3))
+        for _ in range(args.repeats):
+            # The fractions interleaved, so that a change of the machine's load over
+            # the run does not favour one of them.
+            for fraction, X in sets.items():
+                shorts[fraction].append(_fit_time(X, cov, data.params, args.iters, clock)[0])
                 elapsed, between = _fit_time(X, cov, data.params, 2 * args.iters, clock)
-                longs.append(elapsed)
-                intervals.append(float(np.median(between)))
-            # Fastest repeat: on a shared machine other processes only ever add time.
-            per_iter[fraction] = min(intervals)
-            per_iter_diff[fraction] = (min(longs) - min(shorts)) / args.iters
+                longs[fraction].append(elapsed)
+                intervals[fraction].append(float(np.median(between)))
+        # Fastest repeat: on a shared machine other processes only ever add time.
+        per_iter = {f: min(intervals[f]) for f in sets}
+        per_iter_diff = {f: (min(longs[f]) - min(shorts[f])) / args.iters for f in sets}
         for fraction, seconds in per_iter.items():
             rows.append(
                 {
