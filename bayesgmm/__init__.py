@@ -6,6 +6,7 @@ Public API only; see ``docs/architecture.md`` for the layout.
 from bayesgmm._bootstrap import BootstrapResult, bootstrap
 from bayesgmm._degeneracy import DegenerateFitWarning
 from bayesgmm._intervals import default_ci_prob
+from bayesgmm.bayes.relabel import relabel_draws
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
 from bayesgmm.impute import GaussianMixtureImputer
@@ -35,6 +36,7 @@ __all__ = [
     "default_ci_prob",
     "membership_table",
     "observed_information",
+    "relabel_draws",
     "select_model",
 ]
 

@@ -19,7 +19,7 @@ from bayesgmm._validation import (
     check_random_state,
     observed_rows,
 )
-from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
+from bayesgmm.bayes.relabel import relabel_draws
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
 from bayesgmm.core.missing import impute_draws, impute_mean
@@ -253,15 +253,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     def _store(self, idata, X: np.ndarray) -> None:
         raw = idata["posterior"].to_dataset()[list(_PARAMS)]
-        means = raw["means"].values
-        chains, draws = means.shape[:2]
-        perms = match_to_reference(
-            means.reshape(chains * draws, *means.shape[2:]),
-            self.map_._params(),
-            self.covariance_type,
-        ).reshape(chains, draws, self.n_components)
-        perm_da = xr.DataArray(perms, dims=("chain", "draw", "component"))
-        relabelled = relabel_dataset(raw, perm_da)
+        relabelled, perms = relabel_draws(raw, self.map_)
         idata["posterior_raw"] = xr.DataTree(raw)
         idata["posterior"] = xr.DataTree(relabelled)
         self.idata_ = idata
