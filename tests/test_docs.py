@@ -41,6 +41,7 @@ def test_docs_build_with_warnings_as_errors(html):
         "relations.html",
         "tutorials.html",
         "notebooks/07_missing_data.html",
+        "notebooks/08_case_study.html",
         "architecture.html",
         "api/index.html",
     ):
@@ -48,7 +49,8 @@ def test_docs_build_with_warnings_as_errors(html):
 
     # The API reference is generated from the docstrings, lazily imported names included.
     generated = html / "api" / "generated"
-    for name in ("GaussianMixture", "PosteriorGaussianMixture", "build_model", "GMMPrior"):
+    names = ("GaussianMixture", "PosteriorGaussianMixture", "build_model", "GMMPrior")
+    for name in (*names, "default_ci_prob", "relabel_draws"):
         page = (generated / f"bayesgmm.{name}.html").read_text(encoding="utf-8")
         assert "Parameters" in page, name
     assert "lower_bounds_" in (generated / "bayesgmm.GaussianMixture.html").read_text()
@@ -58,6 +60,9 @@ def test_docs_build_with_warnings_as_errors(html):
     assert "\\kappa_0 m_0" in prior
     assert "mathjax" in prior.lower()
     # The missing-values page carries the conditional covariance of the E-step.
+    # The uncertainty page says which interval level the package uses, and why.
+    uncertainty = (html / "user-guide" / "uncertainty.html").read_text(encoding="utf-8")
+    assert "Which interval level" in uncertainty
     missing = (html / "user-guide" / "missing.html").read_text(encoding="utf-8")
     assert "\\Sigma_{k,MO} \\Sigma_{k,OO}^{-1} \\Sigma_{k,OM}" in missing
 

@@ -190,6 +190,36 @@ def _check_missing_data(r: dict) -> None:
         assert 0.75 < row["coverage of 90% intervals"] < 0.99, row
 
 
+def _check_case_study(r: dict) -> None:
+    from bayesgmm import GaussianMixture
+    from bayesgmm.datasets import load_acidity
+
+    X = load_acidity()
+    assert r["n_lakes"] == len(X)
+    # BIC and ICL: two components with equal variances (mclust's "E", 2 on these data)
+    assert r["bic_choice"] == [2, "tied"]
+    assert r["icl_choice"] == [2, "tied"]
+    # "LOO cannot tell two components from three": within about one standard error
+    assert abs(r["loo_k3_minus_k2_over_se"]) < 2.0
+    assert r["max_rhat"] < 1.05
+    assert r["divergences"] < 10
+    # the posterior means sit at an independent EM fit's, within 3 posterior sd
+    mle = GaussianMixture(2, covariance_type="tied", n_init=5, random_state=0).fit(X)
+    reference = sorted(mle.means_[:, 0])
+    for got, ref, sd in zip(r["post_means"], reference, r["post_sd_of_means"], strict=True):
+        assert abs(got - ref) < 3 * sd
+    assert r["post_weights"] == pytest.approx(sorted(mle.weights_), abs=0.1)
+    assert r["ci_prob"] == 0.89  # the package's one level, named in the report
+    assert r["report_mentions_level"]
+    # the posterior predictive check passes: most bars inside, no extreme tail probability
+    assert r["bins_in_band"] >= 0.7
+    assert all(0.02 < p < 0.98 for p in r["ppc_tail_probabilities"].values())
+    # "the prior moves the estimates by less than their posterior uncertainty"
+    spread = r["sensitivity_spread"]
+    assert max(spread["mean 0"], spread["mean 1"]) < min(r["post_sd_of_means"])
+    assert spread["sd 0"] < min(r["post_sd_of_sds"])
+
+
 CHECKS: dict[str, Callable[[dict], None]] = {
     "01_em_from_scratch": _check_em_from_scratch,
     "02_clustering_tour": _check_clustering_tour,
@@ -198,6 +228,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "05_uncertainty": _check_uncertainty,
     "06_applications": _check_applications,
     "07_missing_data": _check_missing_data,
+    "08_case_study": _check_case_study,
 }
 
 
