@@ -49,10 +49,12 @@ def test_docs_build_with_warnings_as_errors(html):
 
     # The API reference is generated from the docstrings, lazily imported names included.
     generated = html / "api" / "generated"
-    names = ("GaussianMixture", "PosteriorGaussianMixture", "build_model", "GMMPrior")
-    for name in (*names, "default_ci_prob", "relabel_draws"):
+    for name in ("GaussianMixture", "PosteriorGaussianMixture", "build_model", "GMMPrior"):
         page = (generated / f"bayesgmm.{name}.html").read_text(encoding="utf-8")
         assert "Parameters" in page, name
+    for name in ("default_ci_prob", "relabel_draws"):  # the interval level, relabelling
+        page = (generated / f"bayesgmm.{name}.html").read_text(encoding="utf-8")
+        assert "Examples" in page, name
     assert "lower_bounds_" in (generated / "bayesgmm.GaussianMixture.html").read_text()
     assert (generated / "bayesgmm.datasets.load_penguins.html").is_file()
     # The prior page carries the MAP update formulas (rendered by MathJax in the browser).
