@@ -114,6 +114,13 @@ def _check_uncertainty(r: dict) -> None:
     assert r["rhat_switched"] > 1.1
     assert r["rhat_relabelled"] < 1.05
     assert r["rhat_relabelled"] < r["rhat_switched"]
+    # overlapping components: the sampler switches on its own and relabelling cannot
+    # repair the component-wise summaries; the co-clustering shows no separate groups,
+    # unlike Old Faithful's
+    assert r["overlap_permuted_fraction"] > 0.1
+    assert r["overlap_rhat_relabelled"] > 1.01
+    assert r["faithful_coclust_ends"] < 0.05
+    assert r["overlap_coclust_ends"] > 0.3
 
 
 def _check_applications(r: dict) -> None:
