@@ -994,8 +994,8 @@ def _files_list(
         ("report.html", "this report"),
         (
             "estimates.csv",
-            f"the estimates table, all columns (interval columns named with their level, "
-            f"e.g. ci_lower_{level[:-1]} for the {level} credible interval)",
+            f"the estimates table, all columns (the interval columns carry their level, "
+            f"{level}, in their names: mle_lower_{level[:-1]}, ci_lower_{level[:-1]}, ...)",
         ),
     ]
     if result.X.isna().to_numpy().any():
