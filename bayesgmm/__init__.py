@@ -5,6 +5,8 @@ Public API only; see ``docs/architecture.md`` for the layout.
 
 from bayesgmm._bootstrap import BootstrapResult, bootstrap
 from bayesgmm._degeneracy import DegenerateFitWarning
+from bayesgmm._intervals import default_ci_prob
+from bayesgmm.bayes.relabel import relabel_draws
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
 from bayesgmm.impute import GaussianMixtureImputer
@@ -31,8 +33,10 @@ __all__ = [
     "build_model",
     "compare_estimates",
     "compare_models",
+    "default_ci_prob",
     "membership_table",
     "observed_information",
+    "relabel_draws",
     "select_model",
 ]
 

@@ -24,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._degeneracy import DegenerateFitWarning, degeneracy_message
+from bayesgmm._intervals import check_prob
 from bayesgmm._validation import (
     as_generator,
     check_data,
@@ -108,33 +109,37 @@ class BootstrapResult:
         """Bootstrap standard errors: the standard deviation over replicates (ddof=1)."""
         return self.draws.std(_SAMPLE_DIMS, ddof=1)
 
-    def intervals(self, prob: float = 0.94) -> xr.Dataset:
+    def intervals(self, prob: float | None = None) -> xr.Dataset:
         """Percentile intervals holding ``prob`` of the replicates.
 
         Parameters
         ----------
-        prob : float, default=0.94
+        prob : float, optional
             Probability in (0, 1); the bounds are the ``(1 - prob)/2`` and
-            ``(1 + prob)/2`` quantiles of the replicates (linear interpolation).
+            ``(1 + prob)/2`` quantiles of the replicates (linear interpolation). When
+            None, the package's one level, :func:`bayesgmm.default_ci_prob`.
 
         Returns
         -------
         xarray.Dataset
-            The parameters with a leading dimension ``bound`` = ``['lower', 'upper']``.
+            The parameters with a leading dimension ``bound`` = ``['lower', 'upper']``;
+            ``attrs["ci_prob"]`` is the probability.
         """
-        prob = _check_prob(prob)
+        prob = check_prob(prob)
         tail = (1.0 - prob) / 2.0
         bounds = self.draws.quantile([tail, 1.0 - tail], dim=_SAMPLE_DIMS)
         bounds = bounds.rename(quantile="bound").assign_coords(bound=["lower", "upper"])
+        bounds.attrs["ci_prob"] = prob
         return bounds.transpose("bound", ...)
 
-    def summary(self, prob: float = 0.94) -> pd.DataFrame:
+    def summary(self, prob: float | None = None) -> pd.DataFrame:
         """Tidy table: one row per parameter element.
 
         Parameters
         ----------
-        prob : float, default=0.94
-            Probability of the percentile interval.
+        prob : float, optional
+            Probability of the percentile interval; :func:`bayesgmm.default_ci_prob`
+            when None.
 
         Returns
         -------
@@ -142,7 +147,8 @@ class BootstrapResult:
             Columns ``parameter``, ``component`` (nullable integer; missing for a tied
             covariance), ``feature``, ``feature_bis`` (``None`` where the parameter has
             no such dimension), ``estimate`` (the original fit), ``se``, ``lower`` and
-            ``upper``. ``attrs`` holds ``n_boot``, ``n_failed`` and ``n_degenerate``.
+            ``upper``. ``attrs`` holds ``n_boot``, ``n_failed``, ``n_degenerate`` and
+            ``ci_prob``.
         """
         estimate = self.estimates()
         se = self.standard_errors()
@@ -170,7 +176,10 @@ class BootstrapResult:
         columns = ["parameter", "component", "feature", "feature_bis"]
         out = out[[*columns, "estimate", "se", "lower", "upper"]]
         out.attrs.update(
-            n_boot=self.n_boot, n_failed=self.n_failed, n_degenerate=self.n_degenerate
+            n_boot=self.n_boot,
+            n_failed=self.n_failed,
+            n_degenerate=self.n_degenerate,
+            ci_prob=bounds.attrs["ci_prob"],
         )
         return out
 
@@ -400,12 +409,6 @@ def _describe(model: GaussianMixture) -> str:
 
 
 # -- helpers -----------------------------------------------------------------------------
-def _check_prob(prob) -> float:
-    if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0.0 < prob < 1.0:
-        raise ValueError(f"`prob` must be a number strictly between 0 and 1; got {prob!r}.")
-    return float(prob)
-
-
 def _resample_counts(
     rng: np.random.Generator, n_rows: int, n_units: int, probabilities: np.ndarray | None
 ) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesgmm._intervals import check_prob
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.core.params import GMMParams
 
@@ -104,9 +105,12 @@ def compare_estimates(
         model): the columns ``info_se``, ``info_lower``, ``info_upper`` (Wald interval
         at the same probability as the credible interval).
     ci_prob, ci_kind : float, str, optional
-        Credible interval probability and kind ('eti' or 'hdi'); ArviZ's defaults
-        (``rcParams["stats.ci_prob"]``, ``["stats.ci_kind"]``) when None. The bootstrap
-        interval uses the same probability.
+        Credible interval probability and kind ('eti' or 'hdi'). When None, the
+        package's one interval level, :func:`bayesgmm.default_ci_prob` (ArviZ's
+        ``rcParams["stats.ci_prob"]``, 0.89 unless changed), and ArviZ's
+        ``rcParams["stats.ci_kind"]``. The bootstrap and Wald intervals use the same
+        probability; ``attrs["ci_prob"]`` and ``attrs["ci_kind"]`` of the result say which
+        were used.
     fmt : {'dataframe', 'xarray'}
         A tidy DataFrame, or a Dataset with a ``statistic`` dimension.
 
@@ -116,16 +120,23 @@ def compare_estimates(
         Columns (statistics): ``mle``, ``mle_se``, ``mle_lower``, ``mle_upper``, ``map``,
         ``post_mean``, ``post_sd``, ``ci_lower``, ``ci_upper``, ``r_hat``, ``ess_bulk``,
         ``ess_tail``, ``mcse_mean``, ``info_se``, ``info_lower``, ``info_upper``,
-        ``mle_in_ci``, ``map_in_ci`` and
-        ``shrinkage_sd`` :math:`= (\hat\theta_{MAP} - \hat\theta_{MLE}) / \mathrm{sd}`,
-        how far the prior moved the estimate, in posterior standard deviations. The
-        DataFrame also has ``parameter``, ``component``, ``feature``, ``feature_bis``
-        and ``label`` (ArviZ's row label).
+        ``mle_in_ci``, ``map_in_ci``,
+        ``shrinkage_sd`` :math:`= (\hat\theta_{MAP} - \hat\theta_{MLE}) / \mathrm{sd}`
+        and ``mean_shift_sd`` :math:`= (E[\theta \mid X] - \hat\theta_{MLE}) /
+        \mathrm{sd}`, in posterior standard deviations. Read them together: the prior
+        moves the whole posterior (both columns), while the MAP is also the *mode* of a
+        posterior that is skewed for variances and small weights, so
+        ``shrinkage_sd`` mixes the prior's pull with that skewness (and depends on the
+        parameterization: the mode of :math:`\Sigma` is not the mode of
+        :math:`\log\Sigma`); ``mean_shift_sd`` is the gap between the posterior mean
+        and the MLE. The DataFrame also has ``parameter``, ``component``, ``feature``,
+        ``feature_bis`` and ``label`` (ArviZ's row label).
     """
     import arviz as az
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(posterior, "idata_")
+    prob = check_prob(ci_prob, "ci_prob")
     if fmt not in ("dataframe", "xarray"):
         raise ValueError(f"Unknown fmt {fmt!r}; expected 'dataframe' or 'xarray'.")
     cov_type = posterior.covariance_type
@@ -136,13 +147,12 @@ def compare_estimates(
         var_names=list(_PARAMS),
         fmt="xarray",
         round_to="none",
-        ci_prob=ci_prob,
+        ci_prob=prob,
         ci_kind=ci_kind,
     )
     stat_names = [str(s) for s in summary["summary"].values]
     lower = next(s for s in stat_names if s.endswith("_lb"))
     upper = next(s for s in stat_names if s.endswith("_ub"))
-    prob = float(lower.split("_")[0][3:]) / 100.0
 
     def stat(name):
         return summary.sel(summary=name, drop=True)
@@ -196,10 +206,12 @@ def compare_estimates(
         inside[f"{key}_in_ci"] = flag.where(value.notnull())
     columns.update(inside)
     columns["shrinkage_sd"] = (columns["map"] - columns["mle"]) / columns["post_sd"]
+    columns["mean_shift_sd"] = (columns["post_mean"] - columns["mle"]) / columns["post_sd"]
     order = [
         "mle", "mle_se", "mle_lower", "mle_upper", "map", "post_mean", "post_sd",
         "ci_lower", "ci_upper", "r_hat", "ess_bulk", "ess_tail", "mcse_mean",
         "info_se", "info_lower", "info_upper", "mle_in_ci", "map_in_ci", "shrinkage_sd",
+        "mean_shift_sd",
     ]  # fmt: skip
     dataset = stack_statistics({c: columns[c] for c in order})
     dataset.attrs.update(ci_prob=prob, ci_kind=lower.split("_")[0][:3])
@@ -246,10 +258,11 @@ def estimates_to_frame(dataset: xr.Dataset) -> pd.DataFrame:
     for flag in ("mle_in_ci", "map_in_ci"):
         if flag in table:
             table[flag] = table[flag].map({1.0: True, 0.0: False}).astype("boolean")
+    table.attrs.update(dataset.attrs)
     return table
 
 
-def membership_table(X, model=None, posterior=None, *, prob: float = 0.94) -> pd.DataFrame:
+def membership_table(X, model=None, posterior=None, *, prob: float | None = None) -> pd.DataFrame:
     """Membership uncertainty per point: point estimate next to the posterior.
 
     Parameters
@@ -263,14 +276,18 @@ def membership_table(X, model=None, posterior=None, *, prob: float = 0.94) -> pd
         ``_upper`` (equal-tailed ``prob`` intervals), ``post_classification`` and
         ``post_uncertainty``. When both are given, ``model``'s components are aligned to
         the posterior's.
+    prob : float, optional
+        Probability of the intervals; the package's one level,
+        :func:`bayesgmm.default_ci_prob`, when None.
 
     Returns
     -------
     pandas.DataFrame
-        One row per point.
+        One row per point; ``attrs["ci_prob"]`` is the intervals' probability.
     """
     if model is None and posterior is None:
         raise ValueError("membership_table needs a fitted `model`, `posterior`, or both.")
+    prob = check_prob(prob)
     columns: dict[str, np.ndarray] = {}
     if model is not None:
         resp = model.predict_proba(X)
@@ -294,7 +311,10 @@ def membership_table(X, model=None, posterior=None, *, prob: float = 0.94) -> pd
             columns[f"post_p{k}_upper"] = bounds[:, k, 1]
         columns["post_classification"] = mean.argmax(axis=1)
         columns["post_uncertainty"] = 1.0 - mean.max(axis=1)
-    return pd.DataFrame(columns)
+    table = pd.DataFrame(columns)
+    if posterior is not None:
+        table.attrs["ci_prob"] = prob
+    return table
 
 
 @dataclass(frozen=True)

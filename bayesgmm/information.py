@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.stats import norm
 from sklearn.utils.validation import check_is_fitted
 
+from bayesgmm._intervals import check_prob
 from bayesgmm._validation import check_data, check_sample_weight, observed_rows
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.information import free_layout, log_likelihood_hessian, numerical_hessian
@@ -79,12 +80,16 @@ class ObservedInformation:
         """Standard errors indexed by element label (``means[0, x]``, ...)."""
         return self.table.set_index("label")["se"]
 
-    def intervals(self, prob: float = 0.94) -> pd.DataFrame:
-        """Wald intervals ``estimate +- z se`` at level ``prob``, one row per element."""
-        if not 0.0 < prob < 1.0:
-            raise ValueError(f"`prob` must lie strictly between 0 and 1; got {prob!r}.")
+    def intervals(self, prob: float | None = None) -> pd.DataFrame:
+        """Wald intervals ``estimate +- z se`` at level ``prob``, one row per element.
+
+        ``prob`` defaults to the package's one level, :func:`bayesgmm.default_ci_prob`;
+        ``attrs["ci_prob"]`` of the result is the level used.
+        """
+        prob = check_prob(prob)
         z = norm.ppf(0.5 + prob / 2.0)
         out = self.table.copy()
+        out.attrs["ci_prob"] = prob
         out["lower"] = out["estimate"] - z * out["se"]
         out["upper"] = out["estimate"] + z * out["se"]
         return out

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from bayesgmm._intervals import default_ci_prob, level_columns, level_label
+
 __all__ = [
     "FitResult",
     "ReportFigure",
@@ -107,9 +109,13 @@ class ReportFigure:
 
 # -- tables ----------------------------------------------------------------------------
 def _ci_prob() -> float:
-    import arviz as az
+    # The package's one interval level (bayesgmm.default_ci_prob: ArviZ's rcParams).
+    return default_ci_prob()
 
-    return float(az.rcParams["stats.ci_prob"])
+
+def _table_prob(table: pd.DataFrame) -> float:
+    """The interval level a table was computed at (its ``attrs``), else the default."""
+    return float(table.attrs.get("ci_prob") or _ci_prob())
 
 
 def estimates_table(result: FitResult) -> pd.DataFrame:
@@ -120,6 +126,8 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
     columns (``parameter``, ``component``, ``feature``, ``feature_bis``, ``label``)
     and the columns ``mle``, ``mle_se``, ``mle_lower``, ``mle_upper`` (bootstrap) and
     ``map`` of the methods fitted; the MAP's components are aligned to the MLE's.
+    ``attrs["ci_prob"]`` is the intervals' probability (the package's one level,
+    :func:`bayesgmm.default_ci_prob`).
     """
     from bayesgmm.diagnostics import (
         compare_estimates,
@@ -129,9 +137,10 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
     )
 
     mle = result.models.get("mle")
+    prob = _ci_prob()
     if result.posterior is not None:
         return compare_estimates(
-            result.posterior, mle, result.bootstrap, information=result.information
+            result.posterior, mle, result.bootstrap, information=result.information, ci_prob=prob
         )
     aligned = _aligned_models(result)
     mle = aligned.get("mle")
@@ -142,7 +151,7 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
     if mle is not None:
         columns["mle"] = params_to_dataset(mle._params(), cov_type, names)
         if result.bootstrap is not None:
-            bounds = result.bootstrap.intervals(prob=_ci_prob())
+            bounds = result.bootstrap.intervals(prob=prob)
             columns["mle_se"] = result.bootstrap.standard_errors()
             columns["mle_lower"] = bounds.sel(bound="lower", drop=True)
             columns["mle_upper"] = bounds.sel(bound="upper", drop=True)
@@ -152,7 +161,7 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
             from bayesgmm.diagnostics import _align
 
             info = result.information
-            z = norm.ppf(0.5 + _ci_prob() / 2.0)
+            z = norm.ppf(0.5 + prob / 2.0)
             est = params_to_dataset(info.estimate, cov_type, names)
             se = info.se_dataset()
             ref = mle._params()
@@ -161,7 +170,9 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
             columns["info_upper"] = _align(est + z * se, info.estimate.means, ref, cov_type)
     if "map" in aligned:
         columns["map"] = params_to_dataset(aligned["map"]._params(), cov_type, names)
-    return estimates_to_frame(stack_statistics(columns))
+    table = estimates_to_frame(stack_statistics(columns))
+    table.attrs["ci_prob"] = prob
+    return table
 
 
 def _aligned_models(result: FitResult) -> dict:
@@ -382,6 +393,7 @@ def _fit_figures(
     posterior = result.posterior
     aligned = _aligned_models(result)
     points = list(aligned.items())
+    level = level_label(_table_prob(table))
     names = {"mle": "maximum likelihood (MLE)", "map": "maximum a posteriori (MAP)"}
     pair = f"{X.columns[0]} and {X.columns[1]}" if n_features >= 2 else str(X.columns[0])
     more = (
@@ -488,15 +500,15 @@ def _fit_figures(
 
     if posterior is not None:
         forest_caption = (
-            "Per parameter element: the posterior mean (dot) with its credible interval "
-            "(thick line), the MAP (diamond) and the MLE (square)"
-            + (" with its bootstrap interval (thin line)" if result.bootstrap else "")
+            f"Per parameter element: the posterior mean (dot) with its {level} credible "
+            "interval (thick line), the MAP (diamond) and the MLE (square)"
+            + (f" with its {level} bootstrap interval (thin line)" if result.bootstrap else "")
             + ". Components are aligned across methods. Red labels: R-hat above 1.01."
         )
     else:
         forest_caption = (
             "Per parameter element: the point estimates"
-            + (" and the MLE's bootstrap interval" if result.bootstrap else "")
+            + (f" and the MLE's {level} bootstrap interval" if result.bootstrap else "")
             + ". Fit with --methods posterior for credible intervals."
         )
     add(
@@ -540,16 +552,16 @@ def _fit_figures(
 
         def intervals(plot_membership_intervals):
             fig = _new_figure(7.5, 5.0)
-            plot_membership_intervals(posterior, X, ax=fig.gca())
+            plot_membership_intervals(posterior, X, prob=_table_prob(table), ax=fig.gca())
             return _png(fig)
 
         add(
             "membership",
             _draw(
-                "Membership probabilities with credible intervals",
+                f"Membership probabilities with {level} credible intervals",
                 "For the points whose membership is least certain: the posterior mean "
-                "probability of belonging to a component, with its credible interval "
-                "over the posterior draws.",
+                f"probability of belonging to a component, with its {level} credible "
+                "interval over the posterior draws.",
                 ["plot_membership_intervals"],
                 intervals,
                 warn,
@@ -769,17 +781,23 @@ _TABLE_COLUMNS = {
     "label": "element",
     "mle": "MLE",
     "mle_se": "MLE s.e. (bootstrap)",
-    "mle_interval": "MLE interval (bootstrap)",
+    "mle_interval": "MLE {level} interval (bootstrap)",
     "info_se": "MLE s.e. (information)",
-    "info_interval": "MLE interval (Wald)",
+    "info_interval": "MLE {level} interval (Wald)",
     "map": "MAP",
     "post_mean": "posterior mean",
     "post_sd": "posterior sd",
-    "ci": "credible interval",
+    "ci": "{level} credible interval",
     "r_hat": "R-hat",
     "ess_bulk": "ESS bulk",
-    "shrinkage_sd": "shrinkage (sd)",
+    "shrinkage_sd": "MAP - MLE (sd)",
+    "mean_shift_sd": "posterior mean - MLE (sd)",
 }
+
+
+def _table_titles(prob: float) -> dict[str, str]:
+    """The column titles, the interval ones carrying the level (``89% credible interval``)."""
+    return {k: v.format(level=level_label(prob)) for k, v in _TABLE_COLUMNS.items()}
 
 
 _DIAGNOSTIC_COLUMNS = {
@@ -820,26 +838,29 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
 def _estimates_html(table: pd.DataFrame, names: Sequence[str], posterior) -> str:
     shown = _display_table(_upper_triangle(table, names))
     groups = shown.pop("parameter").to_numpy()
-    formats = {_TABLE_COLUMNS["ess_bulk"]: lambda v: _fmt(v) if pd.isna(v) else f"{v:.0f}"}
-    bad = {_TABLE_COLUMNS["r_hat"]: lambda v: v > _RHAT_LIMIT}
-    rendered = _html_table(
-        shown.rename(columns=_TABLE_COLUMNS), formats=formats, bad=bad, groups=groups
-    )
+    prob = _table_prob(table)
+    titles = _table_titles(prob)
+    formats = {titles["ess_bulk"]: lambda v: _fmt(v) if pd.isna(v) else f"{v:.0f}"}
+    bad = {titles["r_hat"]: lambda v: v > _RHAT_LIMIT}
+    rendered = _html_table(shown.rename(columns=titles), formats=formats, bad=bad, groups=groups)
     if posterior is not None:
-        prob = table.attrs.get("ci_prob") or _ci_prob()
+        kind = "highest-density" if table.attrs.get("ci_kind") == "hdi" else "equal-tailed"
         explain = (
-            f"Credible intervals are {prob:.0%} equal-tailed intervals of the posterior"
-            " (the bootstrap intervals, where shown, hold the same share of replicates). "
-            "Shrinkage: how far the prior moved the estimate from the MLE to the MAP, in "
-            "posterior standard deviations. Components are aligned across methods to the "
-            "posterior's MAP fit. Covariances: each symmetric pair is shown once. All "
-            "rows and columns are in estimates.csv."
+            f"Credible intervals are {level_label(prob)} {kind} intervals of the posterior"
+            " (the bootstrap and Wald intervals, where shown, are at the same level; set "
+            "arviz.rcParams['stats.ci_prob'] to change it). "
+            "MAP - MLE and posterior mean - MLE: the gaps, in "
+            "posterior standard deviations. The prior moves the whole posterior (both "
+            "gaps); the MAP is also the mode of a skewed posterior (variances, small "
+            "weights), so its gap is often the larger. Components are aligned across "
+            "methods to the posterior's MAP fit. Covariances: each symmetric pair is shown "
+            "once. All rows and columns are in estimates.csv."
         )
     else:
         explain = (
             "Point estimates"
             + (
-                f"; the MLE's bootstrap interval holds {_ci_prob():.0%} of the replicates"
+                f"; the MLE's bootstrap interval holds {level_label(prob)} of the replicates"
                 if "mle_lower" in table and table["mle_lower"].notna().any()
                 else ""
             )
@@ -916,7 +937,8 @@ def fit_report(
         body += [_figure_html(f) for f in figures["membership"]]
         top = membership.head(_N_UNCERTAIN)
         source = (
-            "posterior mean probabilities, with their credible intervals"
+            f"posterior mean probabilities, with their {level_label(_table_prob(table))} "
+            "credible intervals"
             if posterior is not None
             else "responsibilities at the point estimate"
         )
@@ -933,7 +955,7 @@ def fit_report(
                 overview + "Row: position in the CSV file, counting data rows from 0; "
                 f"component: the most probable one ({source}); uncertainty = 1 - probability."
             ),
-            _html_table(top, index=True),
+            _html_table(level_columns(top, _table_prob(table)), index=True),
         ]
     if posterior is not None:
         diag = posterior.diagnostics_.reset_index().rename(columns=_DIAGNOSTIC_COLUMNS)
@@ -957,7 +979,7 @@ def fit_report(
             ),
         ]
         body += [_figure_html(f) for f in figures["sampler"]]
-    files = _files_list(result, __version__, posterior_pickled)
+    files = _files_list(result, __version__, posterior_pickled, _table_prob(table))
     body += ["<h2>Files</h2>", _files_html(files)]
     page = _page(title, body, __version__)
     summary = _fit_summary(result, table, membership, messages, files, __version__)
@@ -965,18 +987,23 @@ def fit_report(
 
 
 def _files_list(
-    result: FitResult, version: str, posterior_pickled: bool = True
+    result: FitResult, version: str, posterior_pickled: bool = True, prob: float | None = None
 ) -> list[tuple[str, str]]:
+    level = level_label(_ci_prob() if prob is None else prob)
     files = [
         ("report.html", "this report"),
-        ("estimates.csv", "the estimates table, all columns"),
+        (
+            "estimates.csv",
+            f"the estimates table, all columns (the interval columns carry their level, "
+            f"{level}, in their names: mle_lower_{level[:-1]}, ci_lower_{level[:-1]}, ...)",
+        ),
     ]
     if result.X.isna().to_numpy().any():
         files.append(
             (
                 "imputed.csv",
                 "one row per missing cell: its file line and column, the conditional mean "
-                "under the fit and a 94% interval (with the posterior: over the posterior)",
+                f"under the fit and a {level} interval (with the posterior: over the posterior)",
             )
         )
     if result.posterior is not None:
@@ -1041,16 +1068,20 @@ def _fit_summary(
     shown = _display_table(_upper_triangle(table, names))
     shown = shown.drop(columns="parameter").set_index("label")
     shown.index.name = None
+    prob = _table_prob(table)
+    shown = shown.rename(
+        columns={k: f"{k} ({level_label(prob)})" for k in ("mle_interval", "info_interval", "ci")}
+    )
     lines += [
         "",
-        "Estimates (components aligned across methods; symmetric covariances once; all in "
-        "estimates.csv):",
+        "Estimates (components aligned across methods; symmetric covariances once; "
+        f"intervals at {level_label(prob)}; all in estimates.csv):",
         _text_table(shown),
     ]
     if messages:
         lines += ["", "Sampler diagnostics:", *(f"  - {m}" for m in messages)]
     if membership is not None:
-        top = membership.head(5)
+        top = level_columns(membership.head(5), prob)
         lines += ["", "Least certain memberships (row = data row from 0):", _text_table(top)]
     lines += ["", "Files:", *(f"  {n}: {d}" for n, d in files)]
     return "\n".join(lines)

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesgmm import GaussianMixture
+from bayesgmm import GaussianMixture, default_ci_prob
+from bayesgmm._intervals import level_suffix
 from bayesgmm.cli import EM_SETTINGS, main
 from bayesgmm.datasets import make_mixture
 from bayesgmm.diagnostics import estimates_to_frame, params_to_dataset, stack_statistics
@@ -433,5 +434,6 @@ def test_missing_cells_are_fitted_and_imputed(tmp_path):
         for r, c in zip(imputed["row"], imputed["column"], strict=True)
     ]
     np.testing.assert_allclose(imputed["imputed"], expected, rtol=1e-6)
-    assert (imputed["lower"] < imputed["imputed"]).all()
-    assert (imputed["imputed"] < imputed["upper"]).all()
+    level = level_suffix(default_ci_prob())  # the interval columns carry the level
+    assert (imputed[f"lower_{level}"] < imputed["imputed"]).all()
+    assert (imputed["imputed"] < imputed[f"upper_{level}"]).all()

@@ -22,10 +22,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesgmm import GaussianMixture
+from bayesgmm import GaussianMixture, default_ci_prob
+from bayesgmm._intervals import level_suffix
 from bayesgmm.cli import main
 from bayesgmm.datasets import make_mixture
 
+#: Interval columns of the CSV files carry the level: ci_lower_89 at ArviZ's default 0.89.
+LEVEL = level_suffix(default_ci_prob())
 EM = {"n_init": 5, "tol": 1e-6, "max_iter": 1000, "random_state": 0}
 POINT_ARGS = ["--components", "2", "--methods", "mle,map", "--bootstrap", "20", "--quiet"]
 CHROMIUM = shutil.which("chromium") or (
@@ -148,7 +151,7 @@ def test_fit_estimates_equal_direct_fits(point_fit, data_csv):
             rtol=1e-10, atol=1e-12,
         )  # fmt: skip
     assert (table["mle_se"] > 0).all()  # bootstrap standard errors
-    assert (table["mle_lower"] <= table["mle_upper"]).all()
+    assert (table[f"mle_lower_{LEVEL}"] <= table[f"mle_upper_{LEVEL}"]).all()
 
 
 def test_fit_report_is_self_contained_html(point_fit):
@@ -198,7 +201,8 @@ def test_fit_with_posterior(data_csv, tmp_path):
     assert models["posterior"].predict_proba(X).shape == (120, 2)
 
     table = pd.read_csv(out / "estimates.csv")
-    assert table[["post_mean", "ci_lower", "ci_upper", "r_hat", "mle_se"]].notna().all().all()
+    columns = ["post_mean", f"ci_lower_{LEVEL}", f"ci_upper_{LEVEL}", "r_hat", "mle_se"]
+    assert table[columns].notna().all().all()
     page = _parse(out / "report.html")
     _check_self_contained(page, min_images=6)
     text = " ".join(page.text)
@@ -687,8 +691,8 @@ def test_fit_with_observed_information_columns(data_csv, tmp_path):
     mle = GaussianMixture(2, covariance_type="full", **EM).fit(X)
     expected = observed_information(mle, X).standard_errors()
     np.testing.assert_allclose(table.loc[expected.index, "info_se"], expected, rtol=1e-6)
-    assert (table["info_lower"] < table["mle"]).all()
-    assert (table["mle"] < table["info_upper"]).all()
+    assert (table[f"info_lower_{LEVEL}"] < table["mle"]).all()
+    assert (table["mle"] < table[f"info_upper_{LEVEL}"]).all()
     bad = ["fit", str(data_csv), "--methods", "map,information", "--out", str(out)]
     code, _, stderr = _run(bad)
     assert code == 2

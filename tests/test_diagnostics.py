@@ -71,6 +71,12 @@ def test_point_estimate_columns_and_flags(two_blobs_posterior, mle):
     np.testing.assert_allclose(
         table["shrinkage_sd"], (table["map"] - table["mle"]) / table["post_sd"]
     )
+    # the posterior mean's gap, from the draws themselves
+    draws = two_blobs_posterior.idata_["posterior"]["means"].values.reshape(-1, 2, 2)
+    for k in range(2):
+        row = table.loc[f"means[{k}, x0]"]
+        sd = draws[:, k, 0].std(ddof=1)
+        assert row["mean_shift_sd"] == pytest.approx((draws[:, k, 0].mean() - row["mle"]) / sd)
     # without an MLE the MLE columns are missing values, not zeros
     bare = compare_estimates(two_blobs_posterior)
     assert bare["mle"].isna().all()

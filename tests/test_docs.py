@@ -41,6 +41,7 @@ def test_docs_build_with_warnings_as_errors(html):
         "relations.html",
         "tutorials.html",
         "notebooks/07_missing_data.html",
+        "notebooks/08_case_study.html",
         "architecture.html",
         "api/index.html",
     ):
@@ -51,6 +52,9 @@ def test_docs_build_with_warnings_as_errors(html):
     for name in ("GaussianMixture", "PosteriorGaussianMixture", "build_model", "GMMPrior"):
         page = (generated / f"bayesgmm.{name}.html").read_text(encoding="utf-8")
         assert "Parameters" in page, name
+    for name in ("default_ci_prob", "relabel_draws"):  # the interval level, relabelling
+        page = (generated / f"bayesgmm.{name}.html").read_text(encoding="utf-8")
+        assert "Examples" in page, name
     assert "lower_bounds_" in (generated / "bayesgmm.GaussianMixture.html").read_text()
     assert (generated / "bayesgmm.datasets.load_penguins.html").is_file()
     # The prior page carries the MAP update formulas (rendered by MathJax in the browser).
@@ -58,6 +62,9 @@ def test_docs_build_with_warnings_as_errors(html):
     assert "\\kappa_0 m_0" in prior
     assert "mathjax" in prior.lower()
     # The missing-values page carries the conditional covariance of the E-step.
+    # The uncertainty page says which interval level the package uses, and why.
+    uncertainty = (html / "user-guide" / "uncertainty.html").read_text(encoding="utf-8")
+    assert "Which interval level" in uncertainty
     missing = (html / "user-guide" / "missing.html").read_text(encoding="utf-8")
     assert "\\Sigma_{k,MO} \\Sigma_{k,OO}^{-1} \\Sigma_{k,OM}" in missing
 

@@ -9,6 +9,7 @@ The notebooks are stored without outputs.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,15 @@ def _check_mle_map_posterior(r: dict) -> None:
     assert near_prior < 0.1 * far  # large kappa0 pulls the means onto m0
     assert r["map_cov_smaller"]
     assert sorted(m[0] for m in r["posterior_means"]) == pytest.approx([0.0, 3.0], abs=0.8)
+    # "MAP minus MLE is mostly not shrinkage": the MAP variance is the mode of a skewed
+    # posterior, well below its mean, near the one-component prediction (n+1)/(n+8) ...
+    ratio, predicted = r["variance_mode_mean_ratio"], r["variance_mode_mean_predicted"]
+    assert max(ratio) < 0.95
+    assert abs(sum(ratio) / len(ratio) - sum(predicted) / len(predicted)) < 0.15
+    # ... while the posterior mean, under the same prior, is nearer the MLE than the MAP is
+    pairs = zip(r["variance_map_over_mle"], r["variance_mean_over_mle"], strict=True)
+    for to_map, to_mean in pairs:
+        assert abs(math.log(to_mean)) < abs(math.log(to_map))
 
 
 def _check_small_data(r: dict) -> None:
@@ -104,11 +114,22 @@ def _check_uncertainty(r: dict) -> None:
     assert r["rhat_switched"] > 1.1
     assert r["rhat_relabelled"] < 1.05
     assert r["rhat_relabelled"] < r["rhat_switched"]
+    # overlapping components: the sampler switches on its own and relabelling cannot
+    # repair the component-wise summaries; the co-clustering shows no separate groups,
+    # unlike Old Faithful's
+    assert r["overlap_permuted_fraction"] > 0.1
+    assert r["overlap_rhat_relabelled"] > 1.01
+    assert r["faithful_coclust_ends"] < 0.05
+    assert r["overlap_coclust_ends"] > 0.3
 
 
 def _check_applications(r: dict) -> None:
     assert r["anomaly_recall"] >= 0.7
     assert r["anomaly_precision"] >= 0.5
+    # flagging 5% of contaminated data is not a 5% false-alarm rate: the anomalies take
+    # most of the flags (the text says so)
+    assert r["anomaly_false_alarm_rate"] < 0.5 * r["anomaly_alpha"]
+    assert 0.0 <= r["ks_heldout_pvalue"] <= 1.0
     assert r["galaxies_k"] >= 3
     assert r["galaxies_min_sd"] > 0.1  # MAP + BIC: no spike on one or two galaxies
     assert r["galaxies_sample_mean_diff"] < 1.0
@@ -176,6 +197,36 @@ def _check_missing_data(r: dict) -> None:
         assert 0.75 < row["coverage of 90% intervals"] < 0.99, row
 
 
+def _check_case_study(r: dict) -> None:
+    from bayesgmm import GaussianMixture
+    from bayesgmm.datasets import load_acidity
+
+    X = load_acidity()
+    assert r["n_lakes"] == len(X)
+    # BIC and ICL: two components with equal variances (mclust's "E", 2 on these data)
+    assert r["bic_choice"] == [2, "tied"]
+    assert r["icl_choice"] == [2, "tied"]
+    # "LOO cannot tell two components from three": within about one standard error
+    assert abs(r["loo_k3_minus_k2_over_se"]) < 2.0
+    assert r["max_rhat"] < 1.05
+    assert r["divergences"] < 10
+    # the posterior means sit at an independent EM fit's, within 3 posterior sd
+    mle = GaussianMixture(2, covariance_type="tied", n_init=5, random_state=0).fit(X)
+    reference = sorted(mle.means_[:, 0])
+    for got, ref, sd in zip(r["post_means"], reference, r["post_sd_of_means"], strict=True):
+        assert abs(got - ref) < 3 * sd
+    assert r["post_weights"] == pytest.approx(sorted(mle.weights_), abs=0.1)
+    assert r["ci_prob"] == 0.89  # the package's one level, named in the report
+    assert r["report_mentions_level"]
+    # the posterior predictive check passes: most bars inside, no extreme tail probability
+    assert r["bins_in_band"] >= 0.7
+    assert all(0.02 < p < 0.98 for p in r["ppc_tail_probabilities"].values())
+    # "the prior moves the estimates by less than their posterior uncertainty"
+    spread = r["sensitivity_spread"]
+    assert max(spread["mean 0"], spread["mean 1"]) < min(r["post_sd_of_means"])
+    assert spread["sd 0"] < min(r["post_sd_of_sds"])
+
+
 CHECKS: dict[str, Callable[[dict], None]] = {
     "01_em_from_scratch": _check_em_from_scratch,
     "02_clustering_tour": _check_clustering_tour,
@@ -184,6 +235,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "05_uncertainty": _check_uncertainty,
     "06_applications": _check_applications,
     "07_missing_data": _check_missing_data,
+    "08_case_study": _check_case_study,
 }
 
 

@@ -25,7 +25,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.patches import Ellipse
 from scipy.stats import gaussian_kde
 
-from bayesgmm import GaussianMixture, select_model
+from bayesgmm import GaussianMixture, default_ci_prob, select_model
 from bayesgmm.bayes import PosteriorGaussianMixture
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.datasets import make_mixture
@@ -374,7 +374,8 @@ def test_membership_intervals_of_one_component(real_post, stand_ins):
     order = np.argsort(proba, kind="stable")
     (container,) = ax.containers
     np.testing.assert_allclose(container.lines[0].get_ydata(), proba[order])
-    intervals = real_post.membership_interval(X2, 0.94)[order, 1]
+    # the plot's default level is the package's one level (bayesgmm.default_ci_prob)
+    intervals = real_post.membership_interval(X2, default_ci_prob())[order, 1]
     segments = np.array(container.lines[2][0].get_segments())
     lower, upper = (
         np.minimum(intervals[:, 0], proba[order]),

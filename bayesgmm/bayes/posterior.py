@@ -11,6 +11,7 @@ import xarray as xr
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
+from bayesgmm._intervals import check_prob
 from bayesgmm._validation import (
     as_generator,
     check_data,
@@ -18,7 +19,7 @@ from bayesgmm._validation import (
     check_random_state,
     observed_rows,
 )
-from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
+from bayesgmm.bayes.relabel import relabel_draws
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
 from bayesgmm.core.missing import impute_draws, impute_mean
@@ -252,15 +253,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     def _store(self, idata, X: np.ndarray) -> None:
         raw = idata["posterior"].to_dataset()[list(_PARAMS)]
-        means = raw["means"].values
-        chains, draws = means.shape[:2]
-        perms = match_to_reference(
-            means.reshape(chains * draws, *means.shape[2:]),
-            self.map_._params(),
-            self.covariance_type,
-        ).reshape(chains, draws, self.n_components)
-        perm_da = xr.DataArray(perms, dims=("chain", "draw", "component"))
-        relabelled = relabel_dataset(raw, perm_da)
+        relabelled, perms = relabel_draws(raw, self.map_)
         idata["posterior_raw"] = xr.DataTree(raw)
         idata["posterior"] = xr.DataTree(relabelled)
         self.idata_ = idata
@@ -409,17 +402,19 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         """Component with the highest posterior mean membership probability, ``(N,)``."""
         return self.predict_proba(X).argmax(axis=1)
 
-    def membership_interval(self, X, prob: float = 0.94, *, max_draws: int = 1000):
+    def membership_interval(self, X, prob: float | None = None, *, max_draws: int = 1000):
         """Equal-tailed credible intervals of each point's membership probabilities.
 
         Rows with NaN use their observed coordinates, as in :meth:`predict_proba`.
+        ``prob`` is the intervals' probability; the package's one level,
+        :func:`bayesgmm.default_ci_prob`, when None.
 
         Returns
         -------
         ndarray of shape (N, K, 2)
             Lower and upper bounds.
         """
-        _check_prob(prob)
+        prob = check_prob(prob)
         draws = np.stack([resp for _, resp in self._responsibilities(X, max_draws)])
         tail = (1.0 - prob) / 2.0
         return np.moveaxis(np.quantile(draws, [tail, 1.0 - tail], axis=0), 0, -1)
@@ -502,7 +497,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         return out
 
     def imputation_interval(
-        self, X, prob: float = 0.94, *, n_imputations: int = 1000, random_state=None
+        self, X, prob: float | None = None, *, n_imputations: int = 1000, random_state=None
     ) -> np.ndarray:
         """Equal-tailed posterior predictive intervals of the missing values.
 
@@ -512,7 +507,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (N, D), NaN where missing
-        prob : float, default=0.94
+        prob : float, optional
+            Probability of the intervals; :func:`bayesgmm.default_ci_prob` when None.
         n_imputations : int, default=1000
         random_state : int, Generator, RandomState or None
 
@@ -521,7 +517,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         ndarray of shape (N, D, 2)
             Lower and upper bounds of each cell.
         """
-        _check_prob(prob)
+        prob = check_prob(prob)
         draws = self.impute(X, n_imputations=n_imputations, random_state=random_state)
         tail = (1.0 - prob) / 2.0
         return np.moveaxis(np.quantile(draws, [tail, 1.0 - tail], axis=0), 0, -1)
@@ -567,11 +563,6 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
         check_is_fitted(self)
         return az.summary(self.idata_, var_names=list(_PARAMS), **kwargs)
-
-
-def _check_prob(prob: float) -> None:
-    if not 0 < prob < 1:
-        raise ValueError(f"`prob` must be in (0, 1); got {prob!r}.")
 
 
 def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> dict:

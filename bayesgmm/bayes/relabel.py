@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.params import GMMParams
 
-__all__ = ["match_to_reference", "relabel_dataset"]
+__all__ = ["match_to_reference", "relabel_dataset", "relabel_draws"]
 
 
 def match_to_reference(
@@ -66,3 +66,88 @@ def relabel_dataset(posterior: xr.Dataset, perms: xr.DataArray) -> xr.Dataset:
     """
     relabelled = posterior.isel(component=perms)
     return relabelled.assign_coords(component=posterior["component"])
+
+
+def relabel_draws(
+    draws: xr.Dataset, reference, *, permutations=None
+) -> tuple[xr.Dataset, np.ndarray]:
+    """Relabel draws of a mixture's parameters to a reference fit (label switching).
+
+    Each draw's components are matched to ``reference``'s by the assignment minimizing
+    the summed squared Mahalanobis distance between the draw's means and the reference
+    means (in the reference components' metrics), as
+    :class:`~bayesgmm.PosteriorGaussianMixture` does after sampling; or, with
+    ``permutations``, reordered by the permutations given (to undo, or to construct, a
+    label switch).
+
+    Parameters
+    ----------
+    draws : xarray.Dataset
+        Variables ``weights``, ``means``, ``covariances`` with dimensions ``chain``,
+        ``draw``, ``component`` (and ``feature``, ...) as in
+        ``posterior.idata_["posterior"]`` or ``BootstrapResult.draws``.
+    reference : GaussianMixture or PosteriorGaussianMixture
+        A fitted model with the same number of components and covariance type (for a
+        posterior, its MAP fit ``map_`` is the reference).
+    permutations : array-like of shape (chain, draw, K), optional
+        ``permutations[c, s, k]`` is the component of draw ``(c, s)`` that becomes
+        component ``k``. When given, no matching is done.
+
+    Returns
+    -------
+    relabelled : xarray.Dataset
+        ``draws`` with every ``component`` variable reordered draw by draw (a tied
+        covariance, which has no ``component`` dimension, is unchanged).
+    permutations : ndarray of shape (chain, draw, K)
+        The permutations applied.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import GaussianMixture, relabel_draws
+    >>> from bayesgmm.diagnostics import params_to_dataset
+    >>> X = np.r_[np.zeros((20, 1)), np.full((20, 1), 5.0)] + np.tile([[0.1], [-0.1]], (20, 1))
+    >>> gm = GaussianMixture(2, covariance_type="spherical", random_state=0).fit(X)
+    >>> swapped = params_to_dataset(gm._params(), "spherical", ["x"]).isel(component=[1, 0])
+    >>> draws = swapped.expand_dims(chain=1, draw=1)
+    >>> _, perms = relabel_draws(draws, gm)
+    >>> perms.tolist()
+    [[[1, 0]]]
+    """
+    model = getattr(reference, "map_", reference)
+    params = model._params()
+    n_components = params.weights.shape[0]
+    missing = {"chain", "draw", "component"} - set(draws.dims)
+    if missing or "means" not in draws:
+        raise ValueError(
+            "`draws` must be a Dataset with a `means` variable and the dimensions chain, "
+            f"draw and component (as in posterior.idata_['posterior']); it lacks "
+            f"{sorted(missing) or ['means']}."
+        )
+    if draws.sizes["component"] != n_components:
+        raise ValueError(
+            f"`draws` have {draws.sizes['component']} components but the reference has "
+            f"{n_components}."
+        )
+    chains, n_draws = draws.sizes["chain"], draws.sizes["draw"]
+    if permutations is None:
+        means = draws["means"].transpose("chain", "draw", "component", ...).values
+        perms = match_to_reference(
+            means.reshape(chains * n_draws, *means.shape[2:]), params, model.covariance_type
+        ).reshape(chains, n_draws, n_components)
+    else:
+        perms = np.asarray(permutations)
+        if perms.shape != (chains, n_draws, n_components):
+            raise ValueError(
+                f"`permutations` must have shape (chain, draw, K) = "
+                f"{(chains, n_draws, n_components)}; got {perms.shape}."
+            )
+        if not np.array_equal(
+            np.sort(perms, axis=-1), np.broadcast_to(np.arange(n_components), perms.shape)
+        ):
+            raise ValueError(
+                f"Every `permutations[c, s]` must be a permutation of 0..{n_components - 1}."
+            )
+        perms = perms.astype(np.intp)
+    relabelled = relabel_dataset(draws, xr.DataArray(perms, dims=("chain", "draw", "component")))
+    return relabelled, perms

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayesgmm._intervals import default_ci_prob, level_columns, level_label
 from bayesgmm.cli._common import (
     EM_SETTINGS,
     FIT_FILES,
@@ -46,10 +47,12 @@ examples:
 
 writes to DIR: report.html (self-contained: open it in a browser), estimates.csv,
 imputed.csv (when the data have missing values: each missing cell's conditional mean
-under the fit and a 94% interval), posterior.nc (with the posterior; read it with
+under the fit and an interval), posterior.nc (with the posterior; read it with
 arviz.from_netcdf or xarray.open_datatree), models.joblib (the fitted models:
 joblib.load(path) gives a dict with keys 'mle', 'map', 'posterior'; reloading needs the
-same bayesgmm version) and summary.txt (also printed).
+same bayesgmm version) and summary.txt (also printed). Every interval is at one level,
+ArviZ's rcParams["stats.ci_prob"] (89% unless an arvizrc file sets it), and the CSV
+columns carry it in their names (ci_lower_89, mle_lower_89, ...).
 """
 
 
@@ -373,15 +376,22 @@ def _run_fit(args: argparse.Namespace) -> int:
     if "posterior" in result.models:
         writers["posterior.nc"] = lambda path: result.posterior.idata_.to_netcdf(path)
     writers["report.html"] = write_report
-    writers["estimates.csv"] = lambda path: outputs["table"].to_csv(path, index=False)
+    writers["estimates.csv"] = lambda path: level_columns(
+        outputs["table"], outputs["table"].attrs["ci_prob"]
+    ).to_csv(path, index=False)
     if X.isna().to_numpy().any():
         from bayesgmm.cli._impute import imputation_table
 
-        progress("Imputing the missing cells (conditional means and 94% intervals) ...")
-        imputed = imputation_table(
-            result.X, result.models, seed=seed, prob=0.94, lines=data.source.lines
+        prob = default_ci_prob()
+        progress(
+            f"Imputing the missing cells (conditional means and {level_label(prob)} intervals) ..."
         )
-        writers["imputed.csv"] = lambda path: imputed.to_csv(path, index=False)
+        imputed = imputation_table(
+            result.X, result.models, seed=seed, prob=prob, lines=data.source.lines
+        )
+        writers["imputed.csv"] = lambda path: level_columns(imputed, prob).to_csv(
+            path, index=False
+        )
     writers["summary.txt"] = lambda path: path.write_text(
         outputs["summary"] + "\n", encoding="utf-8"
     )

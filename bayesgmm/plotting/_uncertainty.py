@@ -26,6 +26,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from scipy.stats import gaussian_kde
 
+from bayesgmm._intervals import check_prob, level_label
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.plotting._mixture import (
     _add_ellipse,
@@ -412,7 +413,7 @@ def plot_membership_intervals(
     X,
     *,
     component: int | None = None,
-    prob: float = 0.94,
+    prob: float | None = None,
     max_points: int = 100,
     ax: Axes | None = None,
 ) -> Axes:
@@ -434,8 +435,9 @@ def plot_membership_intervals(
     X : array-like or DataFrame of shape (N, D)
     component : int, optional
         Plot every point's probability of this component instead.
-    prob : float, default=0.94
-        Probability mass of the intervals.
+    prob : float, optional
+        Probability mass of the intervals; the package's one level,
+        :func:`bayesgmm.default_ci_prob`, when None.
     max_points : int, default=100
         Most points to show (the least certain ones).
     ax : matplotlib.axes.Axes, optional
@@ -461,8 +463,7 @@ def plot_membership_intervals(
     >>> post = PosteriorGaussianMixture(2, draws=200, tune=200, chains=2).fit(X)  # doctest: +SKIP
     >>> ax = plot_membership_intervals(post, X, max_points=50)  # doctest: +SKIP
     """
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be in (0, 1); got {prob!r}.")
+    prob = check_prob(prob)
     if isinstance(max_points, bool) or not isinstance(max_points, int | np.integer):
         raise ValueError(f"max_points must be a positive integer; got {max_points!r}.")
     if max_points < 1:
@@ -519,7 +520,9 @@ def plot_membership_intervals(
     ax.set_xlabel(f"points sorted by posterior mean membership{subset}")
     which = "most probable component" if component is None else f"component {component}"
     ax.set_ylabel(f"P(point in {which})")
-    ax.set_title(f"Membership probabilities: posterior mean and {prob:.0%} credible interval")
+    ax.set_title(
+        f"Membership probabilities: posterior mean and {level_label(prob)} credible interval"
+    )
     ax.grid(alpha=0.3)
     _legend(ax, n_entries=n_components, loc="lower right")
     return ax
@@ -899,14 +902,16 @@ def plot_prior_posterior(
     ax.plot(grid, post_density, color="C0", linewidth=2.0, label="posterior (KDE)")
     ax.fill_between(grid, post_density, color="C0", alpha=0.2, linewidth=0)
     if prior_draws is not None:
-        prior_lo, prior_hi = np.quantile(prior_draws, [0.03, 0.97])
+        level = check_prob(None)
+        tail = (1.0 - level) / 2.0
+        prior_lo, prior_hi = np.quantile(prior_draws, [tail, 1.0 - tail])
         ax.plot(
             grid,
             gaussian_kde(prior_draws)(grid),
             color="0.35",
             linestyle="--",
             linewidth=1.8,
-            label=f"prior (KDE; 94%: {prior_lo:.3g} to {prior_hi:.3g})",
+            label=f"prior (KDE; {level_label(level)}: {prior_lo:.3g} to {prior_hi:.3g})",
         )
     else:
         ax.plot([], [], " ", label="prior: flat (improper), not drawn")
