@@ -219,6 +219,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     k, cov, seed = args.components, args.covariance, args.seed
     _check_out(command, args.out)
     standardize = getattr(args, "standardize", False)
+    prior = getattr(args, "prior", "default")
     if standardize and cov == "spherical":
         raise _fail(
             command,
@@ -285,10 +286,10 @@ def _run_fit(args: argparse.Namespace) -> int:
             ).fit(X_fit)
             timings["mle"] = time.perf_counter() - start
         if "map" in methods and "posterior" not in methods:
-            progress(f"MAP ({args.prior} conjugate prior): {em} ...")
+            progress(f"MAP ({prior} conjugate prior): {em} ...")
             start = time.perf_counter()
             models["map"] = GaussianMixture(
-                k, covariance_type=cov, prior=args.prior, random_state=seed, **EM_SETTINGS
+                k, covariance_type=cov, prior=prior, random_state=seed, **EM_SETTINGS
             ).fit(X_fit)
             timings["map"] = time.perf_counter() - start
         if "information" in methods:
@@ -319,7 +320,7 @@ def _run_fit(args: argparse.Namespace) -> int:
                 posterior = PosteriorGaussianMixture(
                     k,
                     covariance_type=cov,
-                    prior=args.prior,
+                    prior=prior,
                     draws=args.draws,
                     tune=args.tune,
                     chains=args.chains,
