@@ -37,7 +37,7 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         with the lowest BIC is used; ``'auto'`` means 1 to 5 (fewer for small data).
     covariance_type : str, default='full'
         Covariance structure (see :class:`~bayesgmm.GaussianMixture`).
-    prior : None, 'default' or GMMPrior, default=None
+    prior : None, 'default', 'pooled', 'mclust' or GMMPrior, default=None
         ``None``: maximum likelihood; otherwise a MAP fit (recommended for small data).
     sample_posterior : bool, default=False
         Draw the missing values from their conditional distribution instead of

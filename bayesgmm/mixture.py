@@ -26,7 +26,7 @@ from bayesgmm.core.em import fit_mixture
 from bayesgmm.core.missing import impute_draws, impute_mean
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
-from bayesgmm.priors import GMMPrior
+from bayesgmm.priors import GMMPrior, resolve_prior
 
 __all__ = ["GaussianMixture"]
 
@@ -55,9 +55,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         EVV, VVV (and E, V for one feature): :math:`\Sigma_k = \lambda_k D_k A_k
         D_k^T` with volume, shape and orientation Equal, Variable or the Identity
         (see :mod:`bayesgmm.core.families`).
-    prior : None, 'default' or GMMPrior, default=None
-        ``None`` fits by maximum likelihood. ``'default'`` is mclust's default
-        conjugate prior (:meth:`bayesgmm.priors.GMMPrior.default`), built from the
+    prior : None, 'default', 'pooled', 'mclust' or GMMPrior, default=None
+        ``None`` fits by maximum likelihood. ``'pooled'`` (also ``'default'``) is the
+        empirical-Bayes conjugate prior whose covariance prior is centred on the pooled
+        within-component covariance of a preliminary fit
+        (:meth:`bayesgmm.priors.GMMPrior.pooled`); ``'mclust'`` is mclust's default
+        prior (:meth:`bayesgmm.priors.GMMPrior.mclust`). Both are built from the
         training data at fit time; a :class:`~bayesgmm.priors.GMMPrior` is used as
         given. With a prior the fit is the posterior mode (MAP): covariances stay
         positive definite even for components with fewer points than dimensions.
@@ -128,7 +131,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     lower_bounds_ : ndarray of shape (``n_iter_``,)
         The objective at every iteration of the best start (never decreases).
     prior_ : GMMPrior or None
-        The prior actually used (``prior='default'`` resolved on the training data).
+        The prior actually used (a name resolved on the training data);
+        ``prior_.describe()`` says what it is in words.
     degeneracies_ : tuple of Degeneracy
         What is degenerate about the fit (empty if nothing): components with a weight
         below 1/N, on fewer distinct points than their covariance has parameters, or
@@ -154,7 +158,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     >>> round(float(gm.fit(X).score(X) * len(X)), 2)
     -1126.32
     >>> gm_map = GaussianMixture(3, covariance_type="tied", prior="default", random_state=0)
-    >>> gm_map.fit(X).prior_.covariances.dof  # mclust's default prior: d + 2
+    >>> gm_map.fit(X).prior_.covariances.dof  # the default (pooled) prior: d + 2, as mclust
     4.0
     >>> gm.predict(X.iloc[:3]).shape
     (3,)
@@ -325,24 +329,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return log_resp
 
     def _resolve_prior(self, X: np.ndarray, sample_weight) -> GMMPrior | None:
-        if self.prior is None:
-            return None
-        if isinstance(self.prior, str) and self.prior == "default":
-            prior = GMMPrior.default(
-                X,
-                self.n_components,
-                self.covariance_type,
-                sample_weight=sample_weight,
-                feature_names=getattr(self, "feature_names_in_", None),
-            )
-        elif isinstance(self.prior, GMMPrior):
-            prior = self.prior
-        else:
-            raise ValueError(
-                f"`prior` must be None (maximum likelihood), 'default' (mclust's default "
-                f"prior) or a GMMPrior; got {self.prior!r}."
-            )
-        prior.check(self.n_components, X.shape[1], self.covariance_type)
+        if isinstance(self.prior, str):  # the families without a prior: their own error
+            get_covariance_model(self.covariance_type).check_prior_support()
+        prior = resolve_prior(
+            self.prior,
+            X,
+            self.n_components,
+            self.covariance_type,
+            sample_weight=sample_weight,
+            feature_names=getattr(self, "feature_names_in_", None),
+        )
+        if prior is not None:
+            prior.check(self.n_components, X.shape[1], self.covariance_type)
         return prior
 
     def _progress(self, init: int, iteration: int, lower_bound: float, change: float) -> None:

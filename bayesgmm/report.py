@@ -735,7 +735,7 @@ def _verdicts(messages: Sequence[str], kind: str) -> str:
 # -- the fit report ----------------------------------------------------------------------
 _METHOD_NAMES = {
     "mle": "maximum likelihood (EM)",
-    "map": "MAP (EM with the default conjugate prior)",
+    "map": "MAP (EM with the conjugate prior below)",
     "posterior": "full posterior (NUTS)",
     "information": "observed-information standard errors of the MLE (Wald intervals)",
 }
@@ -767,6 +767,7 @@ def _header_items(result: FitResult, version: str) -> list[tuple[str, str]]:
                 f"{boot.n_degenerate} degenerate)",
             )
         )
+    items += _prior_items(result)
     items += [("seed", str(result.seed)), ("bayesgmm version", version)]
     if result.timings:
         items.append(
@@ -775,6 +776,16 @@ def _header_items(result: FitResult, version: str) -> list[tuple[str, str]]:
     for note in result.data_notes:
         items.append(("note", note))
     return items
+
+
+def _prior_items(result: FitResult) -> list[tuple[str, str]]:
+    """The prior of the MAP fit and the posterior, in plain words with its
+    hyperparameters (:meth:`bayesgmm.priors.GMMPrior.describe`)."""
+    for key in ("map", "posterior"):
+        prior = getattr(result.models.get(key), "prior_", None)
+        if prior is not None:
+            return [("prior", prior.describe())]
+    return []
 
 
 _TABLE_COLUMNS = {

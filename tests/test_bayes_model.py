@@ -99,7 +99,12 @@ def test_logp_equals_numpy_map_objective(covariance_type, n_features):
     X = _data(n_features)
     params = _random_params(covariance_type, n_features)
     loglik = log_mixture_density(X, params, covariance_type).sum()
-    for prior in (GMMPrior.default(X, K, covariance_type), _independent_prior(X, covariance_type)):
+    priors = (
+        GMMPrior.mclust(X, K, covariance_type),
+        GMMPrior.pooled(X, K, covariance_type),  # the default: empirical-Bayes scale
+        _independent_prior(X, covariance_type),
+    )
+    for prior in priors:
         model = build_model(X, K, covariance_type=covariance_type, prior=prior)
         point = _point(model, params)
         expected = loglik + prior.log_prob(params, covariance_type)
@@ -200,9 +205,9 @@ def test_initial_point_is_valid():
 @pytest.mark.parametrize(
     ("prior", "match"),
     [
-        ("defaults", "`prior` must be 'default'"),
-        (None, "`prior` must be 'default'"),
-        ({"weights": 1.0}, "`prior` must be 'default'"),
+        ("defaults", r"`prior` must be one of \['default', 'pooled', 'mclust'\]"),
+        (None, r"`prior` must be one of \['default', 'pooled', 'mclust'\]"),
+        ({"weights": 1.0}, r"`prior` must be one of \['default', 'pooled', 'mclust'\]"),
         (GMMPrior(means=NormalMeanPrior.conjugate([0.0, 0.0, 0.0])), "3 features|features"),
         (GMMPrior(covariances=CovariancePrior(dof=0.5, scale=1.0)), "dof"),
         (GMMPrior(weights=DirichletPrior(0.5)), "alpha"),

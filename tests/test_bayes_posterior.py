@@ -151,11 +151,12 @@ def test_one_component_matches_the_normal_inverse_wishart_posterior():
     assert stats.kstest(means[::4, 0], t.cdf).pvalue > 1e-3
 
 
-def test_find_map_lands_on_the_map_em_fit():
+@pytest.mark.parametrize("prior", ["pooled", "mclust"])
+def test_find_map_lands_on_the_map_em_fit(prior):
     gm = GaussianMixture(
-        2, prior="default", reg_covar=0.0, tol=1e-12, max_iter=5000, random_state=0
+        2, prior=prior, reg_covar=0.0, tol=1e-12, max_iter=5000, random_state=0
     ).fit(TWO_BLOBS.X)
-    model = build_model(TWO_BLOBS.X, 2, prior=gm.prior_)
+    model = build_model(TWO_BLOBS.X, 2, prior=prior)  # the same prior, rebuilt by name
     start = {
         "weights": np.array([0.45, 0.55]),
         "means": gm.means_ + 0.3,

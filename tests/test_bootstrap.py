@@ -251,7 +251,8 @@ def test_map_fit_keeps_the_original_prior(monkeypatch, data2d):
     def refuse(*args, **kwargs):
         raise AssertionError("the bootstrap rebuilt the default prior")
 
-    monkeypatch.setattr(GMMPrior, "default", refuse)
+    for builder in ("default", "pooled", "mclust"):  # prior="default" builds pooled
+        monkeypatch.setattr(GMMPrior, builder, refuse)
     res = bootstrap(gm, data2d, n_boot=5, random_state=0)
     assert res.draws.sizes["draw"] == 5
     assert gm.prior == "default"  # the model itself is untouched

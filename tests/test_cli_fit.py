@@ -154,6 +154,26 @@ def test_fit_estimates_equal_direct_fits(point_fit, data_csv):
     assert (table[f"mle_lower_{LEVEL}"] <= table[f"mle_upper_{LEVEL}"]).all()
 
 
+def test_fit_states_the_prior_and_takes_another(point_fit, data_csv, tmp_path):
+    """The summary and report say which prior, with its hyperparameters; --prior mclust
+    fits mclust's prior (estimates equal the direct fit)."""
+    _, out, stdout, _ = point_fit
+    X = pd.read_csv(data_csv)[["x", "y"]]
+    pooled = GaussianMixture(2, prior="default", **EM).fit(X).prior_
+    assert f"prior: {pooled.describe()}" in stdout
+    assert "pooled within-component covariance" in " ".join(_parse(out / "report.html").text)
+    code, stdout, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--methods", "mle,map", "--bootstrap",
+         "0", "--quiet", "--prior", "mclust", "--out", str(tmp_path / "m")]
+    )  # fmt: skip
+    assert code == 0, stderr
+    map_ = GaussianMixture(2, prior="mclust", **EM).fit(X)
+    assert f"prior: {map_.prior_.describe()}" in stdout
+    table = pd.read_csv(tmp_path / "m" / "estimates.csv")
+    weights = np.sort(_by_component(table, "weights", "map", ["x", "y"]))
+    np.testing.assert_allclose(weights, np.sort(map_.weights_), rtol=1e-10)
+
+
 def test_fit_report_is_self_contained_html(point_fit):
     _, out, _, _ = point_fit
     page = _parse(out / "report.html")

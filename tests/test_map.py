@@ -275,7 +275,7 @@ def test_map_sample_weight_equals_repeated_rows(covariance_type):
 @pytest.mark.parametrize(
     ("prior", "message"),
     [
-        ("flat", "`prior` must be None .*, 'default' .* or a GMMPrior; got 'flat'"),
+        ("flat", r"must be None .*, one of \['default', 'pooled', 'mclust'\].* got 'flat'"),
         (GMMPrior(weights=DirichletPrior(0.5)), "alpha >= 1"),
         (GMMPrior(weights=DirichletPrior([1.0, 1.0, 1.0])), "3 entries but the model has 2"),
         (GMMPrior(means=NormalMeanPrior.conjugate([0.0, 0.0, 0.0])), "3,\\).*2 features"),

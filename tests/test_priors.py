@@ -1,4 +1,4 @@
-"""Priors: hyperparameter validation, mclust's default prior, densities against scipy."""
+"""Priors: hyperparameter validation, mclust's prior, the pooled prior, densities against scipy."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_default_prior_matches_mclust_by_hand_on_trees():
     defaultPrior's definition evaluated with explicit loops."""
     X = load_trees().to_numpy()
     n, d, k = X.shape[0], 3, 2
-    prior = GMMPrior.default(X, k, "full")
+    prior = GMMPrior.mclust(X, k, "full")
     np.testing.assert_allclose(prior.means.mean, [13.248, 76.000, 30.171], atol=5e-4)
     assert prior.means.form == "conjugate"
     assert prior.means.shrinkage == 0.01
@@ -42,16 +42,16 @@ def test_default_prior_matches_mclust_by_hand_on_trees():
     np.testing.assert_allclose(prior.covariances.scale, var / k ** (2 / d), rtol=1e-12)
     assert prior.weights.alpha == 1.0
     for cov_type in ("diag", "spherical"):
-        p = GMMPrior.default(X, k, cov_type)
+        p = GMMPrior.mclust(X, k, cov_type)
         assert float(p.covariances.scale) == pytest.approx(
             np.trace(var) / d * (1 / k) ** (2 / d), rel=1e-12
         )
-    assert GMMPrior.default(X, k, "tied").covariances.scale.shape == (3, 3)
+    assert GMMPrior.mclust(X, k, "tied").covariances.scale.shape == (3, 3)
 
 
 def test_default_prior_one_dimension_is_var_over_k_squared_with_dof_3():
     X = load_galaxies().to_numpy()
-    prior = GMMPrior.default(X, 4, "spherical")
+    prior = GMMPrior.mclust(X, 4, "spherical")
     assert prior.covariances.dof == 3.0
     assert float(prior.covariances.scale) == pytest.approx(np.var(X, ddof=1) / 16, rel=1e-12)
 
@@ -59,8 +59,8 @@ def test_default_prior_one_dimension_is_var_over_k_squared_with_dof_3():
 def test_default_prior_with_frequency_weights_equals_repeated_rows():
     X = load_trees().to_numpy()
     w = np.arange(len(X)) % 3
-    a = GMMPrior.default(X, 3, "full", sample_weight=w)
-    b = GMMPrior.default(np.repeat(X, w, axis=0), 3, "full")
+    a = GMMPrior.mclust(X, 3, "full", sample_weight=w)
+    b = GMMPrior.mclust(np.repeat(X, w, axis=0), 3, "full")
     np.testing.assert_allclose(a.means.mean, b.means.mean, rtol=1e-12)
     np.testing.assert_allclose(a.covariances.scale, b.covariances.scale, rtol=1e-12)
 
@@ -152,7 +152,7 @@ def test_invalid_hyperparameters(build, message):
 
 
 def test_prior_is_frozen():
-    prior = GMMPrior.default(load_trees(), 2)
+    prior = GMMPrior.mclust(load_trees(), 2)
     with pytest.raises(AttributeError):
         prior.means = None
     with pytest.raises(ValueError, match="read-only"):
@@ -162,10 +162,10 @@ def test_prior_is_frozen():
 def test_default_prior_on_singular_data_says_why():
     X = np.random.default_rng(0).normal(size=(3, 3))
     with pytest.raises(ValueError, match=r"singular here \(3 rows, 3 features"):
-        GMMPrior.default(X, 2, "full")
+        GMMPrior.mclust(X, 2, "full")
     collinear = np.c_[X[:, 0], 2 * X[:, 0], X[:, 1]]
     with pytest.raises(ValueError, match="features 'column 0', 'column 1' are collinear"):
-        GMMPrior.default(np.r_[collinear, 3 * collinear], 2, "diag")
+        GMMPrior.mclust(np.r_[collinear, 3 * collinear], 2, "diag")
 
 
 def _income_rate(n: int = 200, seed: int = 0) -> np.ndarray:
@@ -183,7 +183,7 @@ def test_default_prior_accepts_features_in_different_units(cov):
     X = _income_rate()
     cov_matrix = np.cov(X, rowvar=False)
     assert np.linalg.eigvalsh(cov_matrix).min() < 1e-12 * np.trace(cov_matrix)  # the old test
-    prior = GMMPrior.default(X, 2, cov)
+    prior = GMMPrior.mclust(X, 2, cov)
     assert prior.covariances.dof == 4.0
 
 
@@ -191,8 +191,8 @@ def test_default_prior_accepts_features_in_different_units(cov):
 def test_default_prior_is_equivariant_under_rescaling_a_column(factor):
     X = _income_rate()
     scale = np.array([1.0, factor])
-    prior = GMMPrior.default(X, 3, "full")
-    scaled = GMMPrior.default(X * scale, 3, "full")
+    prior = GMMPrior.mclust(X, 3, "full")
+    scaled = GMMPrior.mclust(X * scale, 3, "full")
     np.testing.assert_allclose(scaled.means.mean, prior.means.mean * scale, rtol=1e-12)
     np.testing.assert_allclose(
         scaled.covariances.scale, prior.covariances.scale * np.outer(scale, scale), rtol=1e-10
@@ -203,11 +203,11 @@ def test_default_prior_names_a_constant_column():
     X = _income_rate()
     df = pd.DataFrame({"income": X[:, 0], "country": 7.0, "rate": X[:, 1]})
     with pytest.raises(ValueError, match=r"constant feature\(s\) 'country' \(every row 7\)"):
-        GMMPrior.default(df, 2, "full")
+        GMMPrior.mclust(df, 2, "full")
     # the same decision on a tiny and on a huge scale
     for factor in (1e-12, 1.0, 1e12):
         with pytest.raises(ValueError, match=r"constant feature.*'column 1'"):
-            GMMPrior.default(np.c_[X[:, 0], np.full(len(X), 3.0 * factor)], 2, "full")
+            GMMPrior.mclust(np.c_[X[:, 0], np.full(len(X), 3.0 * factor)], 2, "full")
 
 
 def test_estimator_names_a_constant_dataframe_column():

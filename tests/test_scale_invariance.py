@@ -10,8 +10,10 @@ Two things are scale-dependent by design, so these tests hold them fixed:
   ``init_params='random'`` (random responsibilities: the same at any scale).
 
 'spherical' has one variance for all features, so it is only invariant under a common
-rescaling of every feature; so is mclust's default prior for 'diag' (one average
-variance), hence MAP is checked for 'full' and 'tied'.
+rescaling of every feature; so is mclust's prior for 'diag' (one average variance),
+hence MAP with ``prior='mclust'`` is checked for 'full' and 'tied'. The pooled (default)
+prior is per-feature (its preliminary fit runs on standardized features, its scale is
+the pooled covariance or its diagonal), so it is checked for 'diag' too.
 """
 
 from __future__ import annotations
@@ -70,15 +72,19 @@ def test_mle_spherical_transforms_exactly_under_a_common_scale(factor):
 
 
 @pytest.mark.parametrize("factor", [1e8, 1e-8])
-@pytest.mark.parametrize("cov", ["full", "tied"])
-def test_map_with_the_default_prior_transforms_exactly(cov, factor):
-    """The default prior is built from the data, so it rescales with them."""
-    base = GaussianMixture(2, covariance_type=cov, prior="default", random_state=0, **SETTINGS)
+@pytest.mark.parametrize(
+    ("prior", "cov"),
+    [("mclust", "full"), ("mclust", "tied"), ("pooled", "full"), ("pooled", "tied"),
+     ("pooled", "diag")],
+)  # fmt: skip
+def test_map_with_a_data_built_prior_transforms_exactly(prior, cov, factor):
+    """mclust's and the pooled prior are built from the data, so they rescale with them."""
+    base = GaussianMixture(2, covariance_type=cov, prior=prior, random_state=0, **SETTINGS)
     base.fit(X)
     for feature in range(X.shape[1]):
         scale = _scaling(feature, factor)
         scaled = GaussianMixture(
-            2, covariance_type=cov, prior="default", random_state=0, **SETTINGS
+            2, covariance_type=cov, prior=prior, random_state=0, **SETTINGS
         ).fit(X * scale)
         _assert_transformed(base, scaled, scale)
         assert scaled.lower_bound_ * len(X) == pytest.approx(
@@ -92,16 +98,18 @@ def _prior_shift(cov: str, factor: float) -> float:
     Jacobian of the parameters (means: K log c; covariances: (d + 1) log c per
     inverse-Wishart draw, K of them for 'full', one for 'tied')."""
     k, d = 2, X.shape[1]
+    if cov == "diag":  # one inverse-gamma variance per component scales by c^2: 2 log c,
+        return (k + 2 * k) * np.log(factor)  # minus log c from the conjugate mean's sd
     n_cov = k if cov == "full" else 1
     return (k + n_cov * (d + 1)) * np.log(factor)
 
 
 @pytest.mark.parametrize("factor", [1e8, 1e-8])
-@pytest.mark.parametrize("prior", [None, "default"])
+@pytest.mark.parametrize("prior", [None, "mclust", "pooled"])
 def test_select_model_chooses_the_same_model_and_fails_the_same_cells(prior, factor):
-    # mclust's default prior for 'diag' uses one average variance: not per-feature
-    # equivariant (see the module docstring), so the MAP grid leaves it out.
-    types = ["full", "tied", "diag"] if prior is None else ["full", "tied"]
+    # mclust's prior for 'diag' uses one average variance: not per-feature
+    # equivariant (see the module docstring), so its MAP grid leaves it out.
+    types = ["full", "tied"] if prior == "mclust" else ["full", "tied", "diag"]
     grid = {"n_components": [1, 2, 3], "covariance_types": types}
     settings = {**SETTINGS, "tol": 1e-8, "n_init": 2}
     base = select_model(X, **grid, prior=prior, random_state=0, **settings)
@@ -118,14 +126,18 @@ def test_select_model_chooses_the_same_model_and_fails_the_same_cells(prior, fac
 def test_default_prior_decisions_do_not_depend_on_units(factor):
     """Mixed units never error; a constant column always does; at every scale."""
     scale = _scaling(2, factor)
-    GMMPrior.default(X * scale, 2, "full")
+    GMMPrior.mclust(X * scale, 2, "full")
+    GMMPrior.pooled(X * scale, 2, "full")
     constant = X.copy()
     constant[:, 2] = 5.0
-    with pytest.raises(ValueError, match="constant feature"):
-        GMMPrior.default(constant * scale, 2, "full")
+    for build in (GMMPrior.mclust, GMMPrior.pooled):
+        with pytest.raises(ValueError, match="constant feature"):
+            build(constant * scale, 2, "full")
     collinear = np.c_[X[:, :2], X[:, 0] - 2 * X[:, 1]]
     with pytest.raises(ValueError, match="collinear"):
-        GMMPrior.default(collinear * scale, 2, "full")
+        GMMPrior.mclust(collinear * scale, 2, "full")
+    # the pooled prior's scale is regularized by the diagonal: collinear data are fine
+    assert GMMPrior.pooled(collinear * scale, 2, "full").name == "pooled"
 
 
 def test_with_the_default_reg_covar_a_tiny_feature_does_not_change_the_fit_silently():

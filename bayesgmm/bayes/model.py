@@ -26,7 +26,13 @@ from scipy import stats
 
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
 from bayesgmm.core.missing import MissingPatterns, has_missing, missing_patterns
-from bayesgmm.priors import CovariancePrior, GMMPrior, NormalMeanPrior
+from bayesgmm.priors import (
+    PRIOR_NAMES,
+    CovariancePrior,
+    GMMPrior,
+    NormalMeanPrior,
+    resolve_prior,
+)
 
 __all__ = ["build_model"]
 
@@ -411,13 +417,14 @@ def _check_n_components(n_components) -> int:
 
 
 def _resolve_prior(prior, X: np.ndarray, n_components: int, covariance_type: str) -> GMMPrior:
-    if isinstance(prior, str) and prior == "default":
-        return GMMPrior.default(X, n_components, covariance_type)
+    if isinstance(prior, str) and prior in PRIOR_NAMES:  # built on X (priors.resolve_prior)
+        return resolve_prior(prior, X, n_components, covariance_type)
     if isinstance(prior, GMMPrior):
         prior.check(n_components, X.shape[1], covariance_type)
         return prior
     raise ValueError(
-        "`prior` must be 'default' (mclust's conjugate prior, GMMPrior.default) or a "
+        f"`prior` must be one of {list(PRIOR_NAMES)} ('default' = 'pooled', "
+        "GMMPrior.pooled; 'mclust' = mclust's conjugate prior, GMMPrior.mclust) or a "
         f"GMMPrior (GMMPrior() puts flat priors on every part); got {prior!r}."
     )
 
@@ -528,9 +535,13 @@ def build_model(
     n_components : int
         ``K``.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
-    prior : 'default' or GMMPrior, default='default'
-        ``'default'`` is :meth:`GMMPrior.default(X, K, covariance_type)
-        <bayesgmm.priors.GMMPrior.default>` (mclust's conjugate prior, flat Dirichlet).
+    prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
+        ``'default'`` and ``'pooled'`` are :meth:`GMMPrior.pooled(X, K, covariance_type)
+        <bayesgmm.priors.GMMPrior.pooled>` (empirical Bayes: covariances centred on the
+        pooled within-component covariance of a preliminary fit; its hyperparameters
+        are then fixed numbers), ``'mclust'`` is :meth:`GMMPrior.mclust
+        <bayesgmm.priors.GMMPrior.mclust>` (mclust's conjugate prior); both with a
+        flat Dirichlet.
         A :class:`~bayesgmm.priors.GMMPrior` is used as given. A part that is ``None``
         gets a flat prior: ``pm.Flat`` means; covariances with log density 0 on the SPD
         space (same transform), or ``pm.HalfFlat`` variances; weights Dirichlet(1),

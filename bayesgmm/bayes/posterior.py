@@ -26,7 +26,7 @@ from bayesgmm.core.missing import impute_draws, impute_mean
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.mixture import GaussianMixture
-from bayesgmm.priors import GMMPrior
+from bayesgmm.priors import PRIOR_NAMES, GMMPrior, resolve_prior
 
 __all__ = ["PosteriorGaussianMixture", "SamplingWarning"]
 
@@ -53,8 +53,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
-    prior : 'default' or GMMPrior, default='default'
-        ``'default'`` is mclust's default conjugate prior on the training data. A
+    prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
+        ``'default'`` (= ``'pooled'``, :meth:`~bayesgmm.priors.GMMPrior.pooled`) or
+        ``'mclust'`` (mclust's default conjugate prior), built on the training data. A
         proper prior is needed for a proper posterior, so ``None`` is not accepted.
     draws, tune, chains : int, default=1000, 1000, 4
         Posterior draws and tuning steps per chain, and the number of chains.
@@ -153,7 +154,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         if self.prior is None:
             raise ValueError(
                 "PosteriorGaussianMixture needs a proper prior: use prior='default' "
-                "(mclust's conjugate prior) or a GMMPrior."
+                "(the pooled conjugate prior), 'mclust' or a GMMPrior."
             )
 
     def fit(self, X, y=None) -> PosteriorGaussianMixture:
@@ -198,10 +199,12 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         map_seed, sample_seed, jitter_seed = (int(s) for s in rng.randint(2**31 - 1, size=3))
         prior = self.prior
-        if isinstance(prior, str) and prior == "default":
-            prior = GMMPrior.default(X, self.n_components, self.covariance_type)
+        if isinstance(prior, str) and prior in PRIOR_NAMES:
+            prior = resolve_prior(prior, X, self.n_components, self.covariance_type)
         elif not isinstance(prior, GMMPrior):
-            raise ValueError(f"`prior` must be 'default' or a GMMPrior; got {prior!r}.")
+            raise ValueError(
+                f"`prior` must be one of {list(PRIOR_NAMES)} or a GMMPrior; got {prior!r}."
+            )
         map_fit = GaussianMixture(
             self.n_components,
             covariance_type=self.covariance_type,

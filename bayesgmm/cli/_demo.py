@@ -142,6 +142,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             components=best.n_components,
             covariance=best.covariance_type,
             methods=("mle", "map", "posterior"),
+            prior="default",
             draws=args.draws,
             tune=args.tune,
             chains=args.chains,

@@ -58,13 +58,14 @@ columns carry it in their names (ci_lower_89, mle_lower_89, ...).
 
 def _add_fit_parser(subparsers) -> None:
     from bayesgmm.core.covariance import COVARIANCE_TYPES
+    from bayesgmm.priors import PRIOR_NAMES
 
     parser = subparsers.add_parser(
         "fit",
         help="fit a mixture to a CSV file by MLE, MAP and full posterior; HTML report",
         description=textwrap.fill(
             "Fit a K-component Gaussian mixture to the numeric columns of a CSV file by "
-            "maximum likelihood (EM), MAP (EM with mclust's default conjugate prior) and "
+            "maximum likelihood (EM), MAP (EM with a conjugate prior, --prior) and "
             "the full posterior (NUTS), and write a report comparing the three.",
             width=88,
         ),
@@ -94,6 +95,15 @@ def _add_fit_parser(subparsers) -> None:
         help="comma-separated subset of mle,map,posterior (default: all three), plus "
         "'information' for observed-information standard errors and Wald intervals of "
         "the MLE (seconds; needs mle)",
+    )
+    parser.add_argument(
+        "--prior",
+        choices=PRIOR_NAMES,
+        default="default",
+        help="the conjugate prior of the MAP fit and the posterior: 'pooled' (empirical "
+        "Bayes: covariances centred on the pooled within-component covariance of a "
+        "preliminary fit), 'mclust' (mclust's default prior) or 'default' (= pooled); "
+        "the report states it with its hyperparameters",
     )
     _add_sampling_arguments(parser)
     parser.add_argument(
@@ -212,6 +222,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     k, cov, seed = args.components, args.covariance, args.seed
     _check_out(command, args.out)
     standardize = getattr(args, "standardize", False)
+    prior = getattr(args, "prior", "default")
     if standardize and cov == "spherical":
         raise _fail(
             command,
@@ -278,10 +289,10 @@ def _run_fit(args: argparse.Namespace) -> int:
             ).fit(X_fit)
             timings["mle"] = time.perf_counter() - start
         if "map" in methods and "posterior" not in methods:
-            progress(f"MAP (default conjugate prior): {em} ...")
+            progress(f"MAP ({prior} conjugate prior): {em} ...")
             start = time.perf_counter()
             models["map"] = GaussianMixture(
-                k, covariance_type=cov, prior="default", random_state=seed, **EM_SETTINGS
+                k, covariance_type=cov, prior=prior, random_state=seed, **EM_SETTINGS
             ).fit(X_fit)
             timings["map"] = time.perf_counter() - start
         if "information" in methods:
@@ -312,6 +323,7 @@ def _run_fit(args: argparse.Namespace) -> int:
                 posterior = PosteriorGaussianMixture(
                     k,
                     covariance_type=cov,
+                    prior=prior,
                     draws=args.draws,
                     tune=args.tune,
                     chains=args.chains,

@@ -257,6 +257,14 @@ class CovarianceModel(ABC):
         """mclust's default ``scale`` before the ``K^(-2/d)`` factor: the data
         covariance (full, tied) or the average variance (diag, spherical)."""
 
+    def pooled_prior_scale(self, covariance: np.ndarray):
+        """A (D, D) covariance in the form this type's prior ``scale`` takes: the
+        matrix (full, tied and the oriented families), its diagonal (diag and the
+        diagonal families) or its average variance (spherical). Per-feature forms
+        rescale with the features (the pooled prior, :meth:`GMMPrior.pooled
+        <bayesgmm.priors.GMMPrior.pooled>`)."""
+        return np.array(covariance, dtype=float)
+
     @abstractmethod
     def log_prior(self, covariances: np.ndarray, dof: float, scale) -> float:
         """Log density of the covariances under the inverse-Wishart (full, tied) or
@@ -697,6 +705,9 @@ class DiagCovariance(CovarianceModel):
     def default_prior_scale(self, data_covariance):
         return float(np.trace(data_covariance)) / data_covariance.shape[0]
 
+    def pooled_prior_scale(self, covariance):
+        return np.diagonal(covariance).copy()
+
     def to_full(self, covariances, n_components, n_features):
         return np.stack([np.diag(c) for c in np.asarray(covariances, dtype=float)])
 
@@ -748,6 +759,9 @@ class SphericalCovariance(DiagCovariance):
         if np.ndim(scale) == 0:
             return float(scale)
         raise _bad_prior_scale(scale, n_features, self.name)
+
+    def pooled_prior_scale(self, covariance):
+        return float(np.trace(covariance)) / covariance.shape[0]
 
     def to_full(self, covariances, n_components, n_features):
         covariances = np.asarray(covariances, dtype=float)
