@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from bayesgmm.core.covariance import COVARIANCE_TYPES
 from bayesgmm.datasets import load_faithful, load_galaxies, load_iris, make_mixture
+
+# The property tests draw the same examples on every run (the test suite is a gate: a
+# failure must reproduce, not come and go with the seed); set
+# HYPOTHESIS_PROFILE=explore to search with fresh random examples.
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(params=COVARIANCE_TYPES)

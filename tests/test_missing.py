@@ -19,7 +19,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 import bayesgmm.core.estep as estep_module
 from bayesgmm import GaussianMixture, GMMPrior, bootstrap, select_model
-from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+from bayesgmm.core.covariance import (
+    COVARIANCE_TYPES,
+    CollapsedComponentError,
+    get_covariance_model,
+)
 from bayesgmm.core.missing import missing_statistics, observed_log_gaussian, observed_moments
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.suffstats import SufficientStats
@@ -256,7 +260,12 @@ def test_objective_never_decreases_with_missing_values(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gm.fit(Xm, sample_weight=w)
+        try:
+            gm.fit(Xm, sample_weight=w)
+        except CollapsedComponentError:
+            # An MLE start that collapses has no EM path to check (the error itself is
+            # tested in test_degeneracy.py).
+            assume(False)
     variances = np.diagonal(
         get_covariance_model(cov).to_full(gm.covariances_, k, d), axis1=1, axis2=2
     )
