@@ -1035,10 +1035,11 @@ COVARIANCE_MODELS.update(
 )
 COVARIANCE_MODELS["E"] = COVARIANCE_MODELS["EII"]
 COVARIANCE_MODELS["V"] = COVARIANCE_MODELS["VII"]
-#: mclust's fourteen multivariate families, in mclust's order (``mclust.options``).
+#: mclust's fourteen multivariate families, in mclust's order
+#: (``mclust.options("emModelNames")``, mclust >= 5: EVE before VEE).
 MCLUST_FAMILIES: tuple[str, ...] = (
     "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
-    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+    "EVE", "VEE", "VVE", "EEV", "VEV", "EVV", "VVV",
 )  # fmt: skip
 #: mclust's two univariate models (one feature).
 MCLUST_UNIVARIATE: tuple[str, ...] = ("E", "V")
