@@ -200,7 +200,7 @@ def select_model(
         sample_weight = None if sample_weight is None else sample_weight[keep]
     rng = check_random_state(random_state)
 
-    rows, fitted = [], {}
+    rows, fitted, cache = [], {}, {}
     total = len(ks) * len(types)
     for i, (cov, k) in enumerate((c, k) for c in types for k in ks):
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -223,11 +223,12 @@ def select_model(
                     if smaller is None:
                         raise
                     # The K - 1 fit split in two is a K model: the cell need not fail.
-                    model, start = _not_below(None, smaller, data, X, sample_weight, err)
+                    model, start = _not_below(None, smaller, data, X, sample_weight, cache, err)
                 else:
                     start = str(base.init_params)
                     if smaller is not None:
-                        model, start = _not_below(model, smaller, data, X, sample_weight)
+                        model, start = _not_below(model, smaller, data, X, sample_weight, cache)
+                criteria = _criteria(model, X, sample_weight, cache)
         except Exception as err:  # one cell's failure must not sink the others
             row.update(
                 log_likelihood=np.nan,
@@ -243,7 +244,7 @@ def select_model(
             )
         else:
             row.update(
-                **model.information_criteria(data, sample_weight),
+                **criteria,
                 n_parameters=model.n_parameters(),
                 converged=model.converged_,
                 n_iter=model.n_iter_,
@@ -273,8 +274,20 @@ def select_model(
     return ModelSelection(table=table, best_estimator=chosen, criterion=criterion)
 
 
-def _loglik(model: GaussianMixture, data, sample_weight) -> float:
-    return model.information_criteria(data, sample_weight)["log_likelihood"]
+def _criteria(model: GaussianMixture, X: np.ndarray, sample_weight, cache: dict) -> dict:
+    """``model.information_criteria`` on the validated array (a DataFrame's validation
+    costs more than the criteria on small data), once per fitted model: ``cache`` maps
+    ``id(model)`` to ``(model, criteria)`` (holding the model keeps its id unique)."""
+    if id(model) not in cache:
+        with warnings.catch_warnings():
+            # fitted on the DataFrame, scored on its validated values
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            cache[id(model)] = (model, model.information_criteria(X, sample_weight))
+    return cache[id(model)][1]
+
+
+def _loglik(model: GaussianMixture, X: np.ndarray, sample_weight, cache: dict) -> float:
+    return _criteria(model, X, sample_weight, cache)["log_likelihood"]
 
 
 #: Split sizes tried, in units of the split component's standard deviation along its
@@ -288,6 +301,7 @@ def _not_below(
     data,
     X: np.ndarray,
     sample_weight,
+    cache: dict,
     failure: Exception | None = None,
 ) -> tuple[GaussianMixture, str]:
     """``model``, or a refit from ``smaller`` with one component split, whichever has
@@ -295,9 +309,9 @@ def _not_below(
     :func:`select_model`). ``model=None`` (its fit raised ``failure``): the best split
     refit, or ``failure`` raised again if every refit fails."""
     start = str(smaller.init_params)
-    target = _loglik(smaller, data, sample_weight)
+    target = _loglik(smaller, X, sample_weight, cache)
     reached = target - _MONOTONE_RTOL * abs(target)
-    best, best_ll = model, -np.inf if model is None else _loglik(model, data, sample_weight)
+    best, best_ll = model, -np.inf if model is None else _loglik(model, X, sample_weight, cache)
     if best_ll >= reached:
         return model, start
     k_small = smaller.n_components
@@ -319,7 +333,7 @@ def _not_below(
             trial.fit(data, sample_weight=sample_weight)
         except Exception:  # a failed split is just not used
             continue
-        ll = _loglik(trial, data, sample_weight)
+        ll = _loglik(trial, X, sample_weight, cache)
         if ll > best_ll:
             what = "copy" if step == 0 else "split"
             best, best_ll, start = trial, ll, f"{what} {j} of K={k_small}"
