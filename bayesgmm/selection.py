@@ -121,7 +121,9 @@ def select_model(
         EM convergence settings, tighter than :class:`GaussianMixture`'s defaults
         (as mclust's), because the criteria compare maxima of the likelihood.
     random_state : int, numpy Generator, RandomState or None
-        Seeds every fit reproducibly (each cell gets its own seed, drawn from it).
+        Seeds every fit reproducibly (each cell gets its own seed, drawn from it; with
+        ``init_params='hc'`` all cells get one seed, so that above 2000 rows they
+        share mclust's random subset and its one hierarchical tree, as ``mclustBIC``).
     sample_weight : array-like of shape (N,), optional
         Frequency weights passed to every fit.
     progress : bool, default=False
@@ -202,8 +204,12 @@ def select_model(
 
     rows, fitted, cache = [], {}, {}
     total = len(ks) * len(types)
+    # mclust's start clusters one subset (above 2000 rows) once for the whole grid: with
+    # init_params='hc' every cell gets the same seed, so the same subset and its one
+    # hierarchical tree (cached in core/hc.py).
+    shared_seed = int(rng.randint(np.iinfo(np.int32).max)) if base.init_params == "hc" else None
     for i, (cov, k) in enumerate((c, k) for c in types for k in ks):
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        seed = shared_seed if shared_seed is not None else int(rng.randint(np.iinfo(np.int32).max))
         model = clone(base).set_params(n_components=k, covariance_type=cov, random_state=seed)
         row = {
             "n_components": k,

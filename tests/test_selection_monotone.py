@@ -5,6 +5,12 @@ log-likelihood falls with K rests on local optima (issue 11: MASS crabs, full
 covariances, K = 4, 5, 6: -1270.0, -1276.6, -1333.1; faithful with mclust's start:
 EEE K = 6, 7 and EEI K = 7). The repair refits such a cell from the K - 1 fit with a
 split component (bayesgmm.core.split).
+
+mclust's published faithful cells (tests/test_families.py, all K <= 3) are fits from
+the hc start and are not refitted. With the repair, faithful's K = 4 EVE, VVE and EEV
+cells do get refitted (log-likelihood -1133.2, -1125.0, -1128.0 from the hc start ->
+-1120.4, -1115.6, -1118.9), so they can differ from mclust's own K = 4 figures, which
+come from the hc start alone; ``monotone=False`` gives the unrepaired table.
 """
 
 from __future__ import annotations
