@@ -28,7 +28,11 @@ rows mclust clusters a random subset of 2000 (``mclust.options("subset")``); so 
 the first M-step use the subset only, as mclust's ``mstep`` on the subset does.
 Differences from mclust: sample weights are ignored by the start (as mclust has none);
 and the costs are computed from explicit scatter matrices rather than mclust's
-Cholesky updates, which can only differ by rounding.
+Cholesky updates, which can only differ by rounding. Each slot keeps its smallest cost
+to a lower slot (with that slot), so a merge step is linear in the number of clusters
+(after a merge only the rows whose minimum was in a changed column are rescanned); the
+merge order is that of scanning every pair (``tests/test_hc.py``). Within
+:func:`bayesgmm.select_model` every cell of a grid uses the same subset, hence one tree.
 """
 
 from __future__ import annotations
