@@ -141,7 +141,9 @@ def select_model(
         likelihood). So the table's log-likelihood never falls with K, and a
         repaired cell's is only ever higher than its fit from ``init_params``. The
         ``start`` column says which cells were refitted. Needs the smaller K earlier
-        in ``n_components`` (ascending order, as the default).
+        in ``n_components`` (ascending order, as the default). Maximum likelihood only:
+        with a ``prior`` each K maximizes its own posterior (the default prior changes
+        with K), whose likelihood need not grow with K, so no cell is refitted.
     **params
         Other :class:`GaussianMixture` parameters (``tol``, ``reg_covar``, ...).
 
@@ -203,6 +205,9 @@ def select_model(
     rng = check_random_state(random_state)
 
     rows, fitted, cache = [], {}, {}
+    # A MAP fit maximizes likelihood + log prior, and the prior changes with K (mclust's
+    # default scale shrinks as K grows): nothing makes its likelihood monotone in K.
+    repair = monotone and base.prior is None
     total = len(ks) * len(types)
     # mclust's start clusters one subset (above 2000 rows) once for the whole grid: with
     # init_params='hc' every cell gets the same seed, so the same subset and its one
@@ -219,7 +224,7 @@ def select_model(
         try:
             if k > X.shape[0]:
                 raise ValueError(f"n_components={k} exceeds the {X.shape[0]} samples")
-            smaller = fitted.get((k - 1, cov)) if monotone else None
+            smaller = fitted.get((k - 1, cov)) if repair else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", DegenerateFitWarning)

@@ -234,3 +234,16 @@ def test_precisions_init_under_mclusts_names_as_under_sklearns(mclust, sklearn):
     bad = -np.asarray(gm.precisions_)
     with pytest.raises(ValueError, match="precisions_init"):
         GaussianMixture(2, covariance_type=mclust, precisions_init=bad).fit(X)
+
+
+def test_map_grids_are_not_refitted(monkeypatch):
+    """With a prior each K maximizes its own posterior: no likelihood repair."""
+    import bayesgmm.selection as selection
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a MAP cell was refitted")
+
+    monkeypatch.setattr(selection, "_not_below", fail)
+    table = select_model(load_faithful(), [1, 2, 3], ["EEE", "VVV"], prior="default", **HC).table
+    assert (table["start"] == "hc").all()
+    assert (table["error"] == "").all()
