@@ -299,15 +299,19 @@ def spd_problem(matrix: np.ndarray) -> str | None:
 
 
 def _check_positive_definite(precisions: np.ndarray, cov: str) -> None:
-    if cov in ("diag", "spherical"):
+    # Dispatch on the covariance table's storage (so mclust's names behave as their
+    # scikit-learn aliases): variances, one shared matrix, or one matrix per component.
+    dims = get_covariance_model(cov).dims
+    if "feature_bis" not in dims:
         if np.any(precisions <= 0):
             raise ValueError(
                 f"`precisions_init` for covariance_type={cov!r} must be strictly positive."
             )
         return
-    mats = precisions[None] if cov == "tied" else precisions
+    shared = dims[0] != "component"
+    mats = precisions[None] if shared else precisions
     for k, mat in enumerate(mats):
-        which = "" if cov == "tied" else f"[{k}]"
+        which = "" if shared else f"[{k}]"
         problem = spd_problem(mat)
         if problem is not None:
             raise ValueError(

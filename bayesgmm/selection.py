@@ -24,11 +24,14 @@ from bayesgmm.core.covariance import (
     expand_covariance_types,
     get_covariance_model,
 )
+from bayesgmm.core.split import split_component, split_directions, split_order
 from bayesgmm.mixture import GaussianMixture
 
 __all__ = ["ModelSelection", "SelectionError", "select_model"]
 
 _CRITERIA = ("bic", "aic", "icl")
+#: Log-likelihoods within this relative distance count as equal for ``monotone``.
+_MONOTONE_RTOL = 1e-9
 
 
 class SelectionError(ValueError):
@@ -54,7 +57,10 @@ class ModelSelection:
     table : pandas.DataFrame
         One row per (n_components, covariance_type): ``mclust_name``,
         ``log_likelihood``, ``n_parameters``, ``bic``, ``aic``, ``icl`` (lower is
-        better), ``converged``, ``n_iter``, ``error`` (why a fit failed, as
+        better), ``converged``, ``n_iter``, ``start`` (where the fit started:
+        the ``init_params`` method, or ``'split j of K=k'`` / ``'copy j of K=k'``
+        for a cell refitted from the smaller fit's component ``j``, see ``monotone``
+        in :func:`select_model`), ``error`` (why a fit failed, as
         ``'ExceptionType: message'``; its criteria are NaN, as mclust's NA) and
         ``degenerate`` (what is degenerate about the fit, see
         :class:`~bayesgmm.DegenerateFitWarning`; ``''`` if nothing).
@@ -115,18 +121,29 @@ def select_model(
         EM convergence settings, tighter than :class:`GaussianMixture`'s defaults
         (as mclust's), because the criteria compare maxima of the likelihood.
     random_state : int, numpy Generator, RandomState or None
-        Seeds every fit reproducibly (each cell gets its own seed, drawn from it).
+        Seeds every fit reproducibly (each cell gets its own seed, drawn from it; with
+        ``init_params='hc'`` all cells get one seed, so that above 2000 rows they
+        share mclust's random subset and its one hierarchical tree, as ``mclustBIC``).
     sample_weight : array-like of shape (N,), optional
         Frequency weights passed to every fit.
     progress : bool, default=False
         Print one line per fit to stderr.
     monotone : bool, default=True
         Within a covariance type the maximized log-likelihood cannot fall as K grows
-        (a K + 1 model can reach the K model's). When a K fit ends below the K - 1
-        fit of its type, it is refitted from the K - 1 fit with one component split
-        in two (each component in turn, halves of its weight, means nudged apart
-        along its major axis) and the best fit is kept. Needs the smaller K earlier
-        in ``n_components`` (ascending order, as the default).
+        (a K + 1 model can reach the K model's: split one of its components in two).
+        When a K fit ends below the K - 1 fit of its type (relative tolerance 1e-9),
+        or fails, it is refitted from the K - 1 fit with one component split in two
+        (:mod:`bayesgmm.core.split`: the components in the order of the likelihood
+        gain of splitting them, then weight; halves of its weight, means half a
+        standard deviation either side along the main axis of its points, then 0.05);
+        the first refit that reaches the K - 1 fit is kept (else the best one; as a
+        last resort two copies of the heaviest component, exactly the K - 1
+        likelihood). So the table's log-likelihood never falls with K, and a
+        repaired cell's is only ever higher than its fit from ``init_params``. The
+        ``start`` column says which cells were refitted. Needs the smaller K earlier
+        in ``n_components`` (ascending order, as the default). Maximum likelihood only:
+        with a ``prior`` each K maximizes its own posterior (the default prior changes
+        with K), whose likelihood need not grow with K, so no cell is refitted.
     **params
         Other :class:`GaussianMixture` parameters (``tol``, ``reg_covar``, ...).
 
@@ -187,10 +204,17 @@ def select_model(
         sample_weight = None if sample_weight is None else sample_weight[keep]
     rng = check_random_state(random_state)
 
-    rows, fitted = [], {}
+    rows, fitted, cache = [], {}, {}
+    # A MAP fit maximizes likelihood + log prior, and the prior changes with K (mclust's
+    # default scale shrinks as K grows): nothing makes its likelihood monotone in K.
+    repair = monotone and base.prior is None
     total = len(ks) * len(types)
+    # mclust's start clusters one subset (above 2000 rows) once for the whole grid: with
+    # init_params='hc' every cell gets the same seed, so the same subset and its one
+    # hierarchical tree (cached in core/hc.py).
+    shared_seed = int(rng.randint(np.iinfo(np.int32).max)) if base.init_params == "hc" else None
     for i, (cov, k) in enumerate((c, k) for c in types for k in ks):
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        seed = shared_seed if shared_seed is not None else int(rng.randint(np.iinfo(np.int32).max))
         model = clone(base).set_params(n_components=k, covariance_type=cov, random_state=seed)
         row = {
             "n_components": k,
@@ -200,13 +224,22 @@ def select_model(
         try:
             if k > X.shape[0]:
                 raise ValueError(f"n_components={k} exceeds the {X.shape[0]} samples")
+            smaller = fitted.get((k - 1, cov)) if repair else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", DegenerateFitWarning)
-                model.fit(data, sample_weight=sample_weight)
-                smaller = fitted.get((k - 1, cov))
-                if monotone and smaller is not None:
-                    model = _not_below(model, smaller, data, sample_weight)
+                try:
+                    model.fit(data, sample_weight=sample_weight)
+                except Exception as err:
+                    if smaller is None:
+                        raise
+                    # The K - 1 fit split in two is a K model: the cell need not fail.
+                    model, start = _not_below(None, smaller, data, X, sample_weight, cache, err)
+                else:
+                    start = str(base.init_params)
+                    if smaller is not None:
+                        model, start = _not_below(model, smaller, data, X, sample_weight, cache)
+                criteria = _criteria(model, X, sample_weight, cache)
         except Exception as err:  # one cell's failure must not sink the others
             row.update(
                 log_likelihood=np.nan,
@@ -216,15 +249,17 @@ def select_model(
                 icl=np.nan,
                 converged=False,
                 n_iter=0,
+                start="",
                 error=f"{type(err).__name__}: {err}",
                 degenerate="",
             )
         else:
             row.update(
-                **model.information_criteria(data, sample_weight),
+                **criteria,
                 n_parameters=model.n_parameters(),
                 converged=model.converged_,
                 n_iter=model.n_iter_,
+                start=start,
                 error="",
                 degenerate=_degeneracy_text(model),
             )
@@ -250,43 +285,74 @@ def select_model(
     return ModelSelection(table=table, best_estimator=chosen, criterion=criterion)
 
 
-def _loglik(model: GaussianMixture, data, sample_weight) -> float:
-    return model.information_criteria(data, sample_weight)["log_likelihood"]
+def _criteria(model: GaussianMixture, X: np.ndarray, sample_weight, cache: dict) -> dict:
+    """``model.information_criteria`` on the validated array (a DataFrame's validation
+    costs more than the criteria on small data), once per fitted model: ``cache`` maps
+    ``id(model)`` to ``(model, criteria)`` (holding the model keeps its id unique)."""
+    if id(model) not in cache:
+        with warnings.catch_warnings():
+            # fitted on the DataFrame, scored on its validated values
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            cache[id(model)] = (model, model.information_criteria(X, sample_weight))
+    return cache[id(model)][1]
 
 
-def _not_below(model: GaussianMixture, smaller: GaussianMixture, data, sample_weight):
-    """``model`` or a refit from ``smaller`` with a split component, whichever has the
-    higher log-likelihood (see ``monotone`` in :func:`select_model`)."""
-    target = _loglik(smaller, data, sample_weight)
-    best, best_ll = model, _loglik(model, data, sample_weight)
-    if best_ll >= target - 1e-9 * abs(target):
-        return model
-    table = get_covariance_model(smaller.covariance_type)
-    k_small = smaller.means_.shape[0]
-    precisions = smaller.precisions_
-    per_component = table.dims[0] == "component"
-    for j in range(k_small):
-        weights = np.append(smaller.weights_, smaller.weights_[j] / 2.0)
-        weights[j] /= 2.0
-        axis = smaller.orientations_[j][:, 0] * np.sqrt(
-            smaller.volumes_[j] * smaller.shapes_[j][0]
-        )
-        means = np.vstack([smaller.means_, smaller.means_[j] + 0.1 * axis])
-        means[j] = means[j] - 0.1 * axis
-        prec = np.concatenate([precisions, precisions[j : j + 1]]) if per_component else precisions
-        trial = clone(model).set_params(
-            weights_init=weights, means_init=means, precisions_init=prec, n_init=1
+def _loglik(model: GaussianMixture, X: np.ndarray, sample_weight, cache: dict) -> float:
+    return _criteria(model, X, sample_weight, cache)["log_likelihood"]
+
+
+#: Split sizes tried, in units of the split component's standard deviation along its
+#: main axis (see :mod:`bayesgmm.core.split`); 0 (an exact copy) is the last resort.
+_SPLIT_STEPS = (0.5, 0.05)
+
+
+def _not_below(
+    model: GaussianMixture | None,
+    smaller: GaussianMixture,
+    data,
+    X: np.ndarray,
+    sample_weight,
+    cache: dict,
+    failure: Exception | None = None,
+) -> tuple[GaussianMixture, str]:
+    """``model``, or a refit from ``smaller`` with one component split, whichever has
+    the higher log-likelihood, and where it started (see ``monotone`` in
+    :func:`select_model`). ``model=None`` (its fit raised ``failure``): the best split
+    refit, or ``failure`` raised again if every refit fails."""
+    start = str(smaller.init_params)
+    target = _loglik(smaller, X, sample_weight, cache)
+    reached = target - _MONOTONE_RTOL * abs(target)
+    best, best_ll = model, -np.inf if model is None else _loglik(model, X, sample_weight, cache)
+    if best_ll >= reached:
+        return model, start
+    k_small = smaller.n_components
+    cov = smaller.covariance_type
+    table = get_covariance_model(cov)
+    params = smaller._params()
+    directions, gains = split_directions(X, params, cov, sample_weight)
+    template = clone(smaller).set_params(n_components=k_small + 1, n_init=1)
+    trials = [(j, step) for j in split_order(gains, params.weights) for step in _SPLIT_STEPS]
+    trials += [(int(np.argmax(params.weights)), 0.0)]
+    for j, step in trials:
+        split = split_component(params, j, step * directions[j], cov)
+        trial = clone(template).set_params(
+            weights_init=split.weights,
+            means_init=split.means,
+            precisions_init=table.precisions(split.precisions_cholesky),
         )
         try:
             trial.fit(data, sample_weight=sample_weight)
         except Exception:  # a failed split is just not used
             continue
-        ll = _loglik(trial, data, sample_weight)
+        ll = _loglik(trial, X, sample_weight, cache)
         if ll > best_ll:
-            best, best_ll = trial, ll
-        if best_ll >= target - 1e-9 * abs(target):
+            what = "copy" if step == 0 else "split"
+            best, best_ll, start = trial, ll, f"{what} {j} of K={k_small}"
+        if best_ll >= reached:
             break
-    return best
+    if best is None:
+        raise failure
+    return best, start
 
 
 def _degeneracy_text(model: GaussianMixture) -> str:

@@ -481,19 +481,21 @@ class FullCovariance(CovarianceModel):
         return float(sum(_log_invwishart(cov, dof, scale) for cov in covariances))
 
     def precision_cholesky(self, covariances):
-        # One batched LAPACK pass over the components (scipy's per-matrix wrappers
-        # dominated the run time at small D); the same numbers as matrix by matrix.
-        try:
-            chol = linalg.cholesky(covariances, lower=True)
-            eye = np.broadcast_to(np.eye(covariances.shape[-1]), covariances.shape)
-            return np.swapaxes(linalg.solve_triangular(chol, eye, lower=True), 1, 2)
-        except (linalg.LinAlgError, ValueError):
-            for k, cov in enumerate(covariances):  # name the component that collapsed
-                try:
-                    _chol_inverse_transpose(cov)
-                except (linalg.LinAlgError, ValueError):
-                    raise _collapsed(k, self.name) from None
-            raise
+        # LAPACK's Cholesky (potrf) and triangular inverse (trtri) per component, called
+        # directly: scipy's batched cholesky / solve_triangular loop over the matrices
+        # in Python with input checks on each, which dominated the run time at small D
+        # (170 us vs 12 us for 6 components in 2-D). The inverse is exactly triangular.
+        covariances = np.asarray(covariances)
+        potrf, trtri = linalg.lapack.get_lapack_funcs(("potrf", "trtri"), (covariances,))
+        out = np.empty_like(covariances)
+        for k, cov in enumerate(covariances):
+            chol, info = potrf(cov, lower=1, clean=1)
+            if info == 0:
+                inv, info = trtri(chol, lower=1)
+            if info != 0 or not np.isfinite(cov).all():
+                raise _collapsed(k, self.name)
+            out[k] = inv.T
+        return out
 
     def precision_cholesky_from_precisions(self, precisions):
         out = np.empty_like(precisions)
@@ -1049,10 +1051,11 @@ COVARIANCE_MODELS.update(
 )
 COVARIANCE_MODELS["E"] = COVARIANCE_MODELS["EII"]
 COVARIANCE_MODELS["V"] = COVARIANCE_MODELS["VII"]
-#: mclust's fourteen multivariate families, in mclust's order (``mclust.options``).
+#: mclust's fourteen multivariate families, in mclust's order
+#: (``mclust.options("emModelNames")``, mclust >= 5: EVE before VEE).
 MCLUST_FAMILIES: tuple[str, ...] = (
     "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
-    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+    "EVE", "VEE", "VVE", "EEV", "VEV", "EVV", "VVV",
 )  # fmt: skip
 #: mclust's two univariate models (one feature).
 MCLUST_UNIVARIATE: tuple[str, ...] = ("E", "V")

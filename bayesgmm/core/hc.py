@@ -28,7 +28,11 @@ rows mclust clusters a random subset of 2000 (``mclust.options("subset")``); so 
 the first M-step use the subset only, as mclust's ``mstep`` on the subset does.
 Differences from mclust: sample weights are ignored by the start (as mclust has none);
 and the costs are computed from explicit scatter matrices rather than mclust's
-Cholesky updates, which can only differ by rounding.
+Cholesky updates, which can only differ by rounding. Each slot keeps its smallest cost
+to a lower slot (with that slot), so a merge step is linear in the number of clusters
+(after a merge only the rows whose minimum was in a changed column are rescanned); the
+merge order is that of scanning every pair (``tests/test_hc.py``). Within
+:func:`bayesgmm.select_model` every cell of a grid uses the same subset, hence one tree.
 """
 
 from __future__ import annotations
@@ -117,17 +121,31 @@ def hc_vvv(Z: np.ndarray, min_clusters: int = 1) -> list[tuple[np.ndarray, np.nd
             dist[i] = np.einsum("ij,ij->i", d, d)
     cost = 2.0 * np.log(beta * (0.5 * dist + alpha) / 2.0) - (ab_log + ab_log)
     np.fill_diagonal(cost, np.inf)
-    lower = np.tril(np.ones((n_rows, n_rows), dtype=bool), -1)
+
+    # Each slot's smallest cost to a lower slot, and the highest such lower slot among
+    # equal costs: the global choice (smallest cost; among ties the highest slot j,
+    # then its highest i < j) is then one pass over the slots, and a merge changes
+    # only a few rows' minima (the others are updated from the changed entries).
+    row_min = np.full(n_rows, np.inf)
+    row_arg = np.zeros(n_rows, dtype=int)
+
+    def refresh(r: int) -> None:
+        if r == 0:
+            row_min[0], row_arg[0] = np.inf, 0
+            return
+        values = cost[r, :r]
+        best = values.min()
+        row_min[r] = best
+        row_arg[r] = r - 1 - int(np.argmin(values[::-1]))  # the last of equal minima
+
+    for r in range(n_rows):
+        refresh(r)
 
     merges = []
     g = n_rows
     while g > min_clusters:
-        block = cost[:g, :g]
-        values = block[lower[:g, :g]]
-        best = values.min()
-        last = int(np.flatnonzero(values == best)[-1])
-        rows, cols = np.nonzero(lower[:g, :g])
-        j, i = int(rows[last]), int(cols[last])  # i < j
+        j = g - 1 - int(np.argmin(row_min[:g][::-1]))  # the highest slot at the minimum
+        i = int(row_arg[j])  # i < j
         merges.append((members[i], members[j]))
         # merged statistics into slot i
         n_i, n_j = counts[i], counts[j]
@@ -154,7 +172,7 @@ def hc_vvv(Z: np.ndarray, min_clusters: int = 1) -> list[tuple[np.ndarray, np.nd
         cost[:, g] = np.inf
         if g <= 1:
             break
-        others = np.array([k for k in range(g) if k != i])
+        others = np.delete(np.arange(g), i)
         n_o = counts[others]
         d = means[i] - means[others]
         n_m = n_o + counts[i]
@@ -167,6 +185,27 @@ def hc_vvv(Z: np.ndarray, min_clusters: int = 1) -> list[tuple[np.ndarray, np.nd
         new = merged - (terms[i] + terms[others])
         cost[i, others] = new
         cost[others, i] = new
+        # Rows whose minimum may have moved: i and j (new contents), and rows whose
+        # minimum sat in column i, j or the removed slot; the other rows above i (or j)
+        # only see one changed entry, cost[r, i] (cost[r, j]).
+        stale = {i, j} if j < g else {i}
+        higher = np.arange(i + 1, g)
+        stale.update(int(r) for r in higher[row_arg[higher] == i])
+        if j < g:
+            above_j = np.arange(j + 1, g)
+            stale.update(int(r) for r in above_j[np.isin(row_arg[above_j], (j, last_slot))])
+        fixed = np.array(sorted(stale))
+        for column, rows in ((i, higher), (j, np.arange(j + 1, g) if j < g else higher[:0])):
+            rows = rows[~np.isin(rows, fixed)]
+            values = cost[rows, column]
+            better = (values < row_min[rows]) | (
+                (values == row_min[rows]) & (column > row_arg[rows])
+            )
+            row_min[rows[better]] = values[better]
+            row_arg[rows[better]] = column
+        for r in stale:
+            refresh(r)
+        row_min[g:] = np.inf
     return merges
 
 

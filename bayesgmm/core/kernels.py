@@ -35,6 +35,8 @@ into a float64 accumulator, :meth:`unpack` turns it into counts and moments).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = [
@@ -46,6 +48,16 @@ __all__ = [
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+
+
+@lru_cache(maxsize=64)
+def _triu_indices(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(d)``, computed once per ``d`` (read-only): it was built twice
+    per E-step, a tenth of the run time of small grids such as Old Faithful's."""
+    i, j = np.triu_indices(d)
+    i.setflags(write=False)
+    j.setflags(write=False)
+    return i, j
 
 
 def _quadratic_features(X: np.ndarray) -> np.ndarray:
@@ -97,7 +109,7 @@ class FeatureMapKernel:
         #: Widest per-row temporary, in elements.
         self.width = self.A_t.shape[1]
         if second != "diag":
-            self._upper = np.triu_indices(n_features)
+            self._upper = _triu_indices(n_features)
 
     def log_gaussian(self, X: np.ndarray):
         """``log N(x_n | mu_k, Sigma_k)`` as (K, n), and the features (for the moments)."""
@@ -137,7 +149,7 @@ def quadratic_feature_kernel(means, precisions_cholesky, log_det, tied, dtype):
     n_components, d = means.shape
     chol = np.broadcast_to(precisions_cholesky, (n_components, d, d))
     prec = chol @ np.swapaxes(chol, 1, 2)  # P_k = U_k U_k^T (no inverse)
-    i, j = np.triu_indices(d)
+    i, j = _triu_indices(d)
     A = np.empty((1 + d + i.size, n_components))
     white_means = np.einsum("kd,kde->ke", means, chol)
     A[0] = -0.5 * np.sum(white_means**2, axis=1) + log_det - 0.5 * d * _LOG_2PI

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import log_component_densities
 from bayesgmm.core.params import GMMParams
+from bayesgmm.plotting._mclust_style import mclust_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 _CRITERIA = ("bic", "aic", "icl")
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 
 
 # -- small helpers ------------------------------------------------------------------------
@@ -423,16 +423,23 @@ def plot_model_selection(
     selection: ModelSelection | pd.DataFrame,
     *,
     criterion: str = "bic",
+    mclust_sign: bool = False,
     loo: bool | None = None,
     ax: Axes | Sequence[Axes] | None = None,
 ) -> Axes | tuple[Axes, Axes]:
     """mclust-style plot of an information criterion against the number of components.
 
-    One line with markers per covariance type (labelled with both names, e.g.
-    ``"tied (EEE)"``) over ``n_components``; fits that failed (NaN criterion) are
-    gaps in their line. The model with the lowest criterion is circled and
-    annotated ("chosen" when ``criterion`` is the one the selection used). Lower
-    is better (mclust plots the negative, higher is better).
+    mclust's ``plot.mclustBIC`` layout: one line of points joined by a solid line per
+    covariance type over ``n_components`` (the table's order, as ``mclustBIC``'s
+    columns), each family in mclust's symbol and colour (``mclust.options()``'s
+    ``bicPlotSymbols`` and ``bicPlotColors``; see
+    :data:`bayesgmm.plotting._mclust_style.MCLUST_BIC_STYLE`), a two-column legend
+    when there are more than four lines, and a tick at every K. Lines are labelled
+    with mclust's name, and scikit-learn's name first where the table uses it (e.g.
+    ``"tied (EEE)"``). Fits that failed (NaN criterion) are gaps in their line. The
+    best model is circled and annotated ("chosen" when ``criterion`` is the one the
+    selection used). Lower is better, as the table; ``mclust_sign=True`` plots the
+    negative (mclust's BIC and ICL, higher is better), as mclust does.
 
     When the table also has an ``elpd_loo`` column (PSIS-LOO expected log predictive
     density of the full posteriors, higher is better) with finite values, a second
@@ -448,6 +455,9 @@ def plot_model_selection(
         ``elpd_loo`` and ``se_loo``).
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Column of the table to plot.
+    mclust_sign : bool, default=False
+        Plot minus the criterion (mclust's ``2 log L - p log n``, higher is better),
+        with the legend in the lower right as mclust's.
     loo : bool, optional
         Draw the LOO panel. By default (None) it is drawn when the table has finite
         ``elpd_loo`` values and ``ax`` is None or a pair of Axes; True requires it
@@ -461,8 +471,9 @@ def plot_model_selection(
     matplotlib.axes.Axes or tuple of two Axes
         The criterion Axes alone when LOO is not drawn, else ``(criterion_ax,
         loo_ax)``. On ``criterion_ax``, ``ax.lines`` holds one line per covariance
-        type (in the table's order) and the chosen model's marker is
-        ``ax.collections[0]``. On ``loo_ax``, ``loo_ax.containers`` holds one
+        type (in the table's order), y-data the criterion (negated with
+        ``mclust_sign``), and the chosen model's marker is ``ax.collections[0]``.
+        On ``loo_ax``, ``loo_ax.containers`` holds one
         :class:`~matplotlib.container.ErrorbarContainer` per covariance type (same
         order and colours); its line's y-data are ``elpd_loo``, its x-data
         ``n_components`` shifted by a small dodge (at most +/- 0.1) so the error bars
@@ -480,6 +491,15 @@ def plot_model_selection(
     >>> ax = plot_model_selection(sel)
     >>> [line.get_label() for line in ax.lines]
     ['tied (EEE)', 'full (VVV)']
+
+    All fourteen of mclust's families, from mclust's start, in mclust's sign (its BIC
+    plot), and ICL:
+
+    >>> sel = select_model(load_faithful(), range(1, 4), "all", init_params="hc", n_init=1)
+    >>> ax = plot_model_selection(sel, mclust_sign=True)
+    >>> len(ax.lines), ax.get_ylabel()
+    (14, 'BIC (mclust sign: higher is better)')
+    >>> ax = plot_model_selection(sel, criterion="icl", mclust_sign=True)
 
     A table with LOO values (made up here) gets a second panel:
 
@@ -524,7 +544,7 @@ def plot_model_selection(
     else:
         crit_ax, loo_ax = np.ravel(ax)
 
-    _plot_criterion(crit_ax, selection, table, criterion, values)
+    _plot_criterion(crit_ax, selection, table, criterion, values, mclust_sign)
     if loo_ax is None:
         return crit_ax
     _plot_loo(loo_ax, table)
@@ -532,27 +552,34 @@ def plot_model_selection(
 
 
 def _covariance_label(cov: str) -> str:
-    return f"{cov} ({get_covariance_model(cov).mclust_name})"
+    mclust = get_covariance_model(cov).mclust_name
+    return mclust if cov == mclust else f"{cov} ({mclust})"
 
 
-def _plot_criterion(ax: Axes, selection, table: pd.DataFrame, criterion: str, values) -> None:
+def _style(cov: str) -> dict:
+    return mclust_style(get_covariance_model(cov).mclust_name)
+
+
+def _plot_criterion(
+    ax: Axes, selection, table: pd.DataFrame, criterion: str, values, mclust_sign: bool
+) -> None:
     """The criterion panel of :func:`plot_model_selection`."""
-    for n, cov in enumerate(pd.unique(table["covariance_type"])):
+    sign = -1.0 if mclust_sign else 1.0
+    cov_types = list(pd.unique(table["covariance_type"]))
+    for cov in cov_types:
         rows = table[table["covariance_type"] == cov].sort_values("n_components")
         ax.plot(
             rows["n_components"].to_numpy(),
-            rows[criterion].to_numpy(dtype=float),
-            color=f"C{n % 10}",
-            marker=_MARKERS[n % len(_MARKERS)],
+            sign * rows[criterion].to_numpy(dtype=float),
             markersize=6,
-            markerfacecolor="none",  # hollow, so equal values (K=1 full/tied) stay visible
-            markeredgewidth=1.4,
-            linewidth=1.4,
+            markeredgewidth=1.2,
+            linewidth=1.2,
             label=_covariance_label(cov),
+            **_style(cov),
         )
 
     best = table.iloc[int(np.nanargmin(values))]
-    best_k, best_value = int(best["n_components"]), float(best[criterion])
+    best_k, best_value = int(best["n_components"]), sign * float(best[criterion])
     ax.scatter(
         [best_k],
         [best_value],
@@ -564,7 +591,7 @@ def _plot_criterion(ax: Axes, selection, table: pd.DataFrame, criterion: str, va
     )
     # "chosen" only if this criterion is the one that picked selection.best_estimator.
     chosen = criterion == getattr(selection, "criterion", None)
-    verb = "chosen" if chosen else f"lowest {criterion.upper()}"
+    verb = "chosen" if chosen else f"{'highest' if mclust_sign else 'lowest'} {criterion.upper()}"
     _annotate_best(
         ax,
         table,
@@ -572,13 +599,21 @@ def _plot_criterion(ax: Axes, selection, table: pd.DataFrame, criterion: str, va
         best_value,
         f"{verb}: K={best_k}, {_covariance_label(str(best['covariance_type']))}\n"
         f"{criterion.upper()} = {best_value:.1f}",
-        above=True,
+        above=not mclust_sign,
     )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xticks(np.unique(table["n_components"].to_numpy()))
     ax.set_xlabel("number of components")
-    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    if mclust_sign:
+        ax.set_ylabel(f"{criterion.upper()} (mclust sign: higher is better)")
+    else:
+        ax.set_ylabel(f"{criterion.upper()} (lower is better)")
     ax.set_title(f"Model selection by {criterion.upper()}")
-    ax.legend(title="covariance", fontsize="small")
+    ax.legend(
+        title="covariance",
+        fontsize="small",
+        ncol=2 if len(cov_types) > 4 else 1,
+        loc="lower right" if mclust_sign else "best",
+    )
     ax.grid(alpha=0.3)
 
 
@@ -615,15 +650,13 @@ def _plot_loo(ax: Axes, table: pd.DataFrame) -> None:
             rows["n_components"].to_numpy(dtype=float) + shift,
             elpd,
             yerr=se,
-            color=f"C{n % 10}",
-            marker=_MARKERS[n % len(_MARKERS)],
             markersize=6,
-            markerfacecolor="none",
-            markeredgewidth=1.4,
-            linewidth=1.4,
+            markeredgewidth=1.2,
+            linewidth=1.2,
             elinewidth=1.1,
             capsize=3,
             label=_covariance_label(cov),
+            **_style(cov),
         )
     elpd_all = table["elpd_loo"].to_numpy(dtype=float)
     best = table.iloc[int(np.nanargmax(elpd_all))]
