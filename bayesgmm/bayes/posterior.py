@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -18,6 +19,8 @@ from bayesgmm._validation import (
     check_random_state,
     observed_rows,
 )
+from bayesgmm.bayes._kernel import supports
+from bayesgmm.bayes._sampling import progress_default
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
@@ -114,7 +117,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         target_accept: float = 0.8,
         n_init: int = 5,
         random_state=None,
-        progressbar: bool = False,
+        progressbar: bool | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -174,11 +177,6 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         -------
         self
         """
-        import pymc as pm
-        from threadpoolctl import threadpool_limits
-
-        from bayesgmm.bayes.model import build_model
-
         self._check_params()
         X = check_data(self, X, reset=True, min_samples=2)
         self._training_rows = _row_hashes(X)  # predict_proba tells training rows from new
@@ -201,30 +199,187 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             prior = GMMPrior.default(X, self.n_components, self.covariance_type)
         elif not isinstance(prior, GMMPrior):
             raise ValueError(f"`prior` must be 'default' or a GMMPrior; got {prior!r}.")
-        map_fit = GaussianMixture(
-            self.n_components,
-            covariance_type=self.covariance_type,
-            prior=prior,
-            reg_covar=0.0 if prior.covariances is not None else 1e-6,
-            n_init=self.n_init,
-            tol=1e-8,
-            max_iter=2000,
-            random_state=map_seed,
-        )
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        map_fit = self._map_estimator(prior, self.n_init, map_seed)
         names = getattr(self, "feature_names_in_", None)
         columns = names if names is not None else [f"x{j}" for j in range(X.shape[1])]
         data = pd.DataFrame(X, columns=columns, index=np.flatnonzero(keep))
         map_fit.fit(data if names is not None else X)
-        model = build_model(
-            data, self.n_components, covariance_type=self.covariance_type, prior=map_fit.prior_
+        timings["map"] = time.perf_counter() - t0
+        self.map_ = map_fit
+        self.prior_ = map_fit.prior_
+        progressbar = progress_default() if self.progressbar is None else bool(self.progressbar)
+        use_kernel = (
+            self.sampler == "nutpie"
+            and not np.isnan(X).any()
+            and supports(map_fit.prior_, self.covariance_type)
         )
-        start = {name: getattr(map_fit, f"{name}_") for name in _PARAMS}
+        if use_kernel:
+            idata = self._sample_kernel(X, data, sample_seed, jitter_seed, progressbar, timings)
+        else:
+            idata = self._sample_pymc(data, sample_seed, jitter_seed, progressbar, timings)
+        self.backend_ = "kernel" if use_kernel else "pymc"
+        t0 = time.perf_counter()
+        self._store(idata, X)
+        timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - t0
+        self.timings_ = timings
+        return self
+
+    def _map_estimator(
+        self, prior: GMMPrior, n_init: int, seed: int, tol: float = 1e-8, max_iter: int = 2000
+    ) -> GaussianMixture:
+        return GaussianMixture(
+            self.n_components,
+            covariance_type=self.covariance_type,
+            prior=prior,
+            reg_covar=0.0 if prior.covariances is not None else 1e-6,
+            n_init=n_init,
+            tol=tol,
+            max_iter=max_iter,
+            random_state=seed,
+        )
+
+    def _chain_starts(self, X: np.ndarray, kernel_model, seed: int) -> tuple[np.ndarray, list]:
+        """One start per chain, in the sampler's unconstrained space.
+
+        Chain 0 starts near the MAP fit (best of ``n_init`` EM starts); chain ``c >= 1``
+        near the MAP-EM fit from its own single random EM start (a different local
+        optimum where the data have several). Each start is then overdispersed: a
+        normal draw around that optimum with twice the Laplace scale of every
+        unconstrained coordinate (``1 / sqrt(-H_ii)``, the diagonal of the log
+        posterior's Hessian by finite differences of the kernel's gradient), so that
+        between-chain R-hat can reveal chains that do not mix.
+        """
+        from bayesgmm.bayes._kernel import to_unconstrained
+
+        rng = np.random.default_rng(seed)
+        starts, objectives = [], []
+        for c in range(self.chains):
+            if c == 0:
+                fit = self.map_
+            else:
+                seed_c = int(rng.integers(2**31 - 1))  # a start, not a reference: looser tol
+                fit = self._map_estimator(self.prior_, 1, seed_c, tol=1e-5, max_iter=300)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fit.fit(X)
+                except (ValueError, np.linalg.LinAlgError):  # a degenerate start
+                    fit = self.map_
+            center = to_unconstrained(
+                {name: getattr(fit, f"{name}_") for name in _PARAMS}, self.covariance_type
+            )
+            objectives.append(float(kernel_model.logp_and_grad(center)[0]))
+            scale = _laplace_scale(kernel_model, center)
+            noise = rng.standard_normal(center.size)
+            for shrink in (2.0, 1.0, 0.5, 0.25, 0.0):
+                theta = center + shrink * scale * noise
+                value, grad = kernel_model.logp_and_grad(theta)
+                if np.isfinite(value) and np.all(np.isfinite(grad)):
+                    break
+            starts.append(theta)
+        return np.stack(starts), objectives
+
+    def _sample_kernel(self, X, data, sample_seed, jitter_seed, progressbar, timings):
+        """nutpie on the numba kernel (no per-fit compilation), dispersed starts."""
+        from threadpoolctl import threadpool_limits
+
+        from bayesgmm.bayes._kernel import make_kernel_model
+        from bayesgmm.bayes._sampling import decode, pointwise_log_likelihood, run_chains
+
+        t0 = time.perf_counter()
+        km = make_kernel_model(X, self.prior_, self.covariance_type, self.n_components)
+        km.logp_and_grad(np.zeros(km.n_dim))  # loads (or compiles) the kernel
+        from bayesgmm.bayes._kernel import _cfuncs
+
+        _cfuncs(self.covariance_type)
+        timings["compile"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        starts, _objectives = self._chain_starts(X, km, jitter_seed)
+        self.chain_starts_ = starts
+        timings["starts"] = time.perf_counter() - t0
+        seeds = [
+            int(s)
+            for s in np.random.default_rng(sample_seed).integers(2**31 - 1, size=self.chains)
+        ]
+        with threadpool_limits(1):
+            theta, sample_stats, seconds = run_chains(
+                km,
+                starts,
+                draws=self.draws,
+                tune=self.tune,
+                seeds=seeds,
+                target_accept=self.target_accept,
+                progressbar=progressbar,
+            )
+        timings["sampling"] = seconds
+        t0 = time.perf_counter()
+        K, D = self.n_components, X.shape[1]
+        weights, means, covariances = decode(theta, self.covariance_type, K, D)
+        dims = get_covariance_model(self.covariance_type).dims
+        coords = {
+            "chain": np.arange(self.chains),
+            "draw": np.arange(self.draws),
+            "component": np.arange(K),
+            "feature": list(data.columns),
+            "feature_bis": list(data.columns),
+            "obs": np.asarray(data.index),
+        }
+        sample = ("chain", "draw")
+        posterior = xr.Dataset(
+            {
+                "weights": ((*sample, "component"), weights),
+                "means": ((*sample, "component", "feature"), means),
+                "covariances": (sample + tuple(dims), covariances),
+            },
+            coords={
+                name: coords[name]
+                for name in ("chain", "draw", "component", "feature", "feature_bis")
+            },
+            attrs={"sampling_time": seconds, "tuning_steps": self.tune},
+        )
+        loglik = pointwise_log_likelihood(X, weights, means, covariances, self.covariance_type)
+        log_likelihood = xr.Dataset(
+            {"x": ((*sample, "obs"), loglik)},
+            coords={name: coords[name] for name in ("chain", "draw", "obs")},
+        )
+        observed = xr.Dataset(
+            {"x": (("obs", "feature"), X)},
+            coords={name: coords[name] for name in ("obs", "feature")},
+        )
+        sample_stats = sample_stats.assign_coords(draw=np.arange(self.draws))
+        idata = xr.DataTree.from_dict(
+            {
+                "posterior": posterior,
+                "sample_stats": sample_stats,
+                "log_likelihood": log_likelihood,
+                "observed_data": observed,
+            }
+        )
+        timings["postprocess"] = time.perf_counter() - t0
+        return idata
+
+    def _sample_pymc(self, data, sample_seed, jitter_seed, progressbar, timings):
+        """``pm.sample`` on :func:`build_model` (compiled for every fit): the PyMC and
+        numpyro samplers, and nutpie where the kernel does not apply (missing
+        values, a prior form the kernel does not know)."""
+        import pymc as pm
+        from threadpoolctl import threadpool_limits
+
+        from bayesgmm.bayes.model import build_model
+
+        t0 = time.perf_counter()
+        model = build_model(
+            data, self.n_components, covariance_type=self.covariance_type, prior=self.prior_
+        )
+        start = {name: getattr(self.map_, f"{name}_") for name in _PARAMS}
         kwargs = {
             "draws": self.draws,
             "tune": self.tune,
             "chains": self.chains,
             "random_seed": sample_seed,
-            "progressbar": self.progressbar,
+            "progressbar": progressbar,
             "target_accept": self.target_accept,
             "model": model,
             "compute_convergence_checks": False,
@@ -237,18 +392,15 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             kwargs["cores"] = 1
         else:
             kwargs["nuts_sampler"] = self.sampler
-            kwargs["initvals"] = start
+            kwargs["initvals"] = start  # nutpie: one start for all chains
             if self.sampler == "nutpie":
                 kwargs["compile_kwargs"] = {"jitter_rvs": set()}
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initvals.*")
             idata = pm.sample(**kwargs)
             pm.compute_log_likelihood(idata, model=model, progressbar=False)
-
-        self.map_ = map_fit
-        self.prior_ = map_fit.prior_
-        self._store(idata, X)
-        return self
+        timings["sampling"] = time.perf_counter() - t0  # compilation included
+        return idata
 
     def _store(self, idata, X: np.ndarray) -> None:
         raw = idata["posterior"].to_dataset()[list(_PARAMS)]
@@ -277,10 +429,12 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         import arviz as az
 
         rows = []
+        unchanged = bool((self.label_permutations_ == np.arange(self.n_components)).all())
         for label, ds in (("raw", raw), ("relabelled", relabelled)):
-            rhat = az.rhat(ds)
-            bulk = az.ess(ds, method="bulk")
-            tail = az.ess(ds, method="tail")
+            if label == "raw" or not unchanged:  # no draw relabelled: the same numbers
+                rhat = az.rhat(ds)
+                bulk = az.ess(ds, method="bulk")
+                tail = az.ess(ds, method="tail")
             for name in _PARAMS:
                 rows.append(
                     {
@@ -587,6 +741,22 @@ def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> di
         "means": start["means"] + 0.05 * scales * rng.standard_normal(scales.shape),
         "covariances": model.from_full(full * factor),
     }
+
+
+def _laplace_scale(kernel_model, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """``1 / sqrt(-H_ii)`` at ``theta``: the Laplace scale of each unconstrained
+    coordinate (central differences of the gradient); 0.1 where the curvature is not
+    negative."""
+    scale = np.empty(theta.size)
+    for i in range(theta.size):
+        e = np.zeros(theta.size)
+        e[i] = step
+        hii = (
+            kernel_model.logp_and_grad(theta + e)[1][i]
+            - kernel_model.logp_and_grad(theta - e)[1][i]
+        ) / (2 * step)
+        scale[i] = 1.0 / np.sqrt(-hii) if np.isfinite(hii) and hii < 0 else 0.1
+    return scale
 
 
 def _row_hashes(X: np.ndarray) -> np.ndarray:
