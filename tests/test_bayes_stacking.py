@@ -75,3 +75,20 @@ def test_stack_chains_needs_a_variable_name_when_ambiguous():
     with pytest.raises(ValueError, match="var_name"):
         stack_chains(tree)
     assert stack_chains(tree, var_name="z").weights.shape == (2,)
+
+
+def test_progress_is_off_under_pytest_and_writes_one_status_line():
+    import io
+    from types import SimpleNamespace
+
+    from bayesgmm.bayes._sampling import ChainProgress, progress_default
+
+    assert progress_default() is False
+    stream = io.StringIO()
+    progress = ChainProgress(2, 100, stream=stream)
+    update = progress.callback(1)
+    update([SimpleNamespace(finished_draws=40, divergences=3, tuning=False)])
+    progress.show(final=True)
+    text = stream.getvalue()
+    assert "2 chains, 40/200 draws" in text
+    assert "3 divergences" in text

@@ -36,6 +36,12 @@ _SAMPLERS = ("nutpie", "pymc", "numpyro")
 _PARAMS = ("weights", "means", "covariances")
 
 
+# chains disagree when the R-hat of the total log-likelihood exceeds this, or when a
+# chain's membership probabilities move this much mass per point (total variation)
+_RHAT_LOGLIK = 1.05
+_MEMBERSHIP_SHIFT = 0.1
+
+
 class SamplingWarning(UserWarning):
     """The sampler's output needs attention (divergences, R-hat, ESS, stuck chains)."""
 
@@ -44,9 +50,12 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     r"""Full posterior of a Gaussian mixture: PyMC marginalized model sampled with NUTS.
 
     The model is :func:`bayesgmm.bayes.build_model` with the same prior a MAP fit
-    uses, so the MAP-EM fit (``map_``) is the mode of the sampled posterior. Chains
-    start at the MAP fit; draws are relabelled to it (label switching), keeping the raw
-    draws in ``idata_["posterior_raw"]``.
+    uses, so the MAP-EM fit (``map_``) is the mode of the sampled posterior. With
+    complete data and nutpie, the sampler runs a numba implementation of exactly that
+    model's log density and gradient (tested equal to PyMC's): compiled once per
+    covariance family and cached on disk, so a new data set, N, D, K or prior never
+    recompiles. Draws are relabelled to the MAP fit (label switching), keeping the
+    raw draws in ``idata_["posterior_raw"]``.
 
     .. math:: p(\pi, \mu, \Sigma \mid X) \propto p(\pi)\,p(\mu, \Sigma)
               \prod_n \sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)
@@ -63,9 +72,14 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     sampler : {'nutpie', 'pymc', 'numpyro'}, default='nutpie'
         NUTS implementation (``'numpyro'`` needs numpyro installed).
     init : {'map'}, default='map'
-        Chains start at the MAP-EM fit. With ``'pymc'`` each chain starts at its own
-        small jitter of it; nutpie takes one starting point for all chains (its
-        warm-up then differs by chain).
+        Chains start near MAP-EM fits, each at its own point: chain 0 near the MAP fit
+        (best of ``n_init`` EM starts), chain ``c`` near the fit from its own single
+        random EM start (another local optimum where the data have several), each
+        overdispersed by a normal draw with twice the Laplace scale of every
+        unconstrained coordinate (``chain_starts_``). So between-chain R-hat, and the
+        mode check below, can see chains that settle in different modes. (With
+        ``sampler='pymc'`` a 5% jitter of the MAP fit per chain; nutpie on the PyMC
+        model, used for data with NaN, takes one start for all chains.)
     target_accept : float, default=0.8
         NUTS target acceptance rate; raise towards 0.95 if there are divergences.
     n_init : int, default=5
@@ -73,7 +87,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     random_state : int, numpy Generator, RandomState or None
         The same seed gives the same MAP fit and the same draws (a Generator gives
         one seed, drawn from it, to each call of ``fit`` and ``sample``).
-    progressbar : bool, default=False
+    progressbar : bool or None, default=None
+        Show sampling progress (chains, draws, divergences so far) on stderr.
+        ``None``: only when stderr is an interactive terminal (never under pytest).
 
     Attributes
     ----------
@@ -91,6 +107,24 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     diagnostics_ : pandas.DataFrame
         Max R-hat and min bulk/tail ESS per parameter, before and after relabelling.
     n_divergences_ : int
+    chain_starts_ : ndarray of shape (chains, n_dim)
+        Each chain's start in the sampler's unconstrained space (nutpie kernel).
+    chains_disagree_ : bool
+        Whether the chains settled in different modes: R-hat of the total
+        log-likelihood above 1.05, or one chain's posterior-mean membership
+        probabilities more than 0.1 (total variation, averaged over points) from the
+        others'. Then a :class:`SamplingWarning` says so and what to do, the chains are
+        stacked (:func:`~bayesgmm.bayes.stack_chains`; ``stacking_``), the point
+        summaries and predictions use ``idata_["posterior_stacked"]``, and the raw chains
+        stay in ``posterior`` / ``posterior_raw``. ``diagnostics_.attrs`` holds
+        ``"chains"`` (per chain: mean log-likelihood, membership shift, stacking weight,
+        group), ``"rhat_log_likelihood"``, ``"stacking"`` (weights or None) and
+        ``"message"``.
+    backend_ : {'kernel', 'pymc'}
+        ``'kernel'``: nutpie on the hand-written numba density (no compilation per fit;
+        complete data); ``'pymc'``: ``pm.sample`` on :func:`build_model`.
+    timings_ : dict
+        Seconds spent in the MAP fit, kernel loading, starts, sampling, post-processing.
 
     Examples
     --------
@@ -423,6 +457,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = post_mean["covariances"].values
         self.n_divergences_ = int(idata["sample_stats"]["diverging"].sum())
         self.diagnostics_ = self._diagnostics(raw, relabelled)
+        self._check_modes(X)
         self._warn_if_needed(X)
 
     def _diagnostics(self, raw: xr.Dataset, relabelled: xr.Dataset) -> pd.DataFrame:
@@ -447,8 +482,94 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
                 )
         return pd.DataFrame(rows).set_index(["parameter", "draws"])
 
-    def _warn_if_needed(self, X: np.ndarray) -> None:
+    def _check_modes(self, X: np.ndarray, max_draws: int = 100) -> None:
+        """Do the chains sample one mode? Compare their log-likelihood levels (R-hat of
+        the total log-likelihood) and their clusterings (each chain's posterior-mean
+        membership probabilities against all chains': the average total-variation
+        distance per point). When they disagree, stack the chains
+        (:func:`~bayesgmm.bayes.stack_chains`): point summaries and predictions then
+        use the stacked draws (``idata_["posterior_stacked"]``); the chains stay in
+        ``posterior`` and ``posterior_raw``."""
         import arviz as az
+
+        from bayesgmm.bayes.stacking import stack_chains
+
+        loglik = self.idata_["log_likelihood"].to_dataset()["x"].sum("obs")
+        chain_mean = loglik.mean("draw").values
+        rhat_total = float(az.rhat(loglik)) if self.chains > 1 else 1.0
+        post = self.idata_["posterior"].to_dataset()
+        model = get_covariance_model(self.covariance_type)
+        rows = X[np.all(np.isfinite(X), axis=1)] if np.isnan(X).any() else X
+        members = []
+        for c in range(self.chains):
+            chain = post.isel(chain=c)
+            index = np.unique(
+                np.linspace(0, self.draws - 1, min(max_draws, self.draws)).astype(int)
+            )
+            total = 0.0
+            for s in index:
+                cov = chain["covariances"].values[s]
+                params = GMMParams(
+                    chain["weights"].values[s],
+                    chain["means"].values[s],
+                    cov,
+                    model.precision_cholesky(cov),
+                )
+                total = total + np.exp(responsibilities(rows, params, self.covariance_type)[1])
+            members.append(total / len(index))
+        members = np.stack(members)  # (C, N, K)
+        shift = 0.5 * np.abs(members - members.mean(axis=0)).sum(axis=-1).mean(axis=-1)
+        level = self.chains > 1 and rhat_total > _RHAT_LOGLIK
+        clustering = self.chains > 1 and float(shift.max()) > _MEMBERSHIP_SHIFT
+        self.chains_disagree_ = bool(level or clustering)
+        table = pd.DataFrame(
+            {"mean_log_likelihood": chain_mean, "membership_shift": shift},
+            index=pd.Index(np.arange(self.chains), name="chain"),
+        )
+        attrs = {"chains": table, "rhat_log_likelihood": rhat_total, "stacking": None}
+        self.stacking_ = None
+        if self.chains_disagree_:
+            stacking = stack_chains(self.idata_, random_state=self.random_state)
+            self.stacking_ = stacking
+            table["stacking_weight"] = stacking.weights
+            table["group"] = stacking.groups
+            attrs["stacking"] = stacking.weights
+            self.idata_["posterior_stacked"] = xr.DataTree(stacking.posterior)
+            stacked_mean = stacking.posterior.mean(("chain", "draw"))
+            self.weights_ = stacked_mean["weights"].values
+            self.means_ = stacked_mean["means"].values
+            self.covariances_ = stacked_mean["covariances"].values
+            why = []
+            if level:
+                levels = ", ".join(f"{v:.1f}" for v in chain_mean)
+                why.append(
+                    f"different log-likelihood levels (chain means {levels}; R-hat "
+                    f"{rhat_total:.2f})"
+                )
+            if clustering:
+                worst = int(shift.argmax())
+                why.append(
+                    f"different clusterings (chain {worst}'s membership probabilities "
+                    f"differ from the others' by {shift.max():.0%} on average)"
+                )
+            weights = ", ".join(f"{w:.2f}" for w in stacking.weights)
+            attrs["message"] = (
+                "The chains settled in different modes of the posterior: "
+                + " and ".join(why)
+                + ". Pooling them would weight each mode by how many chains happened to "
+                "land there, so the summaries use the chains stacked by how well each "
+                f"predicts left-out points (stacking weights {weights}; raw chains kept "
+                "in idata_). What to do: a mixture with components the data do not "
+                "support often does this, so compare fits with fewer (or more) "
+                "components (`bayesgmm select`, or BIC of GaussianMixture); a stronger "
+                "prior (larger shrinkage or covariance dof) can remove a minor mode; "
+                "and more chains or longer runs show how much weight each mode has."
+            )
+        else:
+            attrs["message"] = "The chains agree (one mode)."
+        self.diagnostics_.attrs.update(attrs)
+
+    def _warn_if_needed(self, X: np.ndarray) -> None:
 
         after = self.diagnostics_.xs("relabelled", level="draws")
         n_total = self.chains * self.draws
@@ -470,13 +591,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
                 f"Bulk ESS as low as {after['min_ess_bulk'].min():.0f}: posterior summaries "
                 "are noisy; run more draws."
             )
-        total_loglik = self.idata_["log_likelihood"].to_dataset()["x"].sum("obs")
-        if self.chains > 1 and float(az.rhat(total_loglik)) > 1.05:
-            messages.append(
-                "The chains' log-likelihoods differ (R-hat of the total log-likelihood "
-                f"{float(az.rhat(total_loglik)):.2f}): chains are stuck in different modes. "
-                "Compare fits with different n_components or priors, or run longer."
-            )
+        if self.chains_disagree_:
+            messages.append(self.diagnostics_.attrs["message"])
         for message in messages:
             warnings.warn(message, SamplingWarning, stacklevel=3)
 
@@ -484,7 +600,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     def _stacked_draws(self) -> dict[str, np.ndarray]:
         """Relabelled posterior draws, chains stacked: name -> array (S, ...)."""
         check_is_fitted(self)
-        post = self.idata_["posterior"].to_dataset()
+        group = "posterior_stacked" if "posterior_stacked" in self.idata_.children else "posterior"
+        post = self.idata_[group].to_dataset()
         return {
             name: post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
             for name in _PARAMS
