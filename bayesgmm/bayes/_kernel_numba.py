@@ -13,27 +13,31 @@ njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @njit
-def _weights(theta, k):
-    """Log weights and weights from the simplex coordinates."""
-    z = np.empty(k)
+def _weights(theta, k, logw, w):
+    """Log weights and weights from the simplex coordinates (written in place)."""
     s = 0.0
     for j in range(k - 1):
-        z[j] = theta[j]
+        logw[j] = theta[j]
         s += theta[j]
-    z[k - 1] = -s
-    top = z.max()
+    logw[k - 1] = -s
+    top = logw[0]
+    for j in range(1, k):
+        top = max(top, logw[j])
     tot = 0.0
     for j in range(k):
-        tot += math.exp(z[j] - top)
+        tot += math.exp(logw[j] - top)
     lse = top + math.log(tot)
-    logw = z - lse
-    return logw, np.exp(logw)
+    for j in range(k):
+        logw[j] -= lse
+        w[j] = math.exp(logw[j])
 
 
 @njit
 def _weights_grad(grad, w, counts, k):
     """Gradient of sum_k counts_k log w_k in the simplex coordinates."""
-    total = counts.sum()
+    total = 0.0
+    for j in range(k):
+        total += counts[j]
     last = counts[k - 1] - w[k - 1] * total
     for j in range(k - 1):
         grad[j] = counts[j] - w[j] * total - last
@@ -126,7 +130,9 @@ def logp_spd(theta, grad, buf):
     n_mats = 1 if tied else k
     m_start = k - 1
     c_start = k - 1 + k * d
-    logw, w = _weights(theta, k)
+    logw = np.empty(k)
+    w = np.empty(k)
+    _weights(theta, k, logw, w)
     Ls = np.empty((n_mats, d, d))
     logdets = np.empty(n_mats)
     for f in range(n_mats):
@@ -135,7 +141,9 @@ def logp_spd(theta, grad, buf):
     A = np.zeros((n_mats, d, d))
     cdiag = np.zeros(n_mats)
     svec = np.zeros((k, d))  # d logp / d mu_k before the L^{-T} solve
-    counts = alpha.copy()  # alpha_k (Dirichlet - 1 + simplex Jacobian 1) + n_k
+    counts = np.empty(k)  # alpha_k (Dirichlet - 1 + simplex Jacobian 1) + n_k
+    for j in range(k):
+        counts[j] = alpha[j]
     for j in range(k):
         logp += alpha[j] * logw[j]
     # likelihood
@@ -152,7 +160,9 @@ def logp_spd(theta, grad, buf):
             for a in range(d):
                 q += Z[j, a] * Z[j, a]
             lg[j] = logw[j] - logdets[f] - 0.5 * q
-        top = lg.max()
+        top = lg[0]
+        for j in range(1, k):
+            top = max(top, lg[j])
         tot = 0.0
         for j in range(k):
             tot += math.exp(lg[j] - top)
@@ -263,13 +273,20 @@ def logp_diagonal(theta, grad, buf):
     m_start = k - 1
     c_start = k - 1 + k * d
     nv = 1 if spherical else d  # variances per component
-    logw, w = _weights(theta, k)
+    logw = np.empty(k)
+    w = np.empty(k)
+    _weights(theta, k, logw, w)
     means = theta[m_start:c_start].reshape((k, d))
     logv = theta[c_start : c_start + k * nv].reshape((k, nv))
-    inv = np.exp(-logv)
+    inv = np.empty((k, nv))
+    for j in range(k):
+        for c in range(nv):
+            inv[j, c] = math.exp(-logv[j, c])
     gv = np.zeros((k, nv))  # d logp / d log v
     gmu = np.zeros((k, d))
-    counts = alpha.copy()
+    counts = np.empty(k)
+    for j in range(k):
+        counts[j] = alpha[j]
     for j in range(k):
         logp += alpha[j] * logw[j]
     halfsum = np.zeros(k)  # 0.5 * sum_d log v_kd (log|Sigma_k| / 2)
@@ -284,7 +301,9 @@ def logp_diagonal(theta, grad, buf):
                 e = X[i, a] - means[j, a]
                 q += e * e * inv[j, 0 if spherical else a]
             lg[j] = logw[j] - halfsum[j] - 0.5 * q
-        top = lg.max()
+        top = lg[0]
+        for j in range(1, k):
+            top = max(top, lg[j])
         tot = 0.0
         for j in range(k):
             tot += math.exp(lg[j] - top)
@@ -354,6 +373,17 @@ _EXPAND_SIG = numba.types.int64(
 )
 
 
+@njit
+def _status(grad, value):
+    """nutpie's return code: 0 fine, 3 a non-finite gradient, 4 a non-finite logp."""
+    for i in range(grad.size):
+        if not math.isfinite(grad[i]):
+            return 3
+    if not math.isfinite(value):
+        return 4
+    return 0
+
+
 def _logp_c_spd(dim, x_, out_, logp_, user_data_):
     head = numba.carray(user_data_, (1,), np.float64)
     buf = numba.carray(user_data_, (int(head[0]),), np.float64)
@@ -362,11 +392,7 @@ def _logp_c_spd(dim, x_, out_, logp_, user_data_):
     res = numba.carray(logp_, (1,))
     value = logp_spd(x, out, buf)
     res[0] = value
-    if not np.all(np.isfinite(out)):
-        return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
+    return _status(out, value)
 
 
 def _logp_c_diagonal(dim, x_, out_, logp_, user_data_):
@@ -377,11 +403,7 @@ def _logp_c_diagonal(dim, x_, out_, logp_, user_data_):
     res = numba.carray(logp_, (1,))
     value = logp_diagonal(x, out, buf)
     res[0] = value
-    if not np.all(np.isfinite(out)):
-        return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
+    return _status(out, value)
 
 
 def _expand_c(dim, expanded, x_, out_, user_data_):
