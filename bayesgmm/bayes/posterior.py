@@ -499,7 +499,6 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         rhat_total = float(az.rhat(loglik)) if self.chains > 1 else 1.0
         post = self.idata_["posterior"].to_dataset()
         model = get_covariance_model(self.covariance_type)
-        rows = X[np.all(np.isfinite(X), axis=1)] if np.isnan(X).any() else X
         members = []
         for c in range(self.chains):
             chain = post.isel(chain=c)
@@ -515,7 +514,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
                     cov,
                     model.precision_cholesky(cov),
                 )
-                total = total + np.exp(responsibilities(rows, params, self.covariance_type)[1])
+                total = total + np.exp(responsibilities(X, params, self.covariance_type)[1])
             members.append(total / len(index))
         members = np.stack(members)  # (C, N, K)
         shift = 0.5 * np.abs(members - members.mean(axis=0)).sum(axis=-1).mean(axis=-1)
