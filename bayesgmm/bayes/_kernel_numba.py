@@ -150,26 +150,30 @@ def logp_spd(theta, grad, buf):
     Z = np.empty((k, d))
     diff = np.empty(d)
     lg = np.empty(k)
+    ex = np.empty(k)
     for i in range(n):
         for j in range(k):
             f = 0 if tied else j
-            for a in range(d):
-                diff[a] = X[i, a] - means[j, a]
-            _forward(Ls[f], diff, Z[j], d)
             q = 0.0
-            for a in range(d):
-                q += Z[j, a] * Z[j, a]
+            for a in range(d):  # forward substitution, z = L^{-1} (x - mu), in place
+                acc = X[i, a] - means[j, a]
+                for b in range(a):
+                    acc -= Ls[f, a, b] * Z[j, b]
+                za = acc / Ls[f, a, a]
+                Z[j, a] = za
+                q += za * za
             lg[j] = logw[j] - logdets[f] - 0.5 * q
         top = lg[0]
         for j in range(1, k):
             top = max(top, lg[j])
         tot = 0.0
         for j in range(k):
-            tot += math.exp(lg[j] - top)
-        lse = top + math.log(tot)
-        logp += lse
+            ex[j] = math.exp(lg[j] - top)
+            tot += ex[j]
+        logp += top + math.log(tot)
+        inv_tot = 1.0 / tot
         for j in range(k):
-            r = math.exp(lg[j] - lse)
+            r = ex[j] * inv_tot
             if r == 0.0:
                 continue
             f = 0 if tied else j
@@ -294,6 +298,7 @@ def logp_diagonal(theta, grad, buf):
         for a in range(d):
             halfsum[j] += 0.5 * logv[j, 0 if spherical else a]
     lg = np.empty(k)
+    ex = np.empty(k)
     for i in range(n):
         for j in range(k):
             q = 0.0
@@ -306,11 +311,12 @@ def logp_diagonal(theta, grad, buf):
             top = max(top, lg[j])
         tot = 0.0
         for j in range(k):
-            tot += math.exp(lg[j] - top)
-        lse = top + math.log(tot)
-        logp += lse
+            ex[j] = math.exp(lg[j] - top)
+            tot += ex[j]
+        logp += top + math.log(tot)
+        inv_tot = 1.0 / tot
         for j in range(k):
-            r = math.exp(lg[j] - lse)
+            r = ex[j] * inv_tot
             if r == 0.0:
                 continue
             counts[j] += r
