@@ -525,6 +525,10 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             {"mean_log_likelihood": chain_mean, "membership_shift": shift},
             index=pd.Index(np.arange(self.chains), name="chain"),
         )
+        start_density = getattr(self, "_start_log_density", None)
+        if start_density is not None and self.backend_ == "kernel":
+            # log posterior density at the EM optimum each chain's start is drawn around
+            table["start_optimum_log_density"] = start_density
         attrs = {"chains": table, "rhat_log_likelihood": rhat_total, "stacking": None}
         self.stacking_ = None
         if self.chains_disagree_:
