@@ -145,3 +145,29 @@ def test_unconstrained_round_trip(covariance_type):
     back = kern.to_constrained(np.stack([theta, theta]), covariance_type, K, d)
     for value, name in zip(back, ("weights", "means", "covariances"), strict=True):
         np.testing.assert_allclose(value[1], params[name], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_vectorized_log_likelihood_and_memberships_match_the_chunk_kernel(covariance_type):
+    from bayesgmm.bayes._sampling import mean_responsibilities, pointwise_log_likelihood
+    from bayesgmm.core.covariance import get_covariance_model
+    from bayesgmm.core.density import log_mixture_density, responsibilities
+    from bayesgmm.core.params import GMMParams
+
+    X = _data(3, n_samples=25)
+    rng = np.random.default_rng(4)
+    theta = 0.3 * rng.normal(size=(2, 3, kern.n_dim(covariance_type, K, 3)))
+    theta[..., K - 1 : K - 1 + 3 * K] += X[:K].ravel()
+    w, mu, cov = kern.to_constrained(theta, covariance_type, K, 3)
+    loglik = pointwise_log_likelihood(X, w, mu, cov, covariance_type, max_floats=500)
+    assert loglik.shape == (2, 3, 25)
+    table = get_covariance_model(covariance_type)
+    total = 0.0
+    for c in range(2):
+        for s in range(3):
+            params = GMMParams(w[c, s], mu[c, s], cov[c, s], table.precision_cholesky(cov[c, s]))
+            expected = log_mixture_density(X, params, covariance_type)
+            np.testing.assert_allclose(loglik[c, s], expected, rtol=1e-10)
+            total = total + np.exp(responsibilities(X, params, covariance_type)[1])
+    members = mean_responsibilities(X, w, mu, cov, covariance_type, max_floats=500)
+    np.testing.assert_allclose(members, total / 6, rtol=1e-10, atol=1e-14)

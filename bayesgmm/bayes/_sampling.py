@@ -18,7 +18,13 @@ import xarray as xr
 
 from bayesgmm.bayes._kernel import KernelModel, to_constrained
 
-__all__ = ["ChainProgress", "pointwise_log_likelihood", "progress_default", "run_chains"]
+__all__ = [
+    "ChainProgress",
+    "mean_responsibilities",
+    "pointwise_log_likelihood",
+    "progress_default",
+    "run_chains",
+]
 
 
 def progress_default() -> bool:
@@ -120,27 +126,17 @@ def run_chains(
     return theta, sample_stats, seconds
 
 
-def pointwise_log_likelihood(
-    X: np.ndarray,
-    weights: np.ndarray,
-    means: np.ndarray,
-    covariances: np.ndarray,
-    covariance_type: str,
-    max_floats: int = 2_000_000,
-) -> np.ndarray:
-    """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and rows ``n``.
-
-    Vectorized over draws in chunks of at most ``max_floats`` intermediate numbers;
-    Cholesky factors and triangular inverses of the (small) covariance matrices.
-    """
-    lead = weights.shape[:-1]
+def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_floats):
+    """Yield (slice of draws, log pi_k + log N(x_n | mu_k, Sigma_k) of shape (s, k, n)),
+    draws flattened; vectorized over draws in chunks of at most ``max_floats``
+    intermediate numbers (Cholesky factors and inverses of the small matrices)."""
     k = weights.shape[-1]
     n, d = X.shape
+    lead = weights.shape[:-1]
     w = weights.reshape(-1, k)
     mu = means.reshape(-1, k, d)
     cov = covariances.reshape(-1, *covariances.shape[len(lead) :])
     n_draws = w.shape[0]
-    out = np.empty((n_draws, n))
     step = max(1, int(max_floats // max(1, k * n * d)))
     for lo in range(0, n_draws, step):
         sl = slice(lo, min(lo + step, n_draws))
@@ -158,10 +154,47 @@ def pointwise_log_likelihood(
             var = np.broadcast_to(var, (var.shape[0], k, d))
             maha = np.einsum("sknd,sknd->skn", diff, diff / var[:, :, None, :])
             log_gauss = -0.5 * (d * np.log(2 * np.pi) + maha + np.log(var).sum(-1)[:, :, None])
-        lw = np.log(w[sl])[:, :, None] + log_gauss
+        yield sl, np.log(w[sl])[:, :, None] + log_gauss
+
+
+def pointwise_log_likelihood(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    max_floats: int = 2_000_000,
+) -> np.ndarray:
+    """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and complete rows ``n``."""
+    lead = weights.shape[:-1]
+    out = np.empty((int(np.prod(lead)), X.shape[0]))
+    for sl, lw in _log_weighted_chunks(
+        X, weights, means, covariances, covariance_type, max_floats
+    ):
         top = lw.max(axis=1)
         out[sl] = top + np.log(np.exp(lw - top[:, None]).sum(axis=1))
-    return out.reshape(*lead, n)
+    return out.reshape(*lead, X.shape[0])
+
+
+def mean_responsibilities(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    max_floats: int = 2_000_000,
+) -> np.ndarray:
+    """Responsibilities averaged over the draws (leading axes flattened), (N, K)."""
+    total = np.zeros((X.shape[0], weights.shape[-1]))
+    count = 0
+    for _sl, lw in _log_weighted_chunks(
+        X, weights, means, covariances, covariance_type, max_floats
+    ):
+        resp = np.exp(lw - lw.max(axis=1, keepdims=True))
+        resp /= resp.sum(axis=1, keepdims=True)
+        total += resp.sum(axis=0).T
+        count += lw.shape[0]
+    return total / count
 
 
 def decode(theta: np.ndarray, covariance_type: str, n_components: int, n_features: int):

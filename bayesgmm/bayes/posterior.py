@@ -20,7 +20,7 @@ from bayesgmm._validation import (
     observed_rows,
 )
 from bayesgmm.bayes._kernel import supports
-from bayesgmm.bayes._sampling import progress_default
+from bayesgmm.bayes._sampling import mean_responsibilities, progress_default
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
@@ -499,21 +499,20 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         rhat_total = float(az.rhat(loglik)) if self.chains > 1 else 1.0
         post = self.idata_["posterior"].to_dataset()
         model = get_covariance_model(self.covariance_type)
+        complete = not np.isnan(X).any()
         members = []
         for c in range(self.chains):
             chain = post.isel(chain=c)
             index = np.unique(
                 np.linspace(0, self.draws - 1, min(max_draws, self.draws)).astype(int)
             )
+            w, mu, cov = (chain[name].values[index] for name in _PARAMS)
+            if complete:  # vectorized over draws
+                members.append(mean_responsibilities(X, w, mu, cov, self.covariance_type))
+                continue
             total = 0.0
-            for s in index:
-                cov = chain["covariances"].values[s]
-                params = GMMParams(
-                    chain["weights"].values[s],
-                    chain["means"].values[s],
-                    cov,
-                    model.precision_cholesky(cov),
-                )
+            for s in range(len(index)):  # NaN rows: the chunk kernel's marginals
+                params = GMMParams(w[s], mu[s], cov[s], model.precision_cholesky(cov[s]))
                 total = total + np.exp(responsibilities(X, params, self.covariance_type)[1])
             members.append(total / len(index))
         members = np.stack(members)  # (C, N, K)
