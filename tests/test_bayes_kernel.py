@@ -171,3 +171,19 @@ def test_vectorized_log_likelihood_and_memberships_match_the_chunk_kernel(covari
             total = total + np.exp(responsibilities(X, params, covariance_type)[1])
     members = mean_responsibilities(X, w, mu, cov, covariance_type, max_floats=500)
     np.testing.assert_allclose(members, total / 6, rtol=1e-10, atol=1e-14)
+
+
+def test_unknown_prior_forms_fall_back_to_the_pymc_model():
+    import dataclasses
+
+    X = _data(2)
+    prior = GMMPrior.default(X, K, "full")
+    assert kern.supports(prior, "full")
+    assert not kern.supports(prior, "VEV")
+
+    @dataclasses.dataclass(frozen=True)
+    class HeavierTailPrior(CovariancePrior):  # a new field the kernel does not know
+        tail: float = 1.0
+
+    other = GMMPrior(prior.weights, prior.means, HeavierTailPrior(dof=4.0, scale=1.0))
+    assert not kern.supports(other, "full")

@@ -43,7 +43,7 @@ import numpy as np
 from scipy.special import gammaln, multigammaln
 
 from bayesgmm.core.covariance import get_covariance_model
-from bayesgmm.priors import GMMPrior
+from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
 
 __all__ = ["SUPPORTED_TYPES", "KernelModel", "make_kernel_model", "supports"]
 
@@ -77,12 +77,31 @@ def n_dim(covariance_type: str, n_components: int, n_features: int) -> int:
     return (k - 1) + k * d + cov_size(covariance_type, k, d)
 
 
+# The prior records (and their fields) the kernel implements. A prior form added
+# elsewhere (a new record type, or a new field on one of these) is not silently
+# ignored: `supports` returns False and the estimator samples the PyMC model instead.
+_KNOWN_FIELDS = {
+    GMMPrior: ("weights", "means", "covariances"),
+    DirichletPrior: ("alpha",),
+    NormalMeanPrior: ("mean", "shrinkage", "covariance"),
+    CovariancePrior: ("dof", "scale"),
+}
+
+
+def _known(record) -> bool:
+    if record is None:
+        return True
+    fields = _KNOWN_FIELDS.get(type(record))
+    return fields is not None and tuple(f.name for f in dataclasses.fields(record)) == fields
+
+
 def supports(prior: GMMPrior, covariance_type: str) -> bool:
     """Whether the kernel covers this prior form and covariance type (else: PyMC)."""
-    if covariance_type not in SUPPORTED_TYPES:
+    if covariance_type not in SUPPORTED_TYPES or type(prior) is not GMMPrior:
         return False
-    means = prior.means
-    return means is None or getattr(means, "form", None) in ("conjugate", "independent")
+    if not all(_known(r) for r in (prior, prior.weights, prior.means, prior.covariances)):
+        return False
+    return prior.means is None or prior.means.form in ("conjugate", "independent")
 
 
 def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int) -> np.ndarray:
