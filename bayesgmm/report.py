@@ -271,7 +271,9 @@ def sampler_messages(posterior) -> tuple[list[str], bool]:
         loglik = posterior.idata_["log_likelihood"].to_dataset()
         total = loglik[next(iter(loglik.data_vars))].sum("obs")
         rhat_total = float(az.rhat(total))
-        if rhat_total > 1.05:
+        if getattr(posterior, "chains_disagree_", False):  # modes found, chains stacked
+            messages.append(posterior.diagnostics_.attrs["message"])
+        elif rhat_total > 1.05:
             messages.append(
                 f"The chains reached different log-likelihoods (R-hat {rhat_total:.2f}): "
                 "they are probably stuck in different modes. Compare other numbers of "

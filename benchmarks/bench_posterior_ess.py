@@ -1,7 +1,10 @@
 """ESS per second of bayesgmm's posterior model vs the PyMC-documentation mixture model.
 
 Compares, on the same data and with the same sampler settings, two PyMC models of a
-K-component Gaussian mixture sampled with nutpie (``pm.sample(nuts_sampler="nutpie")``):
+K-component Gaussian mixture sampled with nutpie (``pm.sample(nuts_sampler="nutpie")``),
+and KERNEL: OURS's density sampled by nutpie on bayesgmm's numba kernel
+(``bayesgmm.bayes._kernel``, what ``PosteriorGaussianMixture`` runs; its "compile" is
+the kernel's load from the numba disk cache, or its one-off compile when cold):
 
 - OURS: :func:`bayesgmm.bayes.model.build_model` with the default (mclust conjugate)
   prior; 'spherical' covariances (one variance per component) for D = 1, 'full' for
@@ -254,6 +257,80 @@ def run_model(label, model, start, args, *, map_fit, covariance_type, K, D) -> d
     }
 
 
+def run_kernel(X, args, *, map_fit, covariance_type, K, D) -> dict:
+    """The same posterior as "ours", sampled by nutpie on the numba kernel
+    (bayesgmm.bayes._kernel: the density on the Cholesky factor, no per-model compile),
+    every chain from the same MAP start, as the two PyMC models."""
+    import nutpie
+
+    from bayesgmm.bayes._kernel import _cfuncs, make_kernel_model, to_constrained, to_unconstrained
+
+    t0 = time.perf_counter()
+    km = make_kernel_model(X, map_fit.prior_, covariance_type, K)
+    _cfuncs(covariance_type)
+    start = to_unconstrained(
+        {
+            "weights": map_fit.weights_,
+            "means": map_fit.means_,
+            "covariances": map_fit.covariances_,
+        },
+        covariance_type,
+    )
+    compiled = km.compiled(start)
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    idata = nutpie.sample(
+        compiled,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        cores=args.cores,
+        seed=args.seed,
+        progress_bar=False,
+        save_warmup=False,
+    )
+    sampling = time.perf_counter() - t0
+    theta = idata["posterior"].to_dataset()["theta"].values
+    w, mu, cov = to_constrained(theta, covariance_type, K, D)
+    dims = ("chain", "draw", "component")
+    cov_dims = (*dims, "feature", "feature_bis") if covariance_type == "full" else dims
+    ds = xr.Dataset(
+        {
+            "weights": (dims, w),
+            "means": ((*dims, "feature"), mu),
+            "covariances": (cov_dims, cov),
+        }
+    ).assign_coords(component=np.arange(K))
+    means = ds["means"].values
+    chains, draws = means.shape[:2]
+    perms = match_to_reference(
+        means.reshape(chains * draws, K, D), map_fit._params(), covariance_type
+    ).reshape(chains, draws, K)
+    relabelled = relabel_dataset(ds, xr.DataArray(perms, dims=("chain", "draw", "component")))
+    ess = az.ess(relabelled, method="bulk")
+    rhat = az.rhat(relabelled)
+    group_ess = {name: float(ess[name].min()) for name in GROUPS}
+    min_ess = min(group_ess.values())
+    stats = idata["sample_stats"].to_dataset()
+    total = compile_s + sampling
+    return {
+        "model": "kernel",
+        "compile_first_s": compile_s,
+        "compile_s": compile_s,
+        "sample_s": sampling,
+        "total_s": total,
+        "min_ess_bulk": min_ess,
+        **{f"ess_{name}": value for name, value in group_ess.items()},
+        "ess_per_s_sampling": min_ess / sampling,
+        "ess_per_s_total": min_ess / total,
+        "divergences": int(stats["diverging"].sum()),
+        "max_rhat": max(float(rhat[name].max()) for name in GROUPS),
+        "mean_steps": float(stats["n_steps"].mean()),
+        "ess_per_1k_grads": 1000.0 * min_ess / float(stats["n_steps"].sum()),
+        "n_switched": n_switched(perms),
+    }
+
+
 def n_switched(perms: np.ndarray) -> int:
     """Draws whose labelling differs from the most common one (label switches)."""
     flat = perms.reshape(-1, perms.shape[-1])
@@ -288,6 +365,9 @@ def run_config(n_samples: int, D: int, K: int, args) -> list[dict]:
         K, covariance_type=covariance_type, prior="default", n_init=3, random_state=0
     ).fit(X)
     rows = []
+    print(f"  N={n_samples} D={D} K={K}: kernel ...", file=sys.stderr, flush=True)
+    result = run_kernel(X, args, map_fit=map_fit, covariance_type=covariance_type, K=K, D=D)
+    rows.append({"N": n_samples, "D": D, "K": K, "covariance": covariance_type, **result})
     for label in ("ours", "reference"):
         if label == "ours":
             model, start = ours(X, K, covariance_type, map_fit)

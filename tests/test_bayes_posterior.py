@@ -12,7 +12,7 @@ import xarray as xr
 from scipy import stats
 
 from bayesgmm import CovariancePrior, GaussianMixture, GMMPrior, NormalMeanPrior
-from bayesgmm.bayes import PosteriorGaussianMixture, build_model
+from bayesgmm.bayes import PosteriorGaussianMixture, SamplingWarning, build_model
 from bayesgmm.bayes.relabel import match_to_reference, relabel_dataset
 from conftest import TWO_BLOBS
 
@@ -245,3 +245,42 @@ def test_predictive_membership_of_new_points_weights_draws_by_their_density(fitt
     # The training rows keep the posterior mean of the responsibilities.
     train = post.predict_proba(X_train)
     np.testing.assert_allclose(train, post.predict_proba(X_train, new_data=False))
+
+
+def test_each_chain_starts_at_its_own_point(fitted):
+    from bayesgmm.bayes._kernel import make_kernel_model
+
+    starts = fitted.chain_starts_
+    assert starts.shape[0] == 2
+    assert np.abs(starts[0] - starts[1]).max() > 1e-3  # distinct starts
+    km = make_kernel_model(TWO_BLOBS.X, fitted.prior_, "full", 2)
+    assert all(np.isfinite(km.logp_and_grad(theta)[0]) for theta in starts)
+    assert fitted.backend_ == "kernel"
+
+
+def test_a_good_fit_is_not_flagged(fitted):
+    assert not fitted.chains_disagree_
+    assert fitted.diagnostics_.attrs["message"] == "The chains agree (one mode)."
+    assert fitted.diagnostics_.attrs["chains"]["membership_shift"].max() < 0.05
+    assert "posterior_stacked" not in fitted.idata_.children
+
+
+def test_chains_in_different_modes_are_detected_and_stacked():
+    """K = 2 on three equally spaced, equal clusters: {A, B}{C} and {A}{B, C} are equally
+    good partitions, and dispersed chains settle in both."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c, 0.5, 50) for c in (-6, 0, 6)])[:, None]
+    post = PosteriorGaussianMixture(2, draws=200, tune=200, chains=4, random_state=0)
+    with pytest.warns(SamplingWarning) as record:
+        post.fit(X)
+    messages = " ".join(str(w.message) for w in record)
+    assert "different modes" in messages
+    assert "fewer" in messages
+    assert post.chains_disagree_
+    table = post.diagnostics_.attrs["chains"]
+    assert table["membership_shift"].max() > 0.1
+    np.testing.assert_allclose(table["stacking_weight"].sum(), 1.0)
+    assert "posterior_stacked" in post.idata_.children
+    assert "posterior_raw" in post.idata_.children  # raw chains kept
+    stacked = post.idata_["posterior_stacked"].to_dataset()
+    np.testing.assert_allclose(post.means_, stacked["means"].mean(("chain", "draw")).values)

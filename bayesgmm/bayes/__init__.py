@@ -1,10 +1,10 @@
 """The full posterior: the PyMC model and the NUTS-sampled estimator.
 
 PyMC takes seconds to import, so the model and the estimator are loaded on first use;
-:mod:`bayesgmm.bayes.relabel` needs no PyMC.
+:mod:`bayesgmm.bayes.relabel` and :func:`stack_chains` need no PyMC.
 """
 
-__all__ = ["PosteriorGaussianMixture", "SamplingWarning", "build_model"]
+__all__ = ["PosteriorGaussianMixture", "SamplingWarning", "build_model", "stack_chains"]
 
 
 def __getattr__(name: str):
@@ -12,6 +12,10 @@ def __getattr__(name: str):
         from bayesgmm.bayes.model import build_model
 
         return build_model
+    if name in ("stack_chains", "ChainStacking"):
+        from bayesgmm.bayes import stacking
+
+        return getattr(stacking, name)
     if name in ("PosteriorGaussianMixture", "SamplingWarning"):
         from bayesgmm.bayes import posterior
 

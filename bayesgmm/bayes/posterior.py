@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -19,6 +20,8 @@ from bayesgmm._validation import (
     check_random_state,
     observed_rows,
 )
+from bayesgmm.bayes._kernel import supports
+from bayesgmm.bayes._sampling import mean_responsibilities, progress_default
 from bayesgmm.bayes.relabel import relabel_draws
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
@@ -34,6 +37,12 @@ _SAMPLERS = ("nutpie", "pymc", "numpyro")
 _PARAMS = ("weights", "means", "covariances")
 
 
+# chains disagree when the R-hat of the total log-likelihood exceeds this, or when a
+# chain's membership probabilities move this much mass per point (total variation)
+_RHAT_LOGLIK = 1.05
+_MEMBERSHIP_SHIFT = 0.1
+
+
 class SamplingWarning(UserWarning):
     """The sampler's output needs attention (divergences, R-hat, ESS, stuck chains)."""
 
@@ -42,9 +51,12 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     r"""Full posterior of a Gaussian mixture: PyMC marginalized model sampled with NUTS.
 
     The model is :func:`bayesgmm.bayes.build_model` with the same prior a MAP fit
-    uses, so the MAP-EM fit (``map_``) is the mode of the sampled posterior. Chains
-    start at the MAP fit; draws are relabelled to it (label switching), keeping the raw
-    draws in ``idata_["posterior_raw"]``.
+    uses, so the MAP-EM fit (``map_``) is the mode of the sampled posterior. With
+    complete data and nutpie, the sampler runs a numba implementation of exactly that
+    model's log density and gradient (tested equal to PyMC's): compiled once per
+    covariance family and cached on disk, so a new data set, N, D, K or prior never
+    recompiles. Draws are relabelled to the MAP fit (label switching), keeping the
+    raw draws in ``idata_["posterior_raw"]``.
 
     .. math:: p(\pi, \mu, \Sigma \mid X) \propto p(\pi)\,p(\mu, \Sigma)
               \prod_n \sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)
@@ -62,9 +74,14 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     sampler : {'nutpie', 'pymc', 'numpyro'}, default='nutpie'
         NUTS implementation (``'numpyro'`` needs numpyro installed).
     init : {'map'}, default='map'
-        Chains start at the MAP-EM fit. With ``'pymc'`` each chain starts at its own
-        small jitter of it; nutpie takes one starting point for all chains (its
-        warm-up then differs by chain).
+        Chains start near MAP-EM fits, each at its own point: chain 0 near the MAP fit
+        (best of ``n_init`` EM starts), chain ``c`` near the fit from its own single
+        random EM start (another local optimum where the data have several), each
+        overdispersed by a normal draw with twice the Laplace scale of every
+        unconstrained coordinate (``chain_starts_``). So between-chain R-hat, and the
+        mode check below, can see chains that settle in different modes. (With
+        ``sampler='pymc'`` a 5% jitter of the MAP fit per chain; nutpie on the PyMC
+        model, used for data with NaN, takes one start for all chains.)
     target_accept : float, default=0.8
         NUTS target acceptance rate; raise towards 0.95 if there are divergences.
     n_init : int, default=5
@@ -72,7 +89,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     random_state : int, numpy Generator, RandomState or None
         The same seed gives the same MAP fit and the same draws (a Generator gives
         one seed, drawn from it, to each call of ``fit`` and ``sample``).
-    progressbar : bool, default=False
+    progressbar : bool or None, default=None
+        Show sampling progress (chains, draws, divergences so far) on stderr.
+        ``None``: only when stderr is an interactive terminal (never under pytest).
 
     Attributes
     ----------
@@ -90,6 +109,24 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     diagnostics_ : pandas.DataFrame
         Max R-hat and min bulk/tail ESS per parameter, before and after relabelling.
     n_divergences_ : int
+    chain_starts_ : ndarray of shape (chains, n_dim)
+        Each chain's start in the sampler's unconstrained space (nutpie kernel).
+    chains_disagree_ : bool
+        Whether the chains settled in different modes: R-hat of the total
+        log-likelihood above 1.05, or one chain's posterior-mean membership
+        probabilities more than 0.1 (total variation, averaged over points) from the
+        others'. Then a :class:`SamplingWarning` says so and what to do, the chains are
+        stacked (:func:`~bayesgmm.bayes.stack_chains`; ``stacking_``), the point
+        summaries and predictions use ``idata_["posterior_stacked"]``, and the raw chains
+        stay in ``posterior`` / ``posterior_raw``. ``diagnostics_.attrs`` holds
+        ``"chains"`` (per chain: mean log-likelihood, membership shift, stacking weight,
+        group), ``"rhat_log_likelihood"``, ``"stacking"`` (weights or None) and
+        ``"message"``.
+    backend_ : {'kernel', 'pymc'}
+        ``'kernel'``: nutpie on the hand-written numba density (no compilation per fit;
+        complete data); ``'pymc'``: ``pm.sample`` on :func:`build_model`.
+    timings_ : dict
+        Seconds spent in the MAP fit, kernel loading, starts, sampling, post-processing.
 
     Examples
     --------
@@ -116,7 +153,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         target_accept: float = 0.8,
         n_init: int = 5,
         random_state=None,
-        progressbar: bool = False,
+        progressbar: bool | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -176,11 +213,6 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         -------
         self
         """
-        import pymc as pm
-        from threadpoolctl import threadpool_limits
-
-        from bayesgmm.bayes.model import build_model
-
         self._check_params()
         X = check_data(self, X, reset=True, min_samples=2)
         self._training_rows = _row_hashes(X)  # predict_proba tells training rows from new
@@ -205,30 +237,187 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(
                 f"`prior` must be one of {list(PRIOR_NAMES)} or a GMMPrior; got {prior!r}."
             )
-        map_fit = GaussianMixture(
-            self.n_components,
-            covariance_type=self.covariance_type,
-            prior=prior,
-            reg_covar=0.0 if prior.covariances is not None else 1e-6,
-            n_init=self.n_init,
-            tol=1e-8,
-            max_iter=2000,
-            random_state=map_seed,
-        )
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        map_fit = self._map_estimator(prior, self.n_init, map_seed)
         names = getattr(self, "feature_names_in_", None)
         columns = names if names is not None else [f"x{j}" for j in range(X.shape[1])]
         data = pd.DataFrame(X, columns=columns, index=np.flatnonzero(keep))
         map_fit.fit(data if names is not None else X)
-        model = build_model(
-            data, self.n_components, covariance_type=self.covariance_type, prior=map_fit.prior_
+        timings["map"] = time.perf_counter() - t0
+        self.map_ = map_fit
+        self.prior_ = map_fit.prior_
+        progressbar = progress_default() if self.progressbar is None else bool(self.progressbar)
+        use_kernel = (
+            self.sampler == "nutpie"
+            and not np.isnan(X).any()
+            and supports(map_fit.prior_, self.covariance_type)
         )
-        start = {name: getattr(map_fit, f"{name}_") for name in _PARAMS}
+        if use_kernel:
+            idata = self._sample_kernel(X, data, sample_seed, jitter_seed, progressbar, timings)
+        else:
+            idata = self._sample_pymc(data, sample_seed, jitter_seed, progressbar, timings)
+        self.backend_ = "kernel" if use_kernel else "pymc"
+        t0 = time.perf_counter()
+        self._store(idata, X)
+        timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - t0
+        self.timings_ = timings
+        return self
+
+    def _map_estimator(
+        self, prior: GMMPrior, n_init: int, seed: int, tol: float = 1e-8, max_iter: int = 2000
+    ) -> GaussianMixture:
+        return GaussianMixture(
+            self.n_components,
+            covariance_type=self.covariance_type,
+            prior=prior,
+            reg_covar=0.0 if prior.covariances is not None else 1e-6,
+            n_init=n_init,
+            tol=tol,
+            max_iter=max_iter,
+            random_state=seed,
+        )
+
+    def _chain_starts(self, X: np.ndarray, kernel_model, seed: int) -> tuple[np.ndarray, list]:
+        """One start per chain, in the sampler's unconstrained space.
+
+        Chain 0 starts near the MAP fit (best of ``n_init`` EM starts); chain ``c >= 1``
+        near the MAP-EM fit from its own single random EM start (a different local
+        optimum where the data have several). Each start is then overdispersed: a
+        normal draw around that optimum with twice the Laplace scale of every
+        unconstrained coordinate (``1 / sqrt(-H_ii)``, the diagonal of the log
+        posterior's Hessian by finite differences of the kernel's gradient), so that
+        between-chain R-hat can reveal chains that do not mix.
+        """
+        from bayesgmm.bayes._kernel import to_unconstrained
+
+        rng = np.random.default_rng(seed)
+        starts, objectives = [], []
+        for c in range(self.chains):
+            if c == 0:
+                fit = self.map_
+            else:
+                seed_c = int(rng.integers(2**31 - 1))  # a start, not a reference: looser tol
+                fit = self._map_estimator(self.prior_, 1, seed_c, tol=1e-5, max_iter=300)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fit.fit(X)
+                except (ValueError, np.linalg.LinAlgError):  # a degenerate start
+                    fit = self.map_
+            center = to_unconstrained(
+                {name: getattr(fit, f"{name}_") for name in _PARAMS}, self.covariance_type
+            )
+            objectives.append(float(kernel_model.logp_and_grad(center)[0]))
+            scale = _laplace_scale(kernel_model, center)
+            noise = rng.standard_normal(center.size)
+            for shrink in (2.0, 1.0, 0.5, 0.25, 0.0):
+                theta = center + shrink * scale * noise
+                value, grad = kernel_model.logp_and_grad(theta)
+                if np.isfinite(value) and np.all(np.isfinite(grad)):
+                    break
+            starts.append(theta)
+        return np.stack(starts), objectives
+
+    def _sample_kernel(self, X, data, sample_seed, jitter_seed, progressbar, timings):
+        """nutpie on the numba kernel (no per-fit compilation), dispersed starts."""
+        from threadpoolctl import threadpool_limits
+
+        from bayesgmm.bayes._kernel import make_kernel_model
+        from bayesgmm.bayes._sampling import decode, pointwise_log_likelihood, run_chains
+
+        t0 = time.perf_counter()
+        km = make_kernel_model(X, self.prior_, self.covariance_type, self.n_components)
+        km.logp_and_grad(np.zeros(km.n_dim))  # loads (or compiles) the kernel
+        from bayesgmm.bayes._kernel import _cfuncs
+
+        _cfuncs(self.covariance_type)
+        timings["compile"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        starts, _objectives = self._chain_starts(X, km, jitter_seed)
+        self.chain_starts_ = starts
+        timings["starts"] = time.perf_counter() - t0
+        seeds = [
+            int(s)
+            for s in np.random.default_rng(sample_seed).integers(2**31 - 1, size=self.chains)
+        ]
+        with threadpool_limits(1):
+            theta, sample_stats, seconds = run_chains(
+                km,
+                starts,
+                draws=self.draws,
+                tune=self.tune,
+                seeds=seeds,
+                target_accept=self.target_accept,
+                progressbar=progressbar,
+            )
+        timings["sampling"] = seconds
+        t0 = time.perf_counter()
+        K, D = self.n_components, X.shape[1]
+        weights, means, covariances = decode(theta, self.covariance_type, K, D)
+        dims = get_covariance_model(self.covariance_type).dims
+        coords = {
+            "chain": np.arange(self.chains),
+            "draw": np.arange(self.draws),
+            "component": np.arange(K),
+            "feature": list(data.columns),
+            "feature_bis": list(data.columns),
+            "obs": np.asarray(data.index),
+        }
+        sample = ("chain", "draw")
+        posterior = xr.Dataset(
+            {
+                "weights": ((*sample, "component"), weights),
+                "means": ((*sample, "component", "feature"), means),
+                "covariances": (sample + tuple(dims), covariances),
+            },
+            coords={
+                name: coords[name]
+                for name in ("chain", "draw", "component", "feature", "feature_bis")
+            },
+            attrs={"sampling_time": seconds, "tuning_steps": self.tune},
+        )
+        loglik = pointwise_log_likelihood(X, weights, means, covariances, self.covariance_type)
+        log_likelihood = xr.Dataset(
+            {"x": ((*sample, "obs"), loglik)},
+            coords={name: coords[name] for name in ("chain", "draw", "obs")},
+        )
+        observed = xr.Dataset(
+            {"x": (("obs", "feature"), X)},
+            coords={name: coords[name] for name in ("obs", "feature")},
+        )
+        sample_stats = sample_stats.assign_coords(draw=np.arange(self.draws))
+        idata = xr.DataTree.from_dict(
+            {
+                "posterior": posterior,
+                "sample_stats": sample_stats,
+                "log_likelihood": log_likelihood,
+                "observed_data": observed,
+            }
+        )
+        timings["postprocess"] = time.perf_counter() - t0
+        return idata
+
+    def _sample_pymc(self, data, sample_seed, jitter_seed, progressbar, timings):
+        """``pm.sample`` on :func:`build_model` (compiled for every fit): the PyMC and
+        numpyro samplers, and nutpie where the kernel does not apply (missing
+        values, a prior form the kernel does not know)."""
+        import pymc as pm
+        from threadpoolctl import threadpool_limits
+
+        from bayesgmm.bayes.model import build_model
+
+        t0 = time.perf_counter()
+        model = build_model(
+            data, self.n_components, covariance_type=self.covariance_type, prior=self.prior_
+        )
+        start = {name: getattr(self.map_, f"{name}_") for name in _PARAMS}
         kwargs = {
             "draws": self.draws,
             "tune": self.tune,
             "chains": self.chains,
             "random_seed": sample_seed,
-            "progressbar": self.progressbar,
+            "progressbar": progressbar,
             "target_accept": self.target_accept,
             "model": model,
             "compute_convergence_checks": False,
@@ -241,18 +430,15 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             kwargs["cores"] = 1
         else:
             kwargs["nuts_sampler"] = self.sampler
-            kwargs["initvals"] = start
+            kwargs["initvals"] = start  # nutpie: one start for all chains
             if self.sampler == "nutpie":
                 kwargs["compile_kwargs"] = {"jitter_rvs": set()}
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initvals.*")
             idata = pm.sample(**kwargs)
             pm.compute_log_likelihood(idata, model=model, progressbar=False)
-
-        self.map_ = map_fit
-        self.prior_ = map_fit.prior_
-        self._store(idata, X)
-        return self
+        timings["sampling"] = time.perf_counter() - t0  # compilation included
+        return idata
 
     def _store(self, idata, X: np.ndarray) -> None:
         raw = idata["posterior"].to_dataset()[list(_PARAMS)]
@@ -267,16 +453,19 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = post_mean["covariances"].values
         self.n_divergences_ = int(idata["sample_stats"]["diverging"].sum())
         self.diagnostics_ = self._diagnostics(raw, relabelled)
+        self._check_modes(X)
         self._warn_if_needed(X)
 
     def _diagnostics(self, raw: xr.Dataset, relabelled: xr.Dataset) -> pd.DataFrame:
         import arviz as az
 
         rows = []
+        unchanged = bool((self.label_permutations_ == np.arange(self.n_components)).all())
         for label, ds in (("raw", raw), ("relabelled", relabelled)):
-            rhat = az.rhat(ds)
-            bulk = az.ess(ds, method="bulk")
-            tail = az.ess(ds, method="tail")
+            if label == "raw" or not unchanged:  # no draw relabelled: the same numbers
+                rhat = az.rhat(ds)
+                bulk = az.ess(ds, method="bulk")
+                tail = az.ess(ds, method="tail")
             for name in _PARAMS:
                 rows.append(
                     {
@@ -289,8 +478,96 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
                 )
         return pd.DataFrame(rows).set_index(["parameter", "draws"])
 
-    def _warn_if_needed(self, X: np.ndarray) -> None:
+    def _check_modes(self, X: np.ndarray, max_draws: int = 100) -> None:
+        """Do the chains sample one mode? Compare their log-likelihood levels (R-hat of
+        the total log-likelihood) and their clusterings (each chain's posterior-mean
+        membership probabilities against all chains': the average total-variation
+        distance per point). When they disagree, stack the chains
+        (:func:`~bayesgmm.bayes.stack_chains`): point summaries and predictions then
+        use the stacked draws (``idata_["posterior_stacked"]``); the chains stay in
+        ``posterior`` and ``posterior_raw``."""
         import arviz as az
+
+        from bayesgmm.bayes.stacking import stack_chains
+
+        loglik = self.idata_["log_likelihood"].to_dataset()["x"].sum("obs")
+        chain_mean = loglik.mean("draw").values
+        rhat_total = float(az.rhat(loglik)) if self.chains > 1 else 1.0
+        post = self.idata_["posterior"].to_dataset()
+        model = get_covariance_model(self.covariance_type)
+        complete = not np.isnan(X).any()
+        members = []
+        for c in range(self.chains):
+            chain = post.isel(chain=c)
+            index = np.unique(
+                np.linspace(0, self.draws - 1, min(max_draws, self.draws)).astype(int)
+            )
+            w, mu, cov = (chain[name].values[index] for name in _PARAMS)
+            if complete:  # vectorized over draws
+                members.append(mean_responsibilities(X, w, mu, cov, self.covariance_type))
+                continue
+            total = 0.0
+            for s in range(len(index)):  # NaN rows: the chunk kernel's marginals
+                params = GMMParams(w[s], mu[s], cov[s], model.precision_cholesky(cov[s]))
+                total = total + np.exp(responsibilities(X, params, self.covariance_type)[1])
+            members.append(total / len(index))
+        members = np.stack(members)  # (C, N, K)
+        shift = 0.5 * np.abs(members - members.mean(axis=0)).sum(axis=-1).mean(axis=-1)
+        level = self.chains > 1 and rhat_total > _RHAT_LOGLIK
+        clustering = self.chains > 1 and float(shift.max()) > _MEMBERSHIP_SHIFT
+        self.chains_disagree_ = bool(level or clustering)
+        table = pd.DataFrame(
+            {"mean_log_likelihood": chain_mean, "membership_shift": shift},
+            index=pd.Index(np.arange(self.chains), name="chain"),
+        )
+        start_density = getattr(self, "_start_log_density", None)
+        if start_density is not None and self.backend_ == "kernel":
+            # log posterior density at the EM optimum each chain's start is drawn around
+            table["start_optimum_log_density"] = start_density
+        attrs = {"chains": table, "rhat_log_likelihood": rhat_total, "stacking": None}
+        self.stacking_ = None
+        if self.chains_disagree_:
+            stacking = stack_chains(self.idata_, random_state=self.random_state)
+            self.stacking_ = stacking
+            table["stacking_weight"] = stacking.weights
+            table["group"] = stacking.groups
+            attrs["stacking"] = stacking.weights
+            self.idata_["posterior_stacked"] = xr.DataTree(stacking.posterior)
+            stacked_mean = stacking.posterior.mean(("chain", "draw"))
+            self.weights_ = stacked_mean["weights"].values
+            self.means_ = stacked_mean["means"].values
+            self.covariances_ = stacked_mean["covariances"].values
+            why = []
+            if level:
+                levels = ", ".join(f"{v:.1f}" for v in chain_mean)
+                why.append(
+                    f"different log-likelihood levels (chain means {levels}; R-hat "
+                    f"{rhat_total:.2f})"
+                )
+            if clustering:
+                worst = int(shift.argmax())
+                why.append(
+                    f"different clusterings (chain {worst}'s membership probabilities "
+                    f"differ from the others' by {shift.max():.0%} on average)"
+                )
+            weights = ", ".join(f"{w:.2f}" for w in stacking.weights)
+            attrs["message"] = (
+                "The chains settled in different modes of the posterior: "
+                + " and ".join(why)
+                + ". Pooling them would weight each mode by how many chains happened to "
+                "land there, so the summaries use the chains stacked by how well each "
+                f"predicts left-out points (stacking weights {weights}; raw chains kept "
+                "in idata_). What to do: a mixture with components the data do not "
+                "support often does this, so compare fits with fewer (or more) "
+                "components (`bayesgmm select`, or BIC of GaussianMixture); a stronger "
+                "prior (larger shrinkage or covariance dof) can remove a minor mode; "
+                "and more chains or longer runs show how much weight each mode has."
+            )
+        else:
+            attrs["message"] = "The chains agree (one mode)."
+        self.diagnostics_.attrs.update(attrs)
+
+    def _warn_if_needed(self, X: np.ndarray) -> None:
 
         after = self.diagnostics_.xs("relabelled", level="draws")
         n_total = self.chains * self.draws
@@ -312,13 +589,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
                 f"Bulk ESS as low as {after['min_ess_bulk'].min():.0f}: posterior summaries "
                 "are noisy; run more draws."
             )
-        total_loglik = self.idata_["log_likelihood"].to_dataset()["x"].sum("obs")
-        if self.chains > 1 and float(az.rhat(total_loglik)) > 1.05:
-            messages.append(
-                "The chains' log-likelihoods differ (R-hat of the total log-likelihood "
-                f"{float(az.rhat(total_loglik)):.2f}): chains are stuck in different modes. "
-                "Compare fits with different n_components or priors, or run longer."
-            )
+        if self.chains_disagree_:
+            messages.append(self.diagnostics_.attrs["message"])
         for message in messages:
             warnings.warn(message, SamplingWarning, stacklevel=3)
 
@@ -326,7 +598,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     def _stacked_draws(self) -> dict[str, np.ndarray]:
         """Relabelled posterior draws, chains stacked: name -> array (S, ...)."""
         check_is_fitted(self)
-        post = self.idata_["posterior"].to_dataset()
+        group = "posterior_stacked" if "posterior_stacked" in self.idata_.children else "posterior"
+        post = self.idata_[group].to_dataset()
         return {
             name: post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
             for name in _PARAMS
@@ -581,6 +854,22 @@ def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> di
         "means": start["means"] + 0.05 * scales * rng.standard_normal(scales.shape),
         "covariances": model.from_full(full * factor),
     }
+
+
+def _laplace_scale(kernel_model, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """``1 / sqrt(-H_ii)`` at ``theta``: the Laplace scale of each unconstrained
+    coordinate (central differences of the gradient); 0.1 where the curvature is not
+    negative."""
+    scale = np.empty(theta.size)
+    for i in range(theta.size):
+        e = np.zeros(theta.size)
+        e[i] = step
+        hii = (
+            kernel_model.logp_and_grad(theta + e)[1][i]
+            - kernel_model.logp_and_grad(theta - e)[1][i]
+        ) / (2 * step)
+        scale[i] = 1.0 / np.sqrt(-hii) if np.isfinite(hii) and hii < 0 else 0.1
+    return scale
 
 
 def _row_hashes(X: np.ndarray) -> np.ndarray:

@@ -328,7 +328,7 @@ def _run_fit(args: argparse.Namespace) -> int:
                     tune=args.tune,
                     chains=args.chains,
                     random_state=seed,
-                    progressbar=not args.quiet,
+                    progressbar=False if args.quiet else None,  # None: on a terminal
                 ).fit(X)
             timings["posterior"] = time.perf_counter() - start
             if "map" in methods:

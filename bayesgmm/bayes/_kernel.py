@@ -1,0 +1,311 @@
+r"""The posterior's log density and its gradient, hand-written in numba, for nutpie.
+
+The PyMC model of :func:`bayesgmm.bayes.build_model` compiled by nutpie costs tens of
+seconds of numba compilation for every new data set (the data are constants of the
+PyTensor graph, and its ~120 nodes each compile separately). This module writes the same
+density in the same unconstrained parameterization as one numba function per covariance
+type, with its gradient derived by hand, and hands it to nutpie as a C callback:
+
+- it is compiled once per covariance type and cached on disk (``cache=True``), so a new
+  process loads it in well under a second;
+- the data and every hyperparameter are *inputs*, packed into one float64 buffer that
+  nutpie passes to the callback: a new data set (any N, D or K), a new prior or new
+  hyperparameters never recompile.
+
+The parameterization is PyMC's (so the density is exactly ``model.logp()`` of
+``build_model``, Jacobians included; the tests check value and gradient against it):
+
+- weights: PyMC's ``simplex`` transform, ``K - 1`` reals (centered log-ratio, last
+  coordinate dropped); its log-Jacobian is :math:`\log K + \sum_k \log \pi_k`;
+- means: as they are, ``K x D`` (row-major);
+- 'full' / 'tied' covariances: :class:`~pymc.distributions.transforms.CholeskyCovTransform`
+  per matrix, the packed lower Cholesky factor ``L`` (row-major lower triangle) with a
+  log diagonal; log-Jacobian :math:`D\log 2 + \sum_i (D - i + 1) \log L_{ii}` (0-based
+  ``i``). The density is evaluated *on the factor*: one triangular solve per row and
+  component, no Cholesky decomposition and no matrix inverse;
+- 'diag' / 'spherical' variances: the log transform.
+
+Gradients. With :math:`z = L^{-1}(x - \mu)`, the derivative of
+:math:`-\tfrac12\|z\|^2` with respect to ``L`` is the lower triangle of
+:math:`L^{-T} z z^T`, and with respect to :math:`\mu` it is :math:`L^{-T} z`. Every term
+of the density (likelihood weighted by responsibilities, conjugate mean prior,
+inverse-Wishart trace term :math:`\|L^{-1}B\|_F^2`) is of this form plus multiples of
+:math:`\log L_{ii}`, so the kernel accumulates one matrix ``A`` and one coefficient per
+factor and finishes with one triangular solve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy.special import gammaln, multigammaln
+
+from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
+
+__all__ = ["SUPPORTED_TYPES", "KernelModel", "make_kernel_model", "supports"]
+
+SUPPORTED_TYPES = ("full", "tied", "diag", "spherical")
+_LOG_2PI = math.log(2.0 * math.pi)
+# header of the buffer: total length, N, D, K, mean form (0 flat, 1 conjugate,
+# 2 independent), covariance prior (0 flat, 1 inverse-Wishart / inverse-gamma),
+# additive constant, kappa0, nu0, variant (1: tied / spherical)
+_HEADER = 10
+
+
+# --------------------------------------------------------------------------------------
+# Packing: data and hyperparameters into one buffer (the "user data" nutpie passes)
+# --------------------------------------------------------------------------------------
+
+
+def cov_size(covariance_type: str, n_components: int, n_features: int) -> int:
+    """Length of the covariances' unconstrained vector."""
+    tri = n_features * (n_features + 1) // 2
+    return {
+        "full": n_components * tri,
+        "tied": tri,
+        "diag": n_components * n_features,
+        "spherical": n_components,
+    }[covariance_type]
+
+
+def n_dim(covariance_type: str, n_components: int, n_features: int) -> int:
+    """Length of the unconstrained parameter vector."""
+    k, d = n_components, n_features
+    return (k - 1) + k * d + cov_size(covariance_type, k, d)
+
+
+# The prior records (and their fields) the kernel implements. A prior form added
+# elsewhere (a new record type, or a new field on one of these) is not silently
+# ignored: `supports` returns False and the estimator samples the PyMC model instead.
+_KNOWN_FIELDS = {
+    GMMPrior: ("weights", "means", "covariances"),
+    DirichletPrior: ("alpha",),
+    NormalMeanPrior: ("mean", "shrinkage", "covariance"),
+    CovariancePrior: ("dof", "scale"),
+}
+
+
+def _known(record) -> bool:
+    if record is None:
+        return True
+    fields = _KNOWN_FIELDS.get(type(record))
+    return fields is not None and tuple(f.name for f in dataclasses.fields(record)) == fields
+
+
+def supports(prior: GMMPrior, covariance_type: str) -> bool:
+    """Whether the kernel covers this prior form and covariance type (else: PyMC)."""
+    if covariance_type not in SUPPORTED_TYPES or type(prior) is not GMMPrior:
+        return False
+    if not all(_known(r) for r in (prior, prior.weights, prior.means, prior.covariances)):
+        return False
+    return prior.means is None or prior.means.form in ("conjugate", "independent")
+
+
+def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int) -> np.ndarray:
+    """The buffer: header, ``X`` (N*D), alpha (K), m0 (D), P0 (D*D), the covariance
+    prior's scale (B (D*D) for full/tied: its Cholesky factor; b (D) for diag, b (1)
+    for spherical: half the scale)."""
+    n, d = X.shape
+    k = n_components
+    table = get_covariance_model(covariance_type)
+    alpha = (prior.weights.concentration(k) if prior.weights is not None else np.ones(k)).astype(
+        float
+    )
+    const = gammaln(alpha.sum()) - gammaln(alpha).sum() + math.log(k)  # Dirichlet, simplex
+    const -= 0.5 * n * d * _LOG_2PI  # likelihood
+    spd = covariance_type in ("full", "tied")
+    n_mats = k if covariance_type == "full" else 1
+    if spd:
+        const += n_mats * d * math.log(2.0)  # CholeskyCovTransform's D log 2
+    m0, P0, kappa0 = np.zeros(d), np.zeros((d, d)), 0.0
+    mean_form = 0
+    if prior.means is not None:
+        m0 = np.asarray(prior.means.mean, dtype=float).reshape(d)
+        if prior.means.form == "conjugate":
+            mean_form = 1
+            kappa0 = float(prior.means.shrinkage)
+            const += k * d * (0.5 * math.log(kappa0) - 0.5 * _LOG_2PI)
+        else:
+            mean_form = 2
+            S0 = np.asarray(prior.means.covariance, dtype=float).reshape(d, d)
+            chol = np.linalg.cholesky(S0)
+            P0 = np.linalg.inv(S0)  # D x D, once: the kernel needs the quadratic form
+            const += k * (-0.5 * d * _LOG_2PI - np.log(np.diag(chol)).sum())
+    nu = 0.0
+    cov_prior = 0
+    if spd:
+        scale = np.zeros((d, d))
+    elif covariance_type == "diag":
+        scale = np.zeros(d)
+    else:
+        scale = np.zeros(1)
+    if prior.covariances is not None:
+        cov_prior = 1
+        nu = float(prior.covariances.dof)
+        psi = table.prior_scale(nu, prior.covariances.scale, d)
+        if spd:
+            B = np.linalg.cholesky(np.asarray(psi, dtype=float))
+            scale = B
+            const += n_mats * (
+                nu * np.log(np.diag(B)).sum()
+                - 0.5 * nu * d * math.log(2.0)
+                - multigammaln(0.5 * nu, d)
+            )
+        else:
+            b = 0.5 * np.atleast_1d(np.asarray(psi, dtype=float))
+            scale = b
+            a = 0.5 * nu
+            per = k * (d if covariance_type == "diag" else 1)
+            const += (per // b.size) * np.sum(a * np.log(b) - gammaln(a))
+    variant = float(covariance_type in ("tied", "spherical"))
+    header = np.array(
+        [0.0, n, d, k, mean_form, cov_prior, const, kappa0, nu, variant], dtype=np.float64
+    )
+    buf = np.concatenate([header, X.ravel(), alpha, m0, P0.ravel(), np.ravel(scale)]).astype(
+        np.float64
+    )
+    buf[0] = buf.size
+    return np.ascontiguousarray(buf)
+
+
+# --------------------------------------------------------------------------------------
+# Unconstrained <-> constrained (NumPy, vectorized over draws)
+# --------------------------------------------------------------------------------------
+
+
+def _tril_index(d: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tril_indices(d)
+
+
+def to_unconstrained(params: dict, covariance_type: str) -> np.ndarray:
+    """(weights, means, covariances) in scikit-learn's shapes -> the flat vector."""
+    w = np.asarray(params["weights"], dtype=float)
+    logw = np.log(w)
+    y = (logw - logw.mean())[:-1]
+    means = np.asarray(params["means"], dtype=float)
+    cov = np.asarray(params["covariances"], dtype=float)
+    if covariance_type in ("full", "tied"):
+        mats = cov if covariance_type == "full" else cov[None]
+        d = mats.shape[-1]
+        rows, cols = _tril_index(d)
+        L = np.linalg.cholesky(mats)
+        flat = L[:, rows, cols].copy()
+        diag = rows == cols
+        flat[:, diag] = np.log(flat[:, diag])
+        c = flat.ravel()
+    else:
+        c = np.log(cov).ravel()
+    return np.concatenate([y, means.ravel(), c])
+
+
+def to_constrained(theta: np.ndarray, covariance_type: str, n_components: int, n_features: int):
+    """Flat vectors (..., n_dim) -> weights (..., K), means (..., K, D), covariances."""
+    k, d = n_components, n_features
+    lead = theta.shape[:-1]
+    y = theta[..., : k - 1]
+    z = np.concatenate([y, -y.sum(axis=-1, keepdims=True)], axis=-1)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    weights = z / z.sum(axis=-1, keepdims=True)
+    means = theta[..., k - 1 : k - 1 + k * d].reshape(*lead, k, d)
+    c = theta[..., k - 1 + k * d :]
+    if covariance_type in ("full", "tied"):
+        n_mats = k if covariance_type == "full" else 1
+        rows, cols = _tril_index(d)
+        flat = c.reshape(*lead, n_mats, rows.size).copy()
+        diag = rows == cols
+        flat[..., diag] = np.exp(flat[..., diag])
+        L = np.zeros((*lead, n_mats, d, d))
+        L[..., rows, cols] = flat
+        cov = L @ np.swapaxes(L, -1, -2)
+        if covariance_type == "tied":
+            cov = cov[..., 0, :, :]
+    else:
+        cov = np.exp(c).reshape(*lead, k, d) if covariance_type == "diag" else np.exp(c)
+    return weights, means, cov
+
+
+# --------------------------------------------------------------------------------------
+# The numba kernels
+# --------------------------------------------------------------------------------------
+
+
+def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
+    """The kernel called from Python (tests, starting points): (logp, gradient)."""
+    from bayesgmm.bayes import _kernel_numba as kn
+
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    grad = np.zeros_like(theta)
+    kernel = kn.logp_spd if covariance_type in ("full", "tied") else kn.logp_diagonal
+    return float(kernel(theta, grad, buf)), grad
+
+
+def _cfuncs(covariance_type: str):
+    """nutpie's C callbacks (logp + gradient, expand) for one covariance type."""
+    from bayesgmm.bayes import _kernel_numba as kn
+
+    kind = "spd" if covariance_type in ("full", "tied") else "diagonal"
+    return kn.cfunc_for(kind), kn.cfunc_for("expand")
+
+
+# --------------------------------------------------------------------------------------
+# The nutpie model
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelModel:
+    """A nutpie-ready model: the compiled callbacks (shared by every model of the
+    same covariance type) and this data set's buffer."""
+
+    covariance_type: str
+    n_components: int
+    n_features: int
+    buffer: np.ndarray
+
+    @property
+    def n_dim(self) -> int:
+        return n_dim(self.covariance_type, self.n_components, self.n_features)
+
+    def logp_and_grad(self, theta: np.ndarray):
+        return logp_and_grad(theta, self.buffer, self.covariance_type)
+
+    def compiled(self, start: np.ndarray):
+        """A ``nutpie.compile_pymc.CompiledPyMCModel`` that starts at ``start``."""
+        from nutpie.compile_pymc import CompiledPyMCModel
+
+        logp_c, expand_c = _cfuncs(self.covariance_type)
+        dim = self.n_dim
+        start = np.array(start, dtype=np.float64, copy=True)
+
+        def initial_point(seed=None):
+            return start.copy()
+
+        shape_info = (["theta"], [slice(0, dim)], [(dim,)])
+        return CompiledPyMCModel(
+            _n_dim=dim,
+            dims={"theta": ["unconstrained_parameter"]},
+            _coords={"unconstrained_parameter": np.arange(dim)},
+            _shapes={"theta": (dim,)},
+            compiled_logp_func=logp_c,
+            compiled_expand_func=expand_c,
+            initial_point_func=initial_point,
+            shared_data={},
+            shared_var_keys={},
+            user_data=self.buffer,
+            n_expanded=dim,
+            shape_info=shape_info,
+            logp_func=None,
+            expand_func=None,
+        )
+
+
+def make_kernel_model(
+    X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
+) -> KernelModel:
+    """The kernel model of complete data ``X`` (N, D) under ``prior``."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    buf = pack(X, prior, covariance_type, n_components)
+    return KernelModel(covariance_type, n_components, X.shape[1], buf)

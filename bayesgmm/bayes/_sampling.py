@@ -1,0 +1,202 @@
+"""Running nutpie on the numba kernel: one sampler per chain, each from its own start.
+
+nutpie takes one initial-point function for all the chains of a run, so to give every
+chain its own start (and keep the draws a function of the seed) each chain is its own
+nutpie run, all started at once (one thread each) and joined. The compiled callbacks are
+shared: starting a run costs no compilation.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import xarray as xr
+
+from bayesgmm.bayes._kernel import KernelModel, to_constrained
+
+__all__ = [
+    "ChainProgress",
+    "mean_responsibilities",
+    "pointwise_log_likelihood",
+    "progress_default",
+    "run_chains",
+]
+
+
+def progress_default() -> bool:
+    """Progress output by default only on an interactive terminal, never under pytest."""
+    if "PYTEST_CURRENT_TEST" in os.environ:
+        return False
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class ChainProgress:
+    """One status line on stderr for all chains: draws done, warm-up or sampling,
+    divergences so far (updated from nutpie's progress callbacks)."""
+
+    def __init__(self, chains: int, total: int, stream=None) -> None:
+        self.done = [0] * chains
+        self.divergences = [0] * chains
+        self.tuning = [True] * chains
+        self.total = total * chains
+        self.stream = stream if stream is not None else sys.stderr
+        self.lock = threading.Lock()
+        self.start = time.perf_counter()
+        self.chains = chains
+
+    def callback(self, chain: int):
+        def update(progress_list) -> None:
+            p = progress_list[0]
+            with self.lock:
+                self.done[chain] = int(p.finished_draws)
+                self.divergences[chain] = int(p.divergences)
+                self.tuning[chain] = bool(p.tuning)
+                self.show()
+
+        return update
+
+    def show(self, final: bool = False) -> None:
+        phase = "warm-up" if any(self.tuning) else "sampling"
+        line = (
+            f"\rNUTS: {self.chains} chains, {sum(self.done)}/{self.total} draws ({phase}), "
+            f"{sum(self.divergences)} divergences, {time.perf_counter() - self.start:.0f} s"
+        )
+        self.stream.write(line + ("\n" if final else ""))
+        self.stream.flush()
+
+
+def run_chains(
+    model: KernelModel,
+    starts: np.ndarray,
+    *,
+    draws: int,
+    tune: int,
+    seeds: list[int],
+    target_accept: float,
+    progressbar: bool,
+) -> tuple[np.ndarray, xr.Dataset, float]:
+    """Sample ``len(starts)`` chains, chain ``c`` from ``starts[c]`` with ``seeds[c]``.
+
+    Returns
+    -------
+    theta : ndarray of shape (chains, draws, n_dim)
+        The unconstrained draws.
+    sample_stats : xarray.Dataset
+        nutpie's statistics (``diverging``, ``lp``, ``step_size``, ...), dims
+        (chain, draw).
+    seconds : float
+        Wall time of the sampling.
+    """
+    import nutpie
+
+    chains = len(starts)
+    progress = ChainProgress(chains, draws + tune) if progressbar else None
+    t0 = time.perf_counter()
+    runs = []
+    for c in range(chains):
+        runs.append(
+            nutpie.sample(
+                model.compiled(starts[c]),
+                draws=draws,
+                tune=max(tune, 1),  # nuts-rs needs at least one tuning step
+                chains=1,
+                cores=1,
+                seed=int(seeds[c]),
+                save_warmup=False,
+                progress_bar=False,
+                progress_callback=None if progress is None else progress.callback(c),
+                blocking=False,
+                target_accept=target_accept,
+            )
+        )
+    results = [run.wait() for run in runs]
+    seconds = time.perf_counter() - t0
+    if progress is not None:
+        progress.show(final=True)
+    theta = np.concatenate([r["posterior"].to_dataset()["theta"].values for r in results], axis=0)
+    stats = [r["sample_stats"].to_dataset() for r in results]
+    keep = [v for v in stats[0].data_vars if set(stats[0][v].dims) <= {"chain", "draw"}]
+    sample_stats = xr.concat([s[keep] for s in stats], dim="chain", coords="minimal")
+    sample_stats = sample_stats.assign_coords(chain=np.arange(chains))
+    return theta, sample_stats, seconds
+
+
+def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_floats):
+    """Yield (slice of draws, log pi_k + log N(x_n | mu_k, Sigma_k) of shape (s, k, n)),
+    draws flattened; vectorized over draws in chunks of at most ``max_floats``
+    intermediate numbers (Cholesky factors and inverses of the small matrices)."""
+    k = weights.shape[-1]
+    n, d = X.shape
+    lead = weights.shape[:-1]
+    w = weights.reshape(-1, k)
+    mu = means.reshape(-1, k, d)
+    cov = covariances.reshape(-1, *covariances.shape[len(lead) :])
+    n_draws = w.shape[0]
+    step = max(1, int(max_floats // max(1, k * n * d)))
+    for lo in range(0, n_draws, step):
+        sl = slice(lo, min(lo + step, n_draws))
+        diff = X[None, None, :, :] - mu[sl][:, :, None, :]  # (s, k, n, d)
+        if covariance_type in ("full", "tied"):
+            c = cov[sl] if covariance_type == "full" else cov[sl][:, None]
+            L = np.linalg.cholesky(c)  # (s, k or 1, d, d)
+            Linv_t = np.swapaxes(np.linalg.inv(L), -1, -2)
+            logdet = np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)  # (s, k|1)
+            z = diff @ Linv_t  # rows of L^{-1} (x - mu)
+            maha = np.einsum("sknd,sknd->skn", z, z)
+            log_gauss = -0.5 * (d * np.log(2 * np.pi) + maha) - logdet[:, :, None]
+        else:
+            var = cov[sl] if covariance_type == "diag" else cov[sl][:, :, None]
+            var = np.broadcast_to(var, (var.shape[0], k, d))
+            maha = np.einsum("sknd,sknd->skn", diff, diff / var[:, :, None, :])
+            log_gauss = -0.5 * (d * np.log(2 * np.pi) + maha + np.log(var).sum(-1)[:, :, None])
+        yield sl, np.log(w[sl])[:, :, None] + log_gauss
+
+
+def pointwise_log_likelihood(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    max_floats: int = 2_000_000,
+) -> np.ndarray:
+    """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and complete rows ``n``."""
+    lead = weights.shape[:-1]
+    out = np.empty((int(np.prod(lead)), X.shape[0]))
+    for sl, lw in _log_weighted_chunks(
+        X, weights, means, covariances, covariance_type, max_floats
+    ):
+        top = lw.max(axis=1)
+        out[sl] = top + np.log(np.exp(lw - top[:, None]).sum(axis=1))
+    return out.reshape(*lead, X.shape[0])
+
+
+def mean_responsibilities(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    max_floats: int = 2_000_000,
+) -> np.ndarray:
+    """Responsibilities averaged over the draws (leading axes flattened), (N, K)."""
+    total = np.zeros((X.shape[0], weights.shape[-1]))
+    count = 0
+    for _sl, lw in _log_weighted_chunks(
+        X, weights, means, covariances, covariance_type, max_floats
+    ):
+        resp = np.exp(lw - lw.max(axis=1, keepdims=True))
+        resp /= resp.sum(axis=1, keepdims=True)
+        total += resp.sum(axis=0).T
+        count += lw.shape[0]
+    return total / count
+
+
+def decode(theta: np.ndarray, covariance_type: str, n_components: int, n_features: int):
+    """Unconstrained draws -> (weights, means, covariances) arrays."""
+    return to_constrained(theta, covariance_type, n_components, n_features)

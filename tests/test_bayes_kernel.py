@@ -1,0 +1,189 @@
+"""The numba kernel nutpie samples: value and gradient equal the PyMC model's.
+
+The reference is :func:`bayesgmm.bayes.build_model`'s ``logp()`` (Jacobians included)
+and its PyTensor gradient, evaluated with the Python linker at the same unconstrained
+point, and central finite differences of the kernel itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pytensor.compile.mode import Mode
+
+from bayesgmm.bayes import _kernel as kern
+from bayesgmm.bayes import build_model
+from bayesgmm.core.covariance import COVARIANCE_TYPES
+from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
+
+FAST = Mode(linker="py", optimizer="fast_run")
+K = 3
+
+
+def _data(n_features: int, n_samples: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(K, n_features))
+    return centers[np.arange(n_samples) % K] + rng.normal(size=(n_samples, n_features))
+
+
+def _priors(X: np.ndarray, covariance_type: str) -> dict[str, GMMPrior]:
+    d = X.shape[1]
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(d, d))
+    spd = a @ a.T + np.eye(d)
+    scale = {"full": spd, "tied": spd, "diag": np.linspace(0.5, 2.0, d)}.get(covariance_type, 1.7)
+    default = GMMPrior.default(X, K, covariance_type)
+    return {
+        "default": default,
+        "independent": GMMPrior(
+            weights=DirichletPrior(np.array([1.5, 2.0, 3.0])),
+            means=NormalMeanPrior.independent(X.mean(axis=0) + 1.0, covariance=3.0 * spd),
+            covariances=CovariancePrior(dof=d + 1.5, scale=scale),
+        ),
+        "flat": GMMPrior(),
+        "flat_covariances": GMMPrior(default.weights, default.means, None),
+    }
+
+
+def _pymc_reference(model, covariance_type: str):
+    """theta -> (logp, gradient) of the PyMC model at the kernel's vector ``theta``."""
+    n_features = len(model.coords["feature"])
+    sizes = {
+        "weights": K - 1,
+        "means": K * n_features,
+        "covariances": kern.cov_size(covariance_type, K, n_features),
+    }
+    start = {"weights": 0, "means": K - 1, "covariances": K - 1 + K * n_features}
+    shapes = {name: value.shape for name, value in model.initial_point().items()}
+    logp_fn = model.compile_logp(jacobian=True, mode=FAST)
+    dlogp_fn = model.compile_dlogp(mode=FAST)  # in model.value_vars order
+
+    def reference(theta):
+        point = {}
+        for rv in model.free_RVs:
+            name = model.rvs_to_values[rv].name
+            piece = theta[start[rv.name] : start[rv.name] + sizes[rv.name]]
+            point[name] = piece.reshape(shapes[name])
+        dlogp = dlogp_fn(point)
+        grad = np.empty_like(theta)
+        pos = 0
+        for value in model.value_vars:
+            rv = model.values_to_rvs[value]
+            n = sizes[rv.name]
+            grad[start[rv.name] : start[rv.name] + n] = dlogp[pos : pos + n]
+            pos += n
+        return float(logp_fn(point)), grad
+
+    return reference
+
+
+PRIORS = ("default", "independent", "flat", "flat_covariances")
+# one prior form per covariance type in the default suite (each case compiles two PyMC
+# graphs); every combination, and D = 1 and 3, in the slow suite
+FAST_CASES = [(ct, 2, p) for ct, p in zip(COVARIANCE_TYPES, PRIORS, strict=True)]
+SLOW_CASES = [
+    pytest.param(ct, d, p, marks=pytest.mark.slow)
+    for ct, d in [(ct, 2) for ct in COVARIANCE_TYPES]
+    + [("full", 3), ("tied", 1), ("spherical", 3)]
+    for p in PRIORS
+    if (ct, d, p) not in FAST_CASES
+]
+
+
+@pytest.mark.parametrize(("covariance_type", "n_features", "prior_name"), FAST_CASES + SLOW_CASES)
+def test_kernel_equals_pymc_logp_and_gradient(covariance_type, n_features, prior_name):
+    X = _data(n_features)
+    rng = np.random.default_rng(11)
+    prior = _priors(X, covariance_type)[prior_name]
+    km = kern.make_kernel_model(X, prior, covariance_type, K)
+    model = build_model(X, K, covariance_type=covariance_type, prior=prior)
+    reference = _pymc_reference(model, covariance_type)
+    for _ in range(2):
+        theta = 0.4 * rng.normal(size=km.n_dim)
+        theta[K - 1 : K - 1 + K * n_features] += X[:K].ravel()
+        logp, grad = km.logp_and_grad(theta)
+        ref_logp, ref_grad = reference(theta)
+        np.testing.assert_allclose(logp, ref_logp, rtol=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-8)
+
+
+def test_gradient_matches_finite_differences():
+    X = _data(2)
+    km = kern.make_kernel_model(X, GMMPrior.default(X, K, "full"), "full", K)
+    theta = 0.3 * np.random.default_rng(2).normal(size=km.n_dim)
+    _, grad = km.logp_and_grad(theta)
+    eps = 1e-6
+    fd = np.array(
+        [
+            (km.logp_and_grad(theta + eps * e)[0] - km.logp_and_grad(theta - eps * e)[0])
+            / (2 * eps)
+            for e in np.eye(km.n_dim)
+        ]
+    )
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_unconstrained_round_trip(covariance_type):
+    rng = np.random.default_rng(0)
+    d = 3
+    a = rng.normal(size=(K, d, d))
+    full = a @ np.swapaxes(a, 1, 2) + np.eye(d)
+    cov = {
+        "full": full,
+        "tied": full[0],
+        "diag": rng.uniform(0.5, 2.0, (K, d)),
+        "spherical": rng.uniform(0.5, 2.0, K),
+    }[covariance_type]
+    params = {
+        "weights": rng.dirichlet(np.ones(K)),
+        "means": rng.normal(size=(K, d)),
+        "covariances": cov,
+    }
+    theta = kern.to_unconstrained(params, covariance_type)
+    assert theta.shape == (kern.n_dim(covariance_type, K, d),)
+    back = kern.to_constrained(np.stack([theta, theta]), covariance_type, K, d)
+    for value, name in zip(back, ("weights", "means", "covariances"), strict=True):
+        np.testing.assert_allclose(value[1], params[name], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_vectorized_log_likelihood_and_memberships_match_the_chunk_kernel(covariance_type):
+    from bayesgmm.bayes._sampling import mean_responsibilities, pointwise_log_likelihood
+    from bayesgmm.core.covariance import get_covariance_model
+    from bayesgmm.core.density import log_mixture_density, responsibilities
+    from bayesgmm.core.params import GMMParams
+
+    X = _data(3, n_samples=25)
+    rng = np.random.default_rng(4)
+    theta = 0.3 * rng.normal(size=(2, 3, kern.n_dim(covariance_type, K, 3)))
+    theta[..., K - 1 : K - 1 + 3 * K] += X[:K].ravel()
+    w, mu, cov = kern.to_constrained(theta, covariance_type, K, 3)
+    loglik = pointwise_log_likelihood(X, w, mu, cov, covariance_type, max_floats=500)
+    assert loglik.shape == (2, 3, 25)
+    table = get_covariance_model(covariance_type)
+    total = 0.0
+    for c in range(2):
+        for s in range(3):
+            params = GMMParams(w[c, s], mu[c, s], cov[c, s], table.precision_cholesky(cov[c, s]))
+            expected = log_mixture_density(X, params, covariance_type)
+            np.testing.assert_allclose(loglik[c, s], expected, rtol=1e-10)
+            total = total + np.exp(responsibilities(X, params, covariance_type)[1])
+    members = mean_responsibilities(X, w, mu, cov, covariance_type, max_floats=500)
+    np.testing.assert_allclose(members, total / 6, rtol=1e-10, atol=1e-14)
+
+
+def test_unknown_prior_forms_fall_back_to_the_pymc_model():
+    import dataclasses
+
+    X = _data(2)
+    prior = GMMPrior.default(X, K, "full")
+    assert kern.supports(prior, "full")
+    assert not kern.supports(prior, "VEV")
+
+    @dataclasses.dataclass(frozen=True)
+    class HeavierTailPrior(CovariancePrior):  # a new field the kernel does not know
+        tail: float = 1.0
+
+    other = GMMPrior(prior.weights, prior.means, HeavierTailPrior(dof=4.0, scale=1.0))
+    assert not kern.supports(other, "full")
