@@ -14,7 +14,14 @@ from pytensor.compile.mode import Mode
 from bayesgmm.bayes import _kernel as kern
 from bayesgmm.bayes import build_model
 from bayesgmm.core.covariance import COVARIANCE_TYPES
-from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
+from bayesgmm.priors import (
+    PRIOR_NAMES,
+    CovariancePrior,
+    DirichletPrior,
+    GMMPrior,
+    NormalMeanPrior,
+    resolve_prior,
+)
 
 FAST = Mode(linker="py", optimizer="fast_run")
 K = 3
@@ -177,8 +184,12 @@ def test_unknown_prior_forms_fall_back_to_the_pymc_model():
     import dataclasses
 
     X = _data(2)
+    # every named prior (their name and note are descriptive fields) takes the fast path
+    for name in PRIOR_NAMES:
+        for covariance_type in COVARIANCE_TYPES:
+            named = resolve_prior(name, X, K, covariance_type)
+            assert kern.supports(named, covariance_type), (name, covariance_type)
     prior = GMMPrior.default(X, K, "full")
-    assert kern.supports(prior, "full")
     assert not kern.supports(prior, "VEV")
 
     @dataclasses.dataclass(frozen=True)

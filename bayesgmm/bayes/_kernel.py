@@ -91,8 +91,10 @@ _KNOWN_FIELDS = {
 def _known(record) -> bool:
     if record is None:
         return True
+    # Descriptive fields (a prior's name and note: compare=False) do not change the density.
     fields = _KNOWN_FIELDS.get(type(record))
-    return fields is not None and tuple(f.name for f in dataclasses.fields(record)) == fields
+    defining = tuple(f.name for f in dataclasses.fields(record) if f.compare)
+    return fields is not None and defining == fields
 
 
 def supports(prior: GMMPrior, covariance_type: str) -> bool:
