@@ -5,6 +5,7 @@ Public API only; see ``docs/architecture.md`` for the layout.
 
 from bayesgmm._bootstrap import BootstrapResult, bootstrap
 from bayesgmm._degeneracy import DegenerateFitWarning
+from bayesgmm._laplace import laplace
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
 from bayesgmm.impute import GaussianMixtureImputer
@@ -31,6 +32,7 @@ __all__ = [
     "build_model",
     "compare_estimates",
     "compare_models",
+    "laplace",
     "membership_table",
     "observed_information",
     "select_model",

@@ -21,7 +21,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import check_data, check_sample_weight, observed_rows
 from bayesgmm.core.covariance import get_covariance_model
-from bayesgmm.core.information import free_layout, log_likelihood_hessian, numerical_hessian
+from bayesgmm.core.information import (
+    free_layout,
+    log_likelihood_hessian,
+    log_prior_hessian,
+    numerical_hessian,
+)
 from bayesgmm.core.params import GMMParams
 from bayesgmm.diagnostics import estimates_to_frame, params_to_dataset, stack_statistics
 from bayesgmm.mixture import GaussianMixture
@@ -113,9 +118,11 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
     The Hessian of the log-likelihood is computed exactly (closed form, Louis'
     identity; see :mod:`bayesgmm.core.information`), with each row's observed
     coordinates when ``X`` has NaN. For a MAP fit (``model.prior_`` set) the log
-    prior's Hessian is added (by Richardson-extrapolated central differences of
-    :meth:`GMMPrior.log_prob`), so the standard errors are those of the Laplace
-    approximation at the mode.
+    prior's Hessian is added (in closed form,
+    :func:`~bayesgmm.core.information.log_prior_hessian`, for full, tied, diag and
+    spherical; by Richardson-extrapolated central differences of
+    :meth:`GMMPrior.log_prob` for the other families), so the standard errors are
+    those of the Laplace approximation at the mode in these parameters.
 
     Parameters
     ----------
@@ -172,11 +179,16 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
         method = "map"
         prior = model.prior_
 
-        def log_prior(t):
-            return prior.log_prob(layout.unpack(t), cov_type)
+        closed_form = log_prior_hessian(params, cov_type, prior)
+        if closed_form is not None:
+            hessian = hessian + closed_form[1]
+        else:
 
-        scale = np.maximum(np.abs(theta), np.sqrt(np.abs(np.diag(-hessian)) + 1e-300) ** -1)
-        hessian = hessian + numerical_hessian(log_prior, theta, scale)
+            def log_prior(t):
+                return prior.log_prob(layout.unpack(t), cov_type)
+
+            scale = np.maximum(np.abs(theta), np.sqrt(np.abs(np.diag(-hessian)) + 1e-300) ** -1)
+            hessian = hessian + numerical_hessian(log_prior, theta, scale)
     information = -hessian
     labels = _free_labels(layout, _feature_names(model))
     covariance, cond = _invert(information, labels)
