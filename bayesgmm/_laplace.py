@@ -11,8 +11,9 @@ space, with covariance the inverse of minus the Hessian of the model's
               + \log|\det J_\theta(z)|\bigr]_{z = \hat z}.
 
 No PyTensor graph is compiled. The Hessian is assembled from the exact Hessian of the
-log posterior in the free parameters :math:`\theta` (:func:`bayesgmm.observed_information`
-of the MAP fit: closed-form log-likelihood Hessian plus the log prior's) by the chain
+log posterior in the free parameters :math:`\theta` (the one behind
+:func:`bayesgmm.observed_information`: closed-form log-likelihood Hessian plus the log
+prior's) by the chain
 rule, :math:`\nabla_z^2 = J^T (\nabla_\theta^2) J + \nabla_z^2 \log|\det J|`, with
 :math:`J = \partial\theta/\partial z` by central differences of the (cheap) transform.
 The term :math:`\sum_i \partial_{\theta_i}\log p \, \nabla_z^2\theta_i` vanishes at the
@@ -28,7 +29,6 @@ from sklearn.utils.validation import check_is_fitted
 from bayesgmm._validation import check_data, check_number, check_random_state, observed_rows
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import log_mixture_density
-from bayesgmm.core.information import free_layout
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.unconstrained import unconstrained_layout
 from bayesgmm.diagnostics import params_to_dataset
@@ -98,17 +98,14 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
     hessian : ndarray of shape (p, p)
         :math:`\\nabla_z^2` of the log posterior with the log-Jacobian, at ``mode``.
     layout : UnconstrainedLayout
-    information : ObservedInformation
-        Of ``model`` (its ``matrix`` is minus the Hessian in the free parameters).
+    params : GMMParams
+        The estimate.
     """
-    from bayesgmm.information import observed_information
+    from bayesgmm.information import log_posterior_hessian
 
-    information = observed_information(model, X, sample_weight)
-    params = information.estimate
+    _, _, params, free, hessian_theta, _ = log_posterior_hessian(model, X, sample_weight)
     k, d = params.means.shape
-    cov_type = model.covariance_type
-    layout = unconstrained_layout(k, d, cov_type)
-    free = free_layout(k, d, cov_type)
+    layout = unconstrained_layout(k, d, model.covariance_type)
     mode = layout.forward(params.weights, params.means, params.covariances)
 
     def theta(z):
@@ -116,8 +113,8 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
         return free.pack(GMMParams(w, m, c, None))
 
     jac = _jacobian(theta, mode)
-    hessian = -jac.T @ information.matrix @ jac + layout.log_jac_det_hessian(mode)
-    return mode, 0.5 * (hessian + hessian.T), layout, information
+    hessian = jac.T @ hessian_theta @ jac + layout.log_jac_det_hessian(mode)
+    return mode, 0.5 * (hessian + hessian.T), layout, params
 
 
 def laplace(
@@ -193,8 +190,11 @@ def laplace(
     """
     check_number("draws", draws, integer=True, low=1)
     fit = _map_fit(model, X)
-    mode, hessian, layout, information = laplace_hessian(fit, X, sample_weight)
-    labels = layout.labels(information.feature_names)
+    from bayesgmm.information import _feature_names
+
+    mode, hessian, layout, estimate = laplace_hessian(fit, X, sample_weight)
+    names = _feature_names(fit)
+    labels = layout.labels(names)
     precision = -hessian
     eigval, eigvec = np.linalg.eigh(precision)
     if eigval.min() <= 0:
@@ -211,7 +211,6 @@ def laplace(
     z = mode + rng.standard_normal((draws, mode.size)) @ factor.T
     weights, means, covariances = layout.backward(z)
     cov_type = fit.covariance_type
-    names = information.feature_names
     draws_params = GMMParams(weights[None], means[None], covariances[None], None)
     posterior = params_to_dataset(draws_params, cov_type, names, lead=("chain", "draw"))
     posterior = posterior.assign_coords(chain=[0], draw=np.arange(draws))
@@ -226,7 +225,7 @@ def laplace(
         "observed_data": xr.Dataset(
             {"x": (("obs", "feature"), data)}, coords={"obs": obs, "feature": names}
         ),
-        "laplace": _gaussian_dataset(mode, covariance, labels, information, cov_type),
+        "laplace": _gaussian_dataset(mode, covariance, labels, estimate, cov_type, names),
     }
     if log_likelihood:
         table = get_covariance_model(cov_type)
@@ -242,8 +241,8 @@ def laplace(
     return xr.DataTree.from_dict(tree)
 
 
-def _gaussian_dataset(mode, covariance, labels, information, cov_type) -> xr.Dataset:
-    est = params_to_dataset(information.estimate, cov_type, information.feature_names)
+def _gaussian_dataset(mode, covariance, labels, estimate, cov_type, names) -> xr.Dataset:
+    est = params_to_dataset(estimate, cov_type, names)
     ds = xr.Dataset(
         {
             "mode": (("free",), mode),

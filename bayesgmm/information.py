@@ -31,7 +31,12 @@ from bayesgmm.core.params import GMMParams
 from bayesgmm.diagnostics import estimates_to_frame, params_to_dataset, stack_statistics
 from bayesgmm.mixture import GaussianMixture
 
-__all__ = ["InformationWarning", "ObservedInformation", "observed_information"]
+__all__ = [
+    "InformationWarning",
+    "ObservedInformation",
+    "log_posterior_hessian",
+    "observed_information",
+]
 
 
 class InformationWarning(UserWarning):
@@ -158,37 +163,10 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
     >>> info.intervals(prob=0.9).columns.tolist()[-4:]
     ['estimate', 'se', 'lower', 'upper']
     """
-    check_is_fitted(model)
-    if not isinstance(model, GaussianMixture):
-        raise TypeError(
-            f"`model` must be a fitted bayesgmm GaussianMixture; got {type(model).__name__}."
-        )
-    X = check_data(model, X, reset=False, min_samples=2)
-    w = check_sample_weight(sample_weight, X.shape[0])
-    keep = observed_rows(X)
-    X = X[keep]
-    w = None if w is None else w[keep]
+    X, w, params, layout, hessian, method = log_posterior_hessian(model, X, sample_weight)
     cov_type = model.covariance_type
-    params = model._params()
     k, d = params.means.shape
-    layout = free_layout(k, d, cov_type)
     theta = layout.pack(params)
-    _, hessian = log_likelihood_hessian(X, params, cov_type, w)
-    method = "mle"
-    if model.prior_ is not None:
-        method = "map"
-        prior = model.prior_
-
-        closed_form = log_prior_hessian(params, cov_type, prior)
-        if closed_form is not None:
-            hessian = hessian + closed_form[1]
-        else:
-
-            def log_prior(t):
-                return prior.log_prob(layout.unpack(t), cov_type)
-
-            scale = np.maximum(np.abs(theta), np.sqrt(np.abs(np.diag(-hessian)) + 1e-300) ** -1)
-            hessian = hessian + numerical_hessian(log_prior, theta, scale)
     information = -hessian
     labels = _free_labels(layout, _feature_names(model))
     covariance, cond = _invert(information, labels)
@@ -232,6 +210,56 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
         covariance_type=cov_type,
         feature_names=names,
     )
+
+
+def log_posterior_hessian(model: GaussianMixture, X, sample_weight=None):
+    """The Hessian of the log-likelihood (MLE) or log posterior (MAP) of a fitted
+    mixture in the free parameters, at its estimate: what :func:`observed_information`
+    and :func:`bayesgmm.laplace` build on.
+
+    Returns
+    -------
+    X : ndarray of shape (N', D)
+        The validated data, rows with no observed value left out.
+    sample_weight : ndarray of shape (N',) or None
+    params : GMMParams
+        The estimate.
+    layout : FreeLayout
+    hessian : ndarray of shape (p, p)
+    method : {'mle', 'map'}
+    """
+    check_is_fitted(model)
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(
+            f"`model` must be a fitted bayesgmm GaussianMixture; got {type(model).__name__}."
+        )
+    X = check_data(model, X, reset=False, min_samples=2)
+    w = check_sample_weight(sample_weight, X.shape[0])
+    keep = observed_rows(X)
+    X = X[keep]
+    w = None if w is None else w[keep]
+    cov_type = model.covariance_type
+    params = model._params()
+    k, d = params.means.shape
+    layout = free_layout(k, d, cov_type)
+    _, hessian = log_likelihood_hessian(X, params, cov_type, w)
+    method = "mle"
+    if model.prior_ is not None:
+        method = "map"
+        prior = model.prior_
+
+        closed_form = log_prior_hessian(params, cov_type, prior)
+        if closed_form is not None:
+            hessian = hessian + closed_form[1]
+        else:
+
+            def log_prior(t):
+                return prior.log_prob(layout.unpack(t), cov_type)
+
+            theta = layout.pack(params)
+            scale = np.maximum(np.abs(theta), np.sqrt(np.abs(np.diag(-hessian)) + 1e-300) ** -1)
+            hessian = hessian + numerical_hessian(log_prior, theta, scale)
+    return X, w, params, layout, hessian, method
 
 
 def _free_labels(layout, names: list[str]) -> list[str]:
