@@ -119,3 +119,37 @@ def test_sbc_nuts_passes(n_features):
     result = sbc(2, n_features, "full", prior, n_obs=100, n_sims=50, n_draws=39,
                  method="nuts", random_state=0)  # fmt: skip
     assert result.uniform, result.table
+
+
+def test_plot_sbc_draws_the_ranks_and_the_band():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesgmm.plotting import plot_sbc
+    from bayesgmm.validation import _bin_edges
+
+    result = sbc(1, 1, "full", PRIOR_1D, n_obs=100, n_sims=25, n_draws=19, random_state=3)
+    label = "covariances[0, x0, x0]"
+    ax = plot_sbc(result, parameters=[label])[0]
+    (line,) = [li for li in ax.lines if li.get_label() == "ECDF - uniform"]
+    z, ecdf_minus = line.get_data()
+    edges = _bin_edges(result.n_draws, result.n_bins)
+    inner = edges[1:-1]
+    ranks = result.ranks[label].to_numpy()
+    expected = (ranks[:, None] < inner).mean(axis=0) - inner / (result.n_draws + 1)
+    np.testing.assert_allclose(ecdf_minus[1:-1], expected)
+    _, lower, upper = ecdf_band(25, result.n_draws, result.n_bins, prob=0.95)
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(min(0.0, (lower - z[1:-1]).min()))
+    assert band[:, 1].max() == pytest.approx(max(0.0, (upper - z[1:-1]).max()))
+    axes = plot_sbc(result, kind="hist")
+    assert [a.get_title() for a in axes] == list(result.ranks.columns)
+    heights = [p.get_height() for p in axes[0].patches]
+    np.testing.assert_array_equal(heights, np.histogram(result.ranks.iloc[:, 0], bins=edges)[0])
+    with pytest.raises(ValueError, match="kind"):
+        plot_sbc(result, kind="violin")
+    with pytest.raises(ValueError, match="parameters"):
+        plot_sbc(result, parameters=["weights[0]"])
+    plt.close("all")
