@@ -211,6 +211,18 @@ def test_datatree_matches_posterior_layout(data):
         np.testing.assert_array_equal(post[name].values, again["posterior"][name].values)
     assert list(post["feature"].values) == list(model.coords["feature"])
     assert tree["log_likelihood"]["x"].dims == ("chain", "draw", "obs")
+    # the batched pointwise log-likelihood equals the chunk kernel's, draw by draw
+    from bayesgmm.core.density import log_mixture_density
+    from bayesgmm.core.params import GMMParams
+
+    full = GMMParams(*(post[n].values[0] for n in ("weights", "means", "covariances")), None)
+    for s in (0, 123, 399):
+        p = GMMParams(full.weights[s], full.means[s], full.covariances[s],
+                      np.linalg.cholesky(np.linalg.inv(full.covariances[s])))  # fmt: skip
+        np.testing.assert_allclose(
+            tree["log_likelihood"]["x"].values[0, s], log_mixture_density(data, p, "full"),
+            rtol=1e-10,
+        )  # fmt: skip
     # means: z-space is the identity, so the draws' mean is the MAP within MC error
     sd = post["means"].std(("chain", "draw")).values
     np.testing.assert_array_less(
@@ -256,3 +268,26 @@ def test_intervals_within_10_percent_of_nuts():
         np.testing.assert_allclose(w_lap, w_nuts, rtol=0.10, err_msg=name)
         mid = (q_nuts.sel(quantile=0.97) + q_nuts.sel(quantile=0.03)).values / 2
         np.testing.assert_array_less(np.abs(lap[name].median(("chain", "draw")) - mid), w_nuts)
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+def test_pointwise_log_likelihood_every_type(data, cov):
+    """The batched log-likelihood of the draws equals the chunk kernel's, and with NaN
+    it is the observed-data log-likelihood (the kernel's path)."""
+    from bayesgmm._laplace import _pointwise_log_likelihood
+    from bayesgmm.core.covariance import get_covariance_model
+    from bayesgmm.core.density import log_mixture_density
+    from bayesgmm.core.params import GMMParams
+
+    gm = _map(data, 2, cov)
+    tree = laplace(gm, data, draws=70, random_state=1, log_likelihood=False)
+    post = tree["posterior"].to_dataset()
+    w, m, c = (post[n].values[0] for n in ("weights", "means", "covariances"))
+    table = get_covariance_model(cov)
+    holes = data.copy()
+    holes[::7, 0] = np.nan
+    for X in (data, holes):
+        got = _pointwise_log_likelihood(X, w, m, c, cov, block=16)
+        for s in (0, 33, 69):
+            p = GMMParams(w[s], m[s], c[s], table.precision_cholesky(c[s]))
+            np.testing.assert_allclose(got[s], log_mixture_density(X, p, cov), rtol=1e-10)
