@@ -42,7 +42,7 @@ from bayesgmm.priors import GMMPrior
 __all__ = ["SBC_METHODS", "SBCResult", "ecdf_band", "sbc"]
 
 #: The built-in methods of :func:`sbc`.
-SBC_METHODS = ("nuts", "laplace", "bootstrap", "information")
+SBC_METHODS = ("nuts", "laplace", "laplace_mode", "bootstrap", "information")
 
 
 # --------------------------------------------------------------------------------------
@@ -124,12 +124,18 @@ def _stack(dataset) -> dict:
     }
 
 
-def _laplace_draws(X, prior, n_components, covariance_type, n_draws, seed, n_init):
+def _laplace_draws(X, prior, n_components, covariance_type, n_draws, seed, n_init, center="map"):
     from bayesgmm._laplace import laplace
 
     fit = _map_fit(X, prior, n_components, covariance_type, n_init, seed)
-    tree = laplace(fit, X, draws=n_draws, log_likelihood=False, random_state=seed)
+    tree = laplace(fit, X, draws=n_draws, center=center, log_likelihood=False, random_state=seed)
     return _stack(tree["posterior"].to_dataset())
+
+
+def _laplace_mode_draws(X, prior, n_components, covariance_type, n_draws, seed, n_init):
+    return _laplace_draws(
+        X, prior, n_components, covariance_type, n_draws, seed, n_init, center="mode"
+    )
 
 
 def _information_draws(X, prior, n_components, covariance_type, n_draws, seed, n_init):
@@ -183,6 +189,7 @@ def _nuts_draws(X, prior, n_components, covariance_type, n_draws, seed, n_init):
 _METHOD_FUNCTIONS: dict[str, Callable] = {
     "nuts": _nuts_draws,
     "laplace": _laplace_draws,
+    "laplace_mode": _laplace_mode_draws,
     "bootstrap": _bootstrap_draws,
     "information": _information_draws,
 }
@@ -336,8 +343,9 @@ def sbc(
         Points per simulated data set.
     n_sims : int
         Simulations.
-    method : {'laplace', 'information', 'bootstrap', 'nuts'} or callable
-        ``'laplace'``: :func:`bayesgmm.laplace` of the MAP fit; ``'information'``:
+    method : {'laplace', 'laplace_mode', 'information', 'bootstrap', 'nuts'} or callable
+        ``'laplace'``: :func:`bayesgmm.laplace` of the MAP fit (``'laplace_mode'``:
+        with ``center='mode'``); ``'information'``:
         normal draws at the MAP with the observed-information standard errors;
         ``'bootstrap'``: the MAP fit's bootstrap replicates; ``'nuts'``:
         :class:`~bayesgmm.bayes.PosteriorGaussianMixture` (2 chains, thinned evenly

@@ -103,6 +103,19 @@ def test_unconstrained_hessian_equals_pymc_logp(data, cov):
     np.testing.assert_allclose(m, gm.means_, rtol=1e-12)
     np.testing.assert_allclose(w, gm.weights_, rtol=1e-12)
     np.testing.assert_allclose(c, gm.covariances_, rtol=1e-10)
+    # center='mode': the mode of PyMC's logp(jacobian=True) itself, Hessian there
+    gauss = laplace(gm, data, draws=10, center="mode", log_likelihood=False)["laplace"]
+    z_mode = gauss["mode"].values
+    h = 1e-5
+    eye = np.eye(mode.size)
+    grad = [(pymc_logp(z_mode + h * e) - pymc_logp(z_mode - h * e)) / (2 * h) for e in eye]
+    grad_map = [(pymc_logp(mode + h * e) - pymc_logp(mode - h * e)) / (2 * h) for e in eye]
+    assert np.abs(grad).max() < 1e-4 * max(1.0, np.abs(grad_map).max())
+    assert np.abs(grad_map).max() > 0.1  # the Jacobian moves the mode: a real test
+    reference = _fd_hessian(pymc_logp, z_mode)
+    np.testing.assert_allclose(
+        np.linalg.inv(gauss["covariance"].values), -reference, atol=1e-5 * np.abs(reference).max()
+    )
 
 
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)
