@@ -49,8 +49,9 @@ def _map_fit(model, X) -> GaussianMixture:
         if hasattr(model, "map_"):
             return model.map_
         model._check_params()
-        # The MAP start PosteriorGaussianMixture.fit would use (tight tolerance, no
-        # reg_covar under a covariance prior, so that it is the posterior's mode).
+        # The settings of PosteriorGaussianMixture.fit's MAP start (tight tolerance, no
+        # reg_covar under a covariance prior, so that it is the posterior's mode); its
+        # random_state seeds the EM starts directly (fit derives a seed from it).
         flat_covariances = getattr(model.prior, "covariances", True) is None
         return GaussianMixture(
             model.n_components,

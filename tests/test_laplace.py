@@ -304,3 +304,17 @@ def test_pointwise_log_likelihood_every_type(data, cov):
         for s in (0, 33, 69):
             p = GMMParams(w[s], m[s], c[s], table.precision_cholesky(c[s]))
             np.testing.assert_allclose(got[s], log_mixture_density(X, p, cov), rtol=1e-10)
+
+
+def test_posterior_spec_gives_the_map_it_would_start_from(data):
+    """An unfitted PosteriorGaussianMixture: its MAP settings (tight tol, reg_covar 0)."""
+    from bayesgmm.bayes import PosteriorGaussianMixture
+
+    spec = PosteriorGaussianMixture(2, covariance_type="diag", n_init=2, random_state=4)
+    tree = laplace(spec, data, draws=50, random_state=0, log_likelihood=False)
+    fit = GaussianMixture(
+        2, covariance_type="diag", prior="default", reg_covar=0.0, n_init=2, tol=1e-8,
+        max_iter=2000, random_state=4,
+    ).fit(data)  # fmt: skip
+    np.testing.assert_allclose(tree["laplace"]["map_means"].values, fit.means_, rtol=1e-10)
+    assert not hasattr(spec, "map_")  # the spec is not modified
