@@ -47,4 +47,8 @@ def __getattr__(name: str):
         from bayesgmm import bayes
 
         return getattr(bayes, name)
+    if name == "validation":  # bayesgmm.validation.sbc without an explicit import
+        import importlib
+
+        return importlib.import_module("bayesgmm.validation")
     raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")

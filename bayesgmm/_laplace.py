@@ -103,8 +103,15 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
     params : GMMParams
         The estimate.
     """
+    from bayesgmm.core.covariance import COVARIANCE_TYPES
     from bayesgmm.information import log_posterior_hessian
 
+    if get_covariance_model(model.covariance_type).name not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"The Laplace approximation lives on the PyMC model's parameterization, which "
+            f"supports covariance_type in {list(COVARIANCE_TYPES)}; got "
+            f"{model.covariance_type!r}. Use observed_information for the other families."
+        )
     _, _, params, free, hessian_theta, _ = log_posterior_hessian(model, X, sample_weight)
     k, d = params.means.shape
     layout = unconstrained_layout(k, d, model.covariance_type)

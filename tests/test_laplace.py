@@ -259,6 +259,11 @@ def test_bad_input(data):
     gm = _map(data, 2, "diag")
     with pytest.raises(ValueError, match="draws"):
         laplace(gm, data, draws=0)
+    with pytest.raises(ValueError, match="center"):
+        laplace(gm, data, center="mean")
+    family = _map(data, 2, "VEI")
+    with pytest.raises(ValueError, match="covariance_type"):
+        laplace(family, data)
 
 
 @pytest.mark.slow
