@@ -6,6 +6,7 @@ Public API only; see ``docs/architecture.md`` for the layout.
 from bayesgmm._bootstrap import BootstrapResult, bootstrap
 from bayesgmm._degeneracy import DegenerateFitWarning
 from bayesgmm._intervals import default_ci_prob
+from bayesgmm._laplace import laplace
 from bayesgmm.bayes.relabel import relabel_draws
 from bayesgmm.core.covariance import CollapsedComponentError
 from bayesgmm.diagnostics import compare_estimates, compare_models, membership_table
@@ -34,6 +35,7 @@ __all__ = [
     "compare_estimates",
     "compare_models",
     "default_ci_prob",
+    "laplace",
     "membership_table",
     "observed_information",
     "relabel_draws",
@@ -49,4 +51,8 @@ def __getattr__(name: str):
         from bayesgmm import bayes
 
         return getattr(bayes, name)
+    if name == "validation":  # bayesgmm.validation.sbc without an explicit import
+        import importlib
+
+        return importlib.import_module("bayesgmm.validation")
     raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")

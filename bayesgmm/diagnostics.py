@@ -84,6 +84,7 @@ def compare_estimates(
     bootstrap=None,
     *,
     information=None,
+    laplace=None,
     ci_prob: float | None = None,
     ci_kind: str | None = None,
     fmt: str = "dataframe",
@@ -104,6 +105,11 @@ def compare_estimates(
         :func:`bayesgmm.observed_information` of ``mle`` (or of any fit of the same
         model): the columns ``info_se``, ``info_lower``, ``info_upper`` (Wald interval
         at the same probability as the credible interval).
+    laplace : xarray.DataTree, optional
+        :func:`bayesgmm.laplace` of the same model: the columns ``laplace_mean``,
+        ``laplace_sd``, ``laplace_lower``, ``laplace_upper`` (the interval of the
+        approximation's draws, of the same kind and probability as the credible
+        interval). Its components are aligned by its MAP (``laplace/map_means``).
     ci_prob, ci_kind : float, str, optional
         Credible interval probability and kind ('eti' or 'hdi'). When None, the
         package's one interval level, :func:`bayesgmm.default_ci_prob` (ArviZ's
@@ -120,6 +126,7 @@ def compare_estimates(
         Columns (statistics): ``mle``, ``mle_se``, ``mle_lower``, ``mle_upper``, ``map``,
         ``post_mean``, ``post_sd``, ``ci_lower``, ``ci_upper``, ``r_hat``, ``ess_bulk``,
         ``ess_tail``, ``mcse_mean``, ``info_se``, ``info_lower``, ``info_upper``,
+        ``laplace_mean``, ``laplace_sd``, ``laplace_lower``, ``laplace_upper``,
         ``mle_in_ci``, ``map_in_ci``,
         ``shrinkage_sd`` :math:`= (\hat\theta_{MAP} - \hat\theta_{MLE}) / \mathrm{sd}`
         and ``mean_shift_sd`` :math:`= (E[\theta \mid X] - \hat\theta_{MLE}) /
@@ -199,6 +206,7 @@ def compare_estimates(
         columns["info_se"] = _align(se, ref_means, reference, cov_type)
         columns["info_lower"] = _align(est - z * se, ref_means, reference, cov_type)
         columns["info_upper"] = _align(est + z * se, ref_means, reference, cov_type)
+    columns.update(_laplace_columns(laplace, nan, reference, cov_type, ci_prob, ci_kind))
     inside = {}
     for key in ("mle", "map"):
         value = columns[key]
@@ -210,14 +218,42 @@ def compare_estimates(
     order = [
         "mle", "mle_se", "mle_lower", "mle_upper", "map", "post_mean", "post_sd",
         "ci_lower", "ci_upper", "r_hat", "ess_bulk", "ess_tail", "mcse_mean",
-        "info_se", "info_lower", "info_upper", "mle_in_ci", "map_in_ci", "shrinkage_sd",
-        "mean_shift_sd",
+        "info_se", "info_lower", "info_upper", *_LAPLACE_COLUMNS,
+        "mle_in_ci", "map_in_ci", "shrinkage_sd", "mean_shift_sd",
     ]  # fmt: skip
     dataset = stack_statistics({c: columns[c] for c in order})
     dataset.attrs.update(ci_prob=prob, ci_kind=lower.split("_")[0][:3])
     if fmt == "xarray":
         return dataset
     return estimates_to_frame(dataset)
+
+
+_LAPLACE_COLUMNS = ("laplace_mean", "laplace_sd", "laplace_lower", "laplace_upper")
+
+
+def _laplace_columns(tree, nan, reference, cov_type, ci_prob, ci_kind) -> dict:
+    """The Laplace approximation's mean, sd and interval, aligned to ``reference``."""
+    if tree is None:
+        return dict.fromkeys(_LAPLACE_COLUMNS, nan)
+    import arviz as az
+
+    summary = az.summary(
+        tree,
+        var_names=list(_PARAMS),
+        kind="stats",
+        fmt="xarray",
+        round_to="none",
+        ci_prob=ci_prob,
+        ci_kind=ci_kind,
+    )
+    stat_names = [str(s) for s in summary["summary"].values]
+    lower = next(s for s in stat_names if s.endswith("_lb"))
+    upper = next(s for s in stat_names if s.endswith("_ub"))
+    means = tree["laplace"]["map_means"].values
+    return {
+        column: _align(summary.sel(summary=name, drop=True), means, reference, cov_type)
+        for column, name in zip(_LAPLACE_COLUMNS, ("mean", "sd", lower, upper), strict=True)
+    }
 
 
 def stack_statistics(columns: dict[str, xr.Dataset]) -> xr.Dataset:

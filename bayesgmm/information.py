@@ -22,12 +22,22 @@ from sklearn.utils.validation import check_is_fitted
 from bayesgmm._intervals import check_prob
 from bayesgmm._validation import check_data, check_sample_weight, observed_rows
 from bayesgmm.core.covariance import get_covariance_model
-from bayesgmm.core.information import free_layout, log_likelihood_hessian, numerical_hessian
+from bayesgmm.core.information import (
+    free_layout,
+    log_likelihood_hessian,
+    log_prior_hessian,
+    numerical_hessian,
+)
 from bayesgmm.core.params import GMMParams
 from bayesgmm.diagnostics import estimates_to_frame, params_to_dataset, stack_statistics
 from bayesgmm.mixture import GaussianMixture
 
-__all__ = ["InformationWarning", "ObservedInformation", "observed_information"]
+__all__ = [
+    "InformationWarning",
+    "ObservedInformation",
+    "log_posterior_hessian",
+    "observed_information",
+]
 
 
 class InformationWarning(UserWarning):
@@ -118,9 +128,11 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
     The Hessian of the log-likelihood is computed exactly (closed form, Louis'
     identity; see :mod:`bayesgmm.core.information`), with each row's observed
     coordinates when ``X`` has NaN. For a MAP fit (``model.prior_`` set) the log
-    prior's Hessian is added (by Richardson-extrapolated central differences of
-    :meth:`GMMPrior.log_prob`), so the standard errors are those of the Laplace
-    approximation at the mode.
+    prior's Hessian is added (in closed form,
+    :func:`~bayesgmm.core.information.log_prior_hessian`, for full, tied, diag and
+    spherical; by Richardson-extrapolated central differences of
+    :meth:`GMMPrior.log_prob` for the other families), so the standard errors are
+    those of the Laplace approximation at the mode in these parameters.
 
     Parameters
     ----------
@@ -156,32 +168,10 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
     >>> info.intervals(prob=0.9).columns.tolist()[-4:]
     ['estimate', 'se', 'lower', 'upper']
     """
-    check_is_fitted(model)
-    if not isinstance(model, GaussianMixture):
-        raise TypeError(
-            f"`model` must be a fitted bayesgmm GaussianMixture; got {type(model).__name__}."
-        )
-    X = check_data(model, X, reset=False, min_samples=2)
-    w = check_sample_weight(sample_weight, X.shape[0])
-    keep = observed_rows(X)
-    X = X[keep]
-    w = None if w is None else w[keep]
+    X, w, params, layout, hessian, method = log_posterior_hessian(model, X, sample_weight)
     cov_type = model.covariance_type
-    params = model._params()
     k, d = params.means.shape
-    layout = free_layout(k, d, cov_type)
     theta = layout.pack(params)
-    _, hessian = log_likelihood_hessian(X, params, cov_type, w)
-    method = "mle"
-    if model.prior_ is not None:
-        method = "map"
-        prior = model.prior_
-
-        def log_prior(t):
-            return prior.log_prob(layout.unpack(t), cov_type)
-
-        scale = np.maximum(np.abs(theta), np.sqrt(np.abs(np.diag(-hessian)) + 1e-300) ** -1)
-        hessian = hessian + numerical_hessian(log_prior, theta, scale)
     information = -hessian
     labels = _free_labels(layout, _feature_names(model))
     covariance, cond = _invert(information, labels)
@@ -225,6 +215,56 @@ def observed_information(model: GaussianMixture, X, sample_weight=None) -> Obser
         covariance_type=cov_type,
         feature_names=names,
     )
+
+
+def log_posterior_hessian(model: GaussianMixture, X, sample_weight=None):
+    """The Hessian of the log-likelihood (MLE) or log posterior (MAP) of a fitted
+    mixture in the free parameters, at its estimate: what :func:`observed_information`
+    and :func:`bayesgmm.laplace` build on.
+
+    Returns
+    -------
+    X : ndarray of shape (N', D)
+        The validated data, rows with no observed value left out.
+    sample_weight : ndarray of shape (N',) or None
+    params : GMMParams
+        The estimate.
+    layout : FreeLayout
+    hessian : ndarray of shape (p, p)
+    method : {'mle', 'map'}
+    """
+    check_is_fitted(model)
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(
+            f"`model` must be a fitted bayesgmm GaussianMixture; got {type(model).__name__}."
+        )
+    X = check_data(model, X, reset=False, min_samples=2)
+    w = check_sample_weight(sample_weight, X.shape[0])
+    keep = observed_rows(X)
+    X = X[keep]
+    w = None if w is None else w[keep]
+    cov_type = model.covariance_type
+    params = model._params()
+    k, d = params.means.shape
+    layout = free_layout(k, d, cov_type)
+    _, hessian = log_likelihood_hessian(X, params, cov_type, w)
+    method = "mle"
+    if model.prior_ is not None:
+        method = "map"
+        prior = model.prior_
+
+        closed_form = log_prior_hessian(params, cov_type, prior)
+        if closed_form is not None:
+            hessian = hessian + closed_form[1]
+        else:
+
+            def log_prior(t):
+                return prior.log_prob(layout.unpack(t), cov_type)
+
+            theta = layout.pack(params)
+            scale = np.maximum(np.abs(theta), np.sqrt(np.abs(np.diag(-hessian)) + 1e-300) ** -1)
+            hessian = hessian + numerical_hessian(log_prior, theta, scale)
+    return X, w, params, layout, hessian, method
 
 
 def _free_labels(layout, names: list[str]) -> list[str]:

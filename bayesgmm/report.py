@@ -70,6 +70,8 @@ class FitResult:
     bootstrap : BootstrapResult or None
     information : ObservedInformation or None
         Observed-information standard errors of the MLE (``--methods ...,information``).
+    laplace : xarray.DataTree or None
+        :func:`bayesgmm.laplace` at the MAP (``--methods ...,laplace``).
     data_notes : tuple of str
         What was done to the data on reading (columns or rows dropped).
     fit_warnings : tuple of str
@@ -88,6 +90,7 @@ class FitResult:
     models: dict
     bootstrap: object = None
     information: object = None
+    laplace: object = None
     data_notes: tuple[str, ...] = ()
     fit_warnings: tuple[str, ...] = ()
     timings: dict = field(default_factory=dict)
@@ -140,7 +143,12 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
     prob = _ci_prob()
     if result.posterior is not None:
         return compare_estimates(
-            result.posterior, mle, result.bootstrap, information=result.information, ci_prob=prob
+            result.posterior,
+            mle,
+            result.bootstrap,
+            information=result.information,
+            laplace=result.laplace,
+            ci_prob=prob,
         )
     aligned = _aligned_models(result)
     mle = aligned.get("mle")
@@ -170,6 +178,11 @@ def estimates_table(result: FitResult) -> pd.DataFrame:
             columns["info_upper"] = _align(est + z * se, info.estimate.means, ref, cov_type)
     if "map" in aligned:
         columns["map"] = params_to_dataset(aligned["map"]._params(), cov_type, names)
+    if result.laplace is not None:
+        from bayesgmm.diagnostics import _laplace_columns
+
+        ref = next(iter(aligned.values()))._params()
+        columns.update(_laplace_columns(result.laplace, None, ref, cov_type, prob, None))
     table = estimates_to_frame(stack_statistics(columns))
     table.attrs["ci_prob"] = prob
     return table
@@ -740,6 +753,7 @@ _METHOD_NAMES = {
     "map": "MAP (EM with the conjugate prior below)",
     "posterior": "full posterior (NUTS)",
     "information": "observed-information standard errors of the MLE (Wald intervals)",
+    "laplace": "Laplace approximation of the posterior at the MAP",
 }
 
 
@@ -798,6 +812,8 @@ _TABLE_COLUMNS = {
     "info_se": "MLE s.e. (information)",
     "info_interval": "MLE {level} interval (Wald)",
     "map": "MAP",
+    "laplace_sd": "Laplace sd",
+    "laplace_interval": "Laplace {level} interval",
     "post_mean": "posterior mean",
     "post_sd": "posterior sd",
     "ci": "{level} credible interval",
@@ -841,6 +857,9 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
         elif key == "info_interval" and "info_lower" in table:
             if table["info_lower"].notna().any():
                 shown[key] = interval("info_lower", "info_upper")
+        elif key == "laplace_interval" and "laplace_lower" in table:
+            if table["laplace_lower"].notna().any():
+                shown[key] = interval("laplace_lower", "laplace_upper")
         elif key == "ci" and "ci_lower" in table:
             shown[key] = interval("ci_lower", "ci_upper")
         elif key in table and (key == "label" or table[key].notna().any()):

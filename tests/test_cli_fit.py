@@ -717,3 +717,28 @@ def test_fit_with_observed_information_columns(data_csv, tmp_path):
     code, _, stderr = _run(bad)
     assert code == 2
     assert "add mle to --methods" in stderr
+
+
+def test_fit_with_laplace_columns(data_csv, tmp_path):
+    from bayesgmm import laplace
+
+    out = tmp_path / "laplace"
+    args = ["--components", "2", "--methods", "map,laplace", "--quiet"]
+    code, _, stderr = _run(["fit", str(data_csv), *args, "--out", str(out)])
+    assert code == 0, stderr
+    assert "Laplace interval" in (out / "report.html").read_text(encoding="utf-8")
+    table = pd.read_csv(out / "estimates.csv").set_index("label")
+    X = pd.read_csv(data_csv)[["x", "y"]]
+    fit = GaussianMixture(2, covariance_type="full", prior="default", **EM).fit(X)
+    tree = laplace(fit, X, draws=4000, random_state=0)
+    sd = tree["posterior"]["means"].std(("chain", "draw")).values
+    # same MAP (seed 0) and the same Gaussian: the sds agree up to Monte Carlo error
+    labels = [f"means[{k}, {f}]" for k in range(2) for f in ("x", "y")]
+    np.testing.assert_allclose(
+        np.sort(table.loc[labels, "laplace_sd"]), np.sort(sd.ravel()), rtol=0.1
+    )
+    assert (table["laplace_lower"] < table["map"]).all()
+    assert (table["map"] < table["laplace_upper"]).all()
+    code, _, stderr = _run(["fit", str(data_csv), "--methods", "mle,laplace", "--out", str(out)])
+    assert code == 2
+    assert "add map to --methods" in stderr

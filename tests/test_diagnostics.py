@@ -165,3 +165,23 @@ def _mle_label(mle, posterior, label):
     parts = rest.rstrip("]").split(", ")
     parts[0] = str(int(perm[int(parts[0])]))
     return f"{name}[{', '.join(parts)}]"
+
+
+def test_laplace_columns_aligned_and_near_the_posterior(two_blobs_posterior):
+    from bayesgmm import laplace
+
+    map_fit = two_blobs_posterior.map_
+    swapped = _permuted(map_fit, [1, 0])
+    tree = laplace(swapped, X, draws=2000, random_state=0)
+    table = compare_estimates(two_blobs_posterior, laplace=tree, ci_prob=0.9).set_index("label")
+    draws = tree["posterior"]["means"].values.reshape(-1, 2, X.shape[1])
+    # component 0 of the table is component 1 of the swapped fit
+    assert table.loc["means[0, x0]", "laplace_mean"] == pytest.approx(draws[:, 1, 0].mean())
+    lo, hi = np.quantile(draws[:, 1, 0], [0.05, 0.95])
+    assert table.loc["means[0, x0]", "laplace_lower"] == pytest.approx(lo, rel=1e-3)
+    assert table.loc["means[0, x0]", "laplace_upper"] == pytest.approx(hi, rel=1e-3)
+    # well-separated blobs: the Gaussian at the MAP is close to the NUTS posterior
+    means = table[table.index.str.startswith("means")]
+    np.testing.assert_allclose(means["laplace_mean"], means["post_mean"], atol=0.1)
+    np.testing.assert_allclose(means["laplace_sd"], means["post_sd"], rtol=0.25)
+    assert table["laplace_lower"].lt(table["laplace_upper"]).all()

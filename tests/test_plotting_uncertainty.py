@@ -706,3 +706,41 @@ def test_co_clustering_1d_posterior_and_errors(stand_ins):
         plot_co_clustering(2 * np.eye(3))
     with pytest.raises(ValueError, match="labels"):
         plot_co_clustering(np.eye(3), labels=[0, 1])
+
+
+def test_estimates_four_intervals_per_parameter():
+    """NUTS, bootstrap, information and Laplace intervals: each drawn where given, with
+    its own legend entry, its segments equal to its columns."""
+    rng = np.random.default_rng(0)
+    n = 4
+    centre = rng.normal(size=n)
+    table = pd.DataFrame(
+        {
+            "parameter": ["means"] * n,
+            "label": [f"means[{i}, x]" for i in range(n)],
+            "post_mean": centre,
+            "map": centre + 0.01,
+            "mle": centre - 0.01,
+        }
+    )
+    for j, prefix in enumerate(["ci", "mle", "info", "laplace"]):
+        table[f"{prefix}_lower"] = centre - 1.0 - 0.1 * j
+        table[f"{prefix}_upper"] = centre + 1.0 + 0.1 * j
+    table.loc[2, ["info_lower", "info_upper"]] = np.nan  # a row without a Wald interval
+    ax = plot_estimates(table)
+    by_label = {c.get_label(): c for c in ax.collections}
+    expected = {
+        "credible interval": "ci",
+        "MLE bootstrap interval": "mle",
+        "Wald interval (observed information)": "info",
+        "Laplace interval": "laplace",
+    }
+    assert set(expected) <= set(by_label)
+    for label, prefix in expected.items():
+        segments = np.array(by_label[label].get_segments())
+        finite = table[f"{prefix}_lower"].notna().to_numpy()
+        np.testing.assert_allclose(segments[:, 0, 0], table[f"{prefix}_lower"][finite])
+        np.testing.assert_allclose(segments[:, 1, 0], table[f"{prefix}_upper"][finite])
+    legend = ax.get_figure().legends[0]
+    assert set(expected) <= {t.get_text() for t in legend.get_texts()}
+    plt.close("all")

@@ -26,9 +26,10 @@ FIT_FILES = (
 SELECT_FILES = ("selection.csv", "selection.png", "report.html", "summary.txt")
 #: Estimation methods of ``bayesgmm fit``, in the order they run.
 METHODS = ("mle", "map", "posterior")
-#: What --methods accepts: the fits, and 'information' (observed-information standard
-#: errors of the MLE, next to the bootstrap's).
-ALL_METHODS = (*METHODS, "information")
+#: What --methods accepts: the fits, 'information' (observed-information standard
+#: errors of the MLE, next to the bootstrap's) and 'laplace' (the Laplace approximation
+#: of the posterior at the MAP).
+ALL_METHODS = (*METHODS, "information", "laplace")
 #: EM settings of the MLE and MAP fits of ``bayesgmm fit`` (besides the seed).
 EM_SETTINGS = {"n_init": 5, "tol": 1e-6, "max_iter": 1000}
 
@@ -112,6 +113,10 @@ def _methods_list(text: str) -> tuple[str, ...]:
     if "information" in chosen and "mle" not in chosen:
         raise argparse.ArgumentTypeError(
             "'information' gives standard errors of the MLE: add mle to --methods"
+        )
+    if "laplace" in chosen and "map" not in chosen:
+        raise argparse.ArgumentTypeError(
+            "'laplace' approximates the posterior at the MAP: add map to --methods"
         )
     return tuple(m for m in ALL_METHODS if m in chosen)
 

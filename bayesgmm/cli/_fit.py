@@ -94,7 +94,8 @@ def _add_fit_parser(subparsers) -> None:
         metavar="LIST",
         help="comma-separated subset of mle,map,posterior (default: all three), plus "
         "'information' for observed-information standard errors and Wald intervals of "
-        "the MLE (seconds; needs mle)",
+        "the MLE (seconds; needs mle) and 'laplace' for the Laplace approximation of the "
+        "posterior at the MAP (seconds; needs map)",
     )
     parser.add_argument(
         "--prior",
@@ -241,6 +242,10 @@ def _run_fit(args: argparse.Namespace) -> int:
             command,
             "--standardize is not available with 'information' yet; leave out one of them",
         )
+    if standardize and "laplace" in methods:
+        raise _fail(
+            command, "--standardize is not available with 'laplace' yet; leave out one of them"
+        )
     if "posterior" in methods:
         _check_netcdf_writer(command)
     data = read_data(command, args, max(2, k), k)
@@ -275,6 +280,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     models: dict = {}
     boot = None
     information = None
+    laplace_tree = None
     fit_warnings: list[str] = []
     timings: dict[str, float] = {}
     em = f"K={k}, {cov} covariances, {EM_SETTINGS['n_init']} EM starts"
@@ -336,6 +342,15 @@ def _run_fit(args: argparse.Namespace) -> int:
                 # start and the relabelling reference) is the MAP of the report.
                 models["map"] = posterior.map_
             models["posterior"] = posterior
+        if "laplace" in methods:
+            from bayesgmm import laplace
+
+            progress("Laplace approximation of the posterior at the MAP ...")
+            start = time.perf_counter()
+            laplace_tree = laplace(
+                models.get("posterior", models["map"]), X_fit, draws=4000, random_state=seed
+            )
+            timings["laplace"] = time.perf_counter() - start
     progress("Fitted in " + ", ".join(f"{m} {t:.1f} s" for m, t in timings.items()))
     if standardizer is not None:  # back to the original units, exactly
         models = {m: standardizer.model_to_original(model) for m, model in models.items()}
@@ -358,6 +373,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         models={m: models[m] for m in METHODS if m in models},
         bootstrap=boot,
         information=information,
+        laplace=laplace_tree,
         data_notes=data.notes,
         fit_warnings=tuple(fit_warnings),
         timings=timings,

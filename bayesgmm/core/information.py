@@ -43,7 +43,18 @@ from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.missing import missing_patterns
 from bayesgmm.core.params import GMMParams
 
-__all__ = ["FreeLayout", "free_layout", "log_likelihood_hessian", "numerical_hessian"]
+__all__ = [
+    "FreeLayout",
+    "free_layout",
+    "log_likelihood_hessian",
+    "log_prior_hessian",
+    "numerical_hessian",
+]
+
+#: The covariance types whose prior is inverse-Wishart on each matrix (full, tied) or
+#: inverse-gamma on each variance (diag, spherical) of their free entries: the closed
+#: form of :func:`log_prior_hessian` applies to them.
+_CLOSED_FORM_PRIOR_TYPES = ("full", "tied", "diag", "spherical")
 
 
 class FreeLayout(NamedTuple):
@@ -217,6 +228,122 @@ def log_likelihood_hessian(
         hessian -= (mean_score * w[:, None]).T @ mean_score
         gradient += w @ mean_score
     return gradient, 0.5 * (hessian + hessian.T)
+
+
+def _weight_derivatives(weights: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient (K, p) and Hessian (K, p, p) of each ``log pi_k`` in the first
+    ``K - 1`` weights (``pi_K = 1 - sum``)."""
+    n_components = weights.size
+    n_w = n_components - 1
+    w_grad = np.zeros((n_components, size))
+    w_hess = np.zeros((n_components, size, size))
+    for k in range(n_components):
+        if k < n_w:
+            w_grad[k, k] = 1.0 / weights[k]
+            w_hess[k, k, k] = -1.0 / weights[k] ** 2
+        else:
+            w_grad[k, :n_w] = -1.0 / weights[k]
+            w_hess[k, :n_w, :n_w] = -1.0 / weights[k] ** 2
+    return w_grad, w_hess
+
+
+def log_prior_hessian(
+    params: GMMParams, covariance_type: str, prior
+) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""Exact gradient and Hessian of the log prior in ``theta`` (closed form).
+
+    ``prior`` is a :class:`~bayesgmm.priors.GMMPrior`; a part that is ``None`` adds
+    nothing. With :math:`P = \Sigma_k^{-1}` and basis directions :math:`E_i`:
+
+    - Dirichlet: :math:`\sum_k (\alpha_k - 1)\log\pi_k`;
+    - conjugate means, :math:`\log N(m_0 \mid \mu_k, \Sigma_k/\kappa_0)`, with
+      :math:`v = P(m_0 - \mu_k)`: :math:`\partial_\mu = \kappa_0 v`,
+      :math:`\partial_{\theta_i} = -\tfrac12\operatorname{tr}PE_i
+      + \tfrac{\kappa_0}{2} v^TE_iv`, :math:`\partial^2_{\mu\mu} = -\kappa_0 P`,
+      :math:`\partial^2_{\mu\theta_i} = -\kappa_0 PE_iv`,
+      :math:`\partial^2_{\theta_i\theta_j} = \tfrac12\operatorname{tr}(PE_iPE_j)
+      - \kappa_0 v^TE_iPE_jv`; independent means: :math:`-S_0^{-1}`;
+    - inverse-Wishart on each matrix, :math:`-\tfrac{\nu+d+1}{2}\log|\Sigma|
+      - \tfrac12\operatorname{tr}\Psi P`: :math:`\partial^2_{ij} =
+      \tfrac{\nu+d+1}{2}\operatorname{tr}(PE_iPE_j) - \tfrac12[\operatorname{tr}
+      (\Psi PE_iPE_jP) + \operatorname{tr}(\Psi PE_jPE_iP)]`; inverse-gamma on
+      each variance :math:`\sigma^2`: :math:`(\nu/2+1)/\sigma^4 - \psi/\sigma^6`.
+
+    Returns None for a covariance type outside ``full, tied, diag, spherical`` (use
+    :func:`numerical_hessian` of ``prior.log_prob`` there).
+    """
+    model = get_covariance_model(covariance_type)
+    if model.name not in _CLOSED_FORM_PRIOR_TYPES:
+        return None
+    n_components, n_features = params.means.shape
+    layout = free_layout(n_components, n_features, covariance_type)
+    size = layout.size
+    grad = np.zeros(size)
+    hess = np.zeros((size, size))
+    basis = layout.basis
+    full = model.to_full(params.covariances, n_components, n_features)
+    prec = np.linalg.inv(full)
+    cov_start = layout.covariances.start
+    active = [np.flatnonzero(np.abs(basis[:, k]).sum(axis=(1, 2))) for k in range(n_components)]
+    if prior.weights is not None:
+        alpha = prior.weights.concentration(n_components)
+        w_grad, w_hess = _weight_derivatives(params.weights, size)
+        grad += np.einsum("k,kp->p", alpha - 1.0, w_grad)
+        hess += np.einsum("k,kpq->pq", alpha - 1.0, w_hess)
+    if prior.means is not None:
+        means_prior = prior.means
+        n_w = n_components - 1
+        for k in range(n_components):
+            ms = slice(n_w + k * n_features, n_w + (k + 1) * n_features)
+            if means_prior.form != "conjugate":
+                s0_inv = np.linalg.inv(means_prior.covariance)
+                grad[ms] += -s0_inv @ (params.means[k] - means_prior.mean)
+                hess[ms, ms] -= s0_inv
+                continue
+            kappa = means_prior.shrinkage
+            P = prec[k]
+            E = basis[active[k], k]
+            idx = cov_start + active[k]
+            v = P @ (means_prior.mean - params.means[k])
+            PE = np.einsum("ab,jbc->jac", P, E)
+            grad[ms] += kappa * v
+            grad[idx] += -0.5 * np.einsum("jaa->j", PE) + 0.5 * kappa * np.einsum(
+                "a,jab,b->j", v, E, v
+            )
+            hess[ms, ms] -= kappa * P
+            h_mc = -kappa * np.einsum("jab,b->aj", PE, v)
+            hess[ms, idx] += h_mc
+            hess[idx, ms] += h_mc.T
+            hess[np.ix_(idx, idx)] += 0.5 * np.einsum("iab,jba->ij", PE, PE) - kappa * np.einsum(
+                "a,iab,jbc,c->ij", v, E, PE, v
+            )
+    if prior.covariances is not None:
+        dof = prior.covariances.dof
+        scale = model.prior_scale(dof, prior.covariances.scale, n_features)
+        cov_shape = model.shape(n_components, n_features)
+        if tuple(model.dims[-2:]) == ("feature", "feature_bis"):
+            # one inverse-Wishart per matrix of the covariance array (K full, 1 tied)
+            n_matrices = int(np.prod(cov_shape[:-2], dtype=int))
+            for k in range(n_matrices):
+                P = prec[k]
+                E = basis[active[k], k]
+                idx = cov_start + active[k]
+                PE = np.einsum("ab,jbc->jac", P, E)
+                Q = P @ scale @ P
+                c = 0.5 * (dof + n_features + 1.0)
+                grad[idx] += -c * np.einsum("jaa->j", PE) + 0.5 * np.einsum("ab,jba->j", Q, E)
+                tr_pp = np.einsum("iab,jba->ij", PE, PE)
+                tr_psi = np.einsum("ab,ibc,jca->ij", Q, E, PE)  # tr(Psi P E_i P E_j P)
+                hess[np.ix_(idx, idx)] += c * tr_pp - 0.5 * (tr_psi + tr_psi.T)
+        else:
+            # inverse-gamma(nu/2, psi/2) on each free variance
+            psi = np.broadcast_to(np.asarray(scale, dtype=float), cov_shape)
+            cov = np.asarray(params.covariances, dtype=float)
+            for j, where in enumerate(layout.covariance_index):
+                s2, p_j = cov[where], psi[where]
+                grad[cov_start + j] += -(0.5 * dof + 1.0) / s2 + 0.5 * p_j / s2**2
+                hess[cov_start + j, cov_start + j] += (0.5 * dof + 1.0) / s2**2 - p_j / s2**3
+    return grad, 0.5 * (hess + hess.T)
 
 
 def numerical_hessian(

@@ -12,6 +12,7 @@ from bayesgmm.plotting._mixture import (
     plot_density_1d,
     plot_model_selection,
 )
+from bayesgmm.plotting._sbc import plot_sbc
 from bayesgmm.plotting._uncertainty import (
     plot_co_clustering,
     plot_estimates,
@@ -34,4 +35,5 @@ __all__ = [
     "plot_posterior_ellipses",
     "plot_prior_posterior",
     "plot_sampler_diagnostics",
+    "plot_sbc",
 ]

@@ -535,6 +535,15 @@ def _numeric(rows: pd.DataFrame, column: str) -> np.ndarray:
     return rows[column].to_numpy(dtype=float)
 
 
+#: Intervals drawn besides the credible and bootstrap ones: (column prefix, y offset,
+#: colour, line style, legend label). Information: the Wald interval, next to the MLE;
+#: Laplace: the Gaussian at the MAP, on the MAP's line.
+_EXTRA_INTERVALS = (
+    ("info", 0.40, "C4", "dashed", "Wald interval (observed information)"),
+    ("laplace", -0.27, "C2", "solid", "Laplace interval"),
+)
+
+
 def _forest(ax: Axes, rows: pd.DataFrame, *, legend: bool) -> bool:
     """One forest panel: a row per table row, top to bottom in table order."""
     y = np.arange(len(rows), dtype=float)
@@ -555,6 +564,19 @@ def _forest(ax: Axes, rows: pd.DataFrame, *, legend: bool) -> bool:
             linewidth=1.2,
             label="MLE bootstrap interval",
         )
+    for column, offset, color, style, label in _EXTRA_INTERVALS:
+        lo_x, hi_x = _numeric(rows, f"{column}_lower"), _numeric(rows, f"{column}_upper")
+        has = np.isfinite(lo_x) & np.isfinite(hi_x)
+        if has.any():
+            ax.hlines(
+                y[has] + offset,
+                lo_x[has],
+                hi_x[has],
+                colors=color,
+                linewidth=1.2,
+                linestyles=style,
+                label=label,
+            )
     mle = _numeric(rows, "mle")
     if np.isfinite(mle).any():
         ax.plot(
@@ -602,18 +624,21 @@ def plot_estimates(
     (``ci_lower``..``ci_upper``, thick blue line) with the posterior mean (dot); the
     MLE (white square, just below) with its bootstrap interval (thin orange line)
     where ``mle_lower``/``mle_upper`` are finite; the MAP (green diamond, just
-    above). Row labels are the table's ``label``; a label in red flags
-    ``r_hat > 1.01``. Parameters live on different scales (weights in [0, 1],
-    covariances in squared data units), so each parameter group gets its own panel
-    and x-axis.
+    above) with the Laplace interval (thin green line, ``laplace_lower``/
+    ``laplace_upper``); the observed-information Wald interval (dashed purple line,
+    ``info_lower``/``info_upper``, below the MLE). So all four uncertainty methods
+    (NUTS, bootstrap, information, Laplace) show side by side. Row labels are the
+    table's ``label``; a label in red flags ``r_hat > 1.01``. Parameters live on
+    different scales (weights in [0, 1], covariances in squared data units), so each
+    parameter group gets its own panel and x-axis.
 
     Parameters
     ----------
     table : pandas.DataFrame
         The comparison table: columns ``parameter``, ``label``, ``post_mean``,
         ``ci_lower``, ``ci_upper`` and, where available, ``mle``, ``mle_lower``,
-        ``mle_upper``, ``map``, ``r_hat`` (missing columns or NaN entries are
-        skipped).
+        ``mle_upper``, ``map``, ``info_lower``, ``info_upper``, ``laplace_lower``,
+        ``laplace_upper``, ``r_hat`` (missing columns or NaN entries are skipped).
     parameters : sequence of str, optional
         Parameter groups to show, in this order (e.g. ``["means"]``); all groups in
         the table's order by default.
