@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from bayesgmm import GaussianMixture, default_ci_prob
-from bayesgmm._intervals import level_suffix
+from bayesgmm._intervals import level_label, level_suffix
 from bayesgmm.cli import main
 from bayesgmm.datasets import make_mixture
 
@@ -726,7 +726,8 @@ def test_fit_with_laplace_columns(data_csv, tmp_path):
     args = ["--components", "2", "--methods", "map,laplace", "--quiet"]
     code, _, stderr = _run(["fit", str(data_csv), *args, "--out", str(out)])
     assert code == 0, stderr
-    assert "Laplace interval" in (out / "report.html").read_text(encoding="utf-8")
+    level = level_label(default_ci_prob())
+    assert f"Laplace {level} interval" in (out / "report.html").read_text(encoding="utf-8")
     table = pd.read_csv(out / "estimates.csv").set_index("label")
     X = pd.read_csv(data_csv)[["x", "y"]]
     fit = GaussianMixture(2, covariance_type="full", prior="default", **EM).fit(X)
@@ -737,8 +738,8 @@ def test_fit_with_laplace_columns(data_csv, tmp_path):
     np.testing.assert_allclose(
         np.sort(table.loc[labels, "laplace_sd"]), np.sort(sd.ravel()), rtol=0.1
     )
-    assert (table["laplace_lower"] < table["map"]).all()
-    assert (table["map"] < table["laplace_upper"]).all()
+    assert (table[f"laplace_lower_{LEVEL}"] < table["map"]).all()
+    assert (table["map"] < table[f"laplace_upper_{LEVEL}"]).all()
     code, _, stderr = _run(["fit", str(data_csv), "--methods", "mle,laplace", "--out", str(out)])
     assert code == 2
     assert "add map to --methods" in stderr
