@@ -185,7 +185,7 @@ def _one_labelling(result: FitResult) -> FitResult:
     component number means the same component in all of them; a note names the
     renumbering.
     """
-    from bayesgmm.report import _aligned_models
+    from bayesgmm.report._tables import _aligned_models
 
     aligned = _aligned_models(result)
     notes = []
