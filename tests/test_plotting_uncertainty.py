@@ -40,7 +40,7 @@ from bayesgmm.plotting import (
     plot_prior_posterior,
     plot_sampler_diagnostics,
 )
-from bayesgmm.plotting._uncertainty import _co_clustering_order
+from bayesgmm.plotting._co_clustering import _co_clustering_order
 
 
 # -- data, one real posterior and light stand-ins ----------------------------------------

@@ -6,22 +6,19 @@ where a plot has several panels, as documented), or an arviz-plots ``PlotCollect
 for :func:`plot_sampler_diagnostics`.
 """
 
+from bayesgmm.plotting._co_clustering import plot_co_clustering
+from bayesgmm.plotting._estimates import plot_estimates
+from bayesgmm.plotting._membership import plot_membership, plot_membership_intervals
 from bayesgmm.plotting._mixture import (
     plot_components,
     plot_convergence,
     plot_density_1d,
     plot_model_selection,
 )
+from bayesgmm.plotting._posterior_ellipses import plot_posterior_ellipses
+from bayesgmm.plotting._prior_posterior import plot_prior_posterior
+from bayesgmm.plotting._sampler import plot_sampler_diagnostics
 from bayesgmm.plotting._sbc import plot_sbc
-from bayesgmm.plotting._uncertainty import (
-    plot_co_clustering,
-    plot_estimates,
-    plot_membership,
-    plot_membership_intervals,
-    plot_posterior_ellipses,
-    plot_prior_posterior,
-    plot_sampler_diagnostics,
-)
 
 __all__ = [
     "plot_co_clustering",
