@@ -232,11 +232,15 @@ def test_posterior_records_the_method_and_the_draws_permuted():
 
 @pytest.mark.slow
 def test_sampled_chains_that_switch_are_relabelled_alike_by_both_methods():
-    """Real NUTS chains on overlapping components, started at different EM optima (whose
-    labels come in their own order): the raw chains switch, both relabellings agree."""
+    """Real NUTS chains, started at the fits of different EM starts (whose labels come in
+    their own order): the raw chains switch, both relabellings agree. (On DATA, whose
+    components overlap more, the chains settle in different modes, which no relabelling
+    can fix: R-hat stays above 1.1 with either method.)"""
     import arviz as az
 
     from bayesgmm.bayes import PosteriorGaussianMixture
+
+    data = make_mixture(300, n_components=3, n_features=2, separation=4.0, random_state=8)
 
     fits = {}
     for method in ("map", "stephens"):
@@ -245,7 +249,7 @@ def test_sampled_chains_that_switch_are_relabelled_alike_by_both_methods():
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fits[method] = post.fit(DATA.X)
+            fits[method] = post.fit(data.X)
     raw = fits["map"].idata_["posterior_raw"].to_dataset()
     np.testing.assert_array_equal(
         raw["means"].values, fits["stephens"].idata_["posterior_raw"]["means"].values
@@ -260,6 +264,7 @@ def test_sampled_chains_that_switch_are_relabelled_alike_by_both_methods():
     sd = fits["map"].idata_["posterior"]["means"].std(("chain", "draw")).values
     np.testing.assert_allclose(summaries["map"], summaries["stephens"], atol=0.1 * sd.max())
     # and both are near the data's true component means (matched by the MAP fit)
-    true_means = np.asarray(DATA.means)
+    assert not fits["map"].chains_disagree_
+    true_means = data.params.means
     cost = ((summaries["map"][:, None] - true_means[None]) ** 2).sum(-1)
     assert np.sqrt(cost.min(axis=1)).max() < 0.5
