@@ -39,7 +39,11 @@ Run::
     python benchmarks/bench_posterior_ess.py            # the four configurations
     python benchmarks/bench_posterior_ess.py --quick    # smoke test (N=200, D=1 and 2)
 
-Options: ``--draws/--tune/--chains/--cores/--seed``, ``--configs N,D,K ...``,
+CPU time (``time.process_time``: all threads of the process, so nutpie's chains too) is
+reported next to each wall time (``*_cpu_s``): on a loaded machine it is the steadier
+figure. Options: ``--models kernel,reference`` (a subset: the PyMC ``build_model``
+graph takes minutes to compile at D >= 5), ``--draws/--tune/--chains/--cores/--seed``,
+``--configs N,D,K ...``,
 ``--no-warmup`` (skip the warm-up compile), ``--compiledir DIR`` (a fresh PyTensor base
 compile dir, i.e. a cold numba cache), ``--out PATH``. Not part of the test suite.
 """
@@ -70,12 +74,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--configs", nargs="+", default=None, metavar="N,D,K", help="override the configs"
     )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up compile")
+    parser.add_argument(
+        "--models",
+        default="kernel,ours,reference",
+        help="comma-separated subset of kernel,ours,reference (default all three)",
+    )
     parser.add_argument("--compiledir", type=Path, default=None, help="PyTensor base_compiledir")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/posterior_ess.csv"))
     args = parser.parse_args(argv)
     args.draws = args.draws or (200 if args.quick else 1000)
     args.tune = args.tune or (200 if args.quick else 1000)
     args.chains = args.chains or (2 if args.quick else 4)
+    args.models = [m for m in args.models.split(",") if m]
+    unknown = set(args.models) - {"kernel", "ours", "reference"}
+    if unknown:
+        parser.error(f"unknown --models {sorted(unknown)}; expected kernel, ours, reference")
     if args.configs is not None:
         args.configs = [tuple(int(v) for v in c.split(",")) for c in args.configs]
     else:
@@ -207,7 +220,7 @@ def run_model(label, model, start, args, *, map_fit, covariance_type, K, D) -> d
         t0 = time.perf_counter()
         nutpie.compile_pymc_model(model, backend="numba", initial_points=start, jitter_rvs=set())
         compile_first = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*initvals.*")
         idata = pm.sample(
@@ -225,6 +238,7 @@ def run_model(label, model, start, args, *, map_fit, covariance_type, K, D) -> d
             compute_convergence_checks=False,
         )
     total = time.perf_counter() - t0
+    total_cpu = time.process_time() - c0
     sampling = float(idata["posterior"].attrs["sampling_time"])
 
     ds = common_dataset(idata["posterior"].to_dataset(), label, K, D)
@@ -245,6 +259,8 @@ def run_model(label, model, start, args, *, map_fit, covariance_type, K, D) -> d
         "compile_s": total - sampling,
         "sample_s": sampling,
         "total_s": total,
+        "total_cpu_s": total_cpu,
+        "sample_cpu_s": np.nan,  # pm.sample does not split its CPU time
         "min_ess_bulk": min_ess,
         **{f"ess_{name}": value for name, value in group_ess.items()},
         "ess_per_s_sampling": min_ess / sampling,
@@ -265,7 +281,7 @@ def run_kernel(X, args, *, map_fit, covariance_type, K, D) -> dict:
 
     from bayesgmm.bayes._kernel import _cfuncs, make_kernel_model, to_constrained, to_unconstrained
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     km = make_kernel_model(X, map_fit.prior_, covariance_type, K)
     _cfuncs(covariance_type)
     start = to_unconstrained(
@@ -278,7 +294,8 @@ def run_kernel(X, args, *, map_fit, covariance_type, K, D) -> dict:
     )
     compiled = km.compiled(start)
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    compile_cpu = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     idata = nutpie.sample(
         compiled,
         draws=args.draws,
@@ -290,6 +307,7 @@ def run_kernel(X, args, *, map_fit, covariance_type, K, D) -> dict:
         save_warmup=False,
     )
     sampling = time.perf_counter() - t0
+    sampling_cpu = time.process_time() - c0
     theta = idata["posterior"].to_dataset()["theta"].values
     w, mu, cov = to_constrained(theta, covariance_type, K, D)
     dims = ("chain", "draw", "component")
@@ -319,6 +337,8 @@ def run_kernel(X, args, *, map_fit, covariance_type, K, D) -> dict:
         "compile_s": compile_s,
         "sample_s": sampling,
         "total_s": total,
+        "total_cpu_s": compile_cpu + sampling_cpu,
+        "sample_cpu_s": sampling_cpu,
         "min_ess_bulk": min_ess,
         **{f"ess_{name}": value for name, value in group_ess.items()},
         "ess_per_s_sampling": min_ess / sampling,
@@ -365,10 +385,11 @@ def run_config(n_samples: int, D: int, K: int, args) -> list[dict]:
         K, covariance_type=covariance_type, prior="default", n_init=3, random_state=0
     ).fit(X)
     rows = []
-    print(f"  N={n_samples} D={D} K={K}: kernel ...", file=sys.stderr, flush=True)
-    result = run_kernel(X, args, map_fit=map_fit, covariance_type=covariance_type, K=K, D=D)
-    rows.append({"N": n_samples, "D": D, "K": K, "covariance": covariance_type, **result})
-    for label in ("ours", "reference"):
+    if "kernel" in args.models:
+        print(f"  N={n_samples} D={D} K={K}: kernel ...", file=sys.stderr, flush=True)
+        result = run_kernel(X, args, map_fit=map_fit, covariance_type=covariance_type, K=K, D=D)
+        rows.append({"N": n_samples, "D": D, "K": K, "covariance": covariance_type, **result})
+    for label in [m for m in ("ours", "reference") if m in args.models]:
         if label == "ours":
             model, start = ours(X, K, covariance_type, map_fit)
         else:

@@ -22,7 +22,7 @@ from bayesgmm._validation import (
 )
 from bayesgmm.bayes._kernel import supports
 from bayesgmm.bayes._sampling import mean_responsibilities, progress_default
-from bayesgmm.bayes.relabel import relabel_draws
+from bayesgmm.bayes.relabel import RELABEL_METHODS, _relabel
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
 from bayesgmm.core.missing import impute_draws, impute_mean
@@ -55,8 +55,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     complete data and nutpie, the sampler runs a numba implementation of exactly that
     model's log density and gradient (tested equal to PyMC's): compiled once per
     covariance family and cached on disk, so a new data set, N, D, K or prior never
-    recompiles. Draws are relabelled to the MAP fit (label switching), keeping the
-    raw draws in ``idata_["posterior_raw"]``.
+    recompiles. Draws are relabelled (label switching) to the MAP fit, or by Stephens'
+    Kullback--Leibler method (``relabel``), keeping the raw draws in
+    ``idata_["posterior_raw"]``.
 
     .. math:: p(\pi, \mu, \Sigma \mid X) \propto p(\pi)\,p(\mu, \Sigma)
               \prod_n \sum_k \pi_k N(x_n \mid \mu_k, \Sigma_k)
@@ -92,6 +93,13 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     progressbar : bool or None, default=None
         Show sampling progress (chains, draws, divergences so far) on stderr.
         ``None``: only when stderr is an interactive terminal (never under pytest).
+    relabel : {'map', 'stephens'}, default='map'
+        Label switching. ``'map'``: each draw's components matched to the MAP fit's
+        (Hungarian assignment on Mahalanobis distances of the means). ``'stephens'``:
+        Stephens' (2000) algorithm, which aligns the draws' classification
+        probabilities of the training rows (minimum total Kullback--Leibler divergence
+        to their average), started from the MAP match; it costs a draws x N x K array
+        of probabilities (:func:`~bayesgmm.relabel_draws`).
 
     Attributes
     ----------
@@ -106,6 +114,11 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         Posterior means (after relabelling), in scikit-learn's shapes.
     label_permutations_ : ndarray of shape (chains, draws, K)
         The relabelling applied to each draw.
+    relabel_info_ : dict
+        ``"method"`` used, ``"n_permuted"`` (draws whose labels were changed),
+        ``"n_draws"``; for Stephens also ``"iterations"``, ``"converged"``,
+        ``"objective"`` (per iteration) and ``"n_changed_from_map"``. The same record is
+        ``diagnostics_.attrs["relabel"]``.
     diagnostics_ : pandas.DataFrame
         Max R-hat and min bulk/tail ESS per parameter, before and after relabelling.
     n_divergences_ : int
@@ -154,6 +167,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         n_init: int = 5,
         random_state=None,
         progressbar: bool | None = None,
+        relabel: str = "map",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -167,6 +181,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         self.n_init = n_init
         self.random_state = random_state
         self.progressbar = progressbar
+        self.relabel = relabel
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -183,6 +198,10 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         check_number("chains", self.chains, integer=True, low=1)
         if self.sampler not in _SAMPLERS:
             raise ValueError(f"Unknown sampler {self.sampler!r}; expected one of {_SAMPLERS}.")
+        if self.relabel not in RELABEL_METHODS:
+            raise ValueError(
+                f"Unknown relabel {self.relabel!r}; expected one of {RELABEL_METHODS}."
+            )
         if self.init != "map":
             raise ValueError(f"Unknown init {self.init!r}; expected 'map'.")
         check_number("target_accept", self.target_accept, low=0.5)
@@ -442,17 +461,19 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     def _store(self, idata, X: np.ndarray) -> None:
         raw = idata["posterior"].to_dataset()[list(_PARAMS)]
-        relabelled, perms = relabel_draws(raw, self.map_)
+        relabelled, perms, info = _relabel(raw, self.map_, method=self.relabel, X=X)
         idata["posterior_raw"] = xr.DataTree(raw)
         idata["posterior"] = xr.DataTree(relabelled)
         self.idata_ = idata
         self.label_permutations_ = perms
+        self.relabel_info_ = info
         post_mean = relabelled.mean(("chain", "draw"))
         self.weights_ = post_mean["weights"].values
         self.means_ = post_mean["means"].values
         self.covariances_ = post_mean["covariances"].values
         self.n_divergences_ = int(idata["sample_stats"]["diverging"].sum())
         self.diagnostics_ = self._diagnostics(raw, relabelled)
+        self.diagnostics_.attrs["relabel"] = info
         self._check_modes(X)
         self._warn_if_needed(X)
 

@@ -1,22 +1,46 @@
-"""Label switching: relabel posterior draws to a reference fit.
+r"""Label switching: relabel posterior draws to a reference fit, or by Stephens' method.
 
 A mixture's likelihood is invariant to permuting its components, so posterior draws may
-swap labels within and between chains. Each draw is matched to a reference (the MAP
-fit) by the assignment that minimizes the summed squared Mahalanobis distance between
-the draw's means and the reference means (in the reference components' metrics),
-solved exactly with :func:`scipy.optimize.linear_sum_assignment`.
+swap labels within and between chains. Two relabellings:
+
+``"map"``
+    Each draw is matched to a reference (the MAP fit) by the assignment that minimizes
+    the summed squared Mahalanobis distance between the draw's means and the reference
+    means (in the reference components' metrics), solved exactly with
+    :func:`scipy.optimize.linear_sum_assignment`.
+``"stephens"``
+    Stephens' (2000) Kullback--Leibler algorithm on the draws' classification
+    probabilities :math:`P^{(s)}_{ik} = P(z_i = k \mid x_i, \theta^{(s)})`: alternate
+    :math:`Q = \frac1S \sum_s P^{(s)}_{\nu_s}` (the average under the current
+    permutations :math:`\nu_s`) and, for each draw, the permutation minimizing
+    :math:`\sum_i \mathrm{KL}(P^{(s)}_{i,\nu_s} \,\|\, Q_i)`, until no permutation
+    changes (:func:`stephens_permutations`).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
 from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.density import responsibilities
 from bayesgmm.core.params import GMMParams
 
-__all__ = ["match_to_reference", "relabel_dataset", "relabel_draws"]
+__all__ = [
+    "RELABEL_METHODS",
+    "StephensResult",
+    "classification_probabilities",
+    "match_to_reference",
+    "relabel_dataset",
+    "relabel_draws",
+    "stephens_objective",
+    "stephens_permutations",
+]
+
+RELABEL_METHODS = ("map", "stephens")
 
 
 def match_to_reference(
@@ -58,6 +82,206 @@ def match_to_reference(
     return perms
 
 
+class StephensResult(NamedTuple):
+    r"""Outcome of :func:`stephens_permutations`.
+
+    Attributes
+    ----------
+    permutations : ndarray of shape (S, K)
+        ``permutations[s, k]`` is the draw-``s`` component that becomes component ``k``.
+    q : ndarray of shape (N, K)
+        The average classification probabilities under ``permutations``.
+    objective : ndarray of shape (n_iter,)
+        The mean over draws of :math:`\sum_i \mathrm{KL}(P^{(s)}_{i,\nu_s} \| Q_i)` after
+        each iteration's averaging step (non-increasing).
+    n_iter : int
+        Iterations run (averaging + assignment steps).
+    converged : bool
+        Whether the last assignment step left every permutation unchanged.
+    """
+
+    permutations: np.ndarray
+    q: np.ndarray
+    objective: np.ndarray
+    n_iter: int
+    converged: bool
+
+
+_CHUNK = 512  # draws per block: bounds the temporary (block, N, K) copies
+
+
+def _permuted_mean(probs: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """Q = mean over draws of P[s][:, perms[s]], block by block."""
+    total = np.zeros(probs.shape[1:])
+    for start in range(0, probs.shape[0], _CHUNK):
+        block = slice(start, start + _CHUNK)
+        total += np.take_along_axis(probs[block], perms[block, None, :], axis=2).sum(axis=0)
+    return total / probs.shape[0]
+
+
+def _cross_entropy(probs: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+    """cost[s, a, j] = -sum_i P[s, i, a] log Q[i, j] (draw component a as label j)."""
+    cost = np.empty((probs.shape[0], probs.shape[2], log_q.shape[1]))
+    for start in range(0, probs.shape[0], _CHUNK):
+        block = slice(start, start + _CHUNK)
+        cost[block] = -np.matmul(probs[block].transpose(0, 2, 1), log_q)
+    return cost
+
+
+def _neg_entropy(probs: np.ndarray) -> float:
+    """sum_s sum_ik P log P (0 log 0 = 0): the permutation-invariant part of the KL."""
+    total = 0.0
+    for start in range(0, probs.shape[0], _CHUNK):
+        block = probs[start : start + _CHUNK]
+        total += float(np.sum(block * np.log(np.where(block > 0, block, 1.0))))
+    return total
+
+
+def _log_q(q: np.ndarray) -> np.ndarray:
+    # Q_ij = 0 only where every permuted draw gives 0 there; clipping keeps 0 * log 0 = 0
+    return np.log(np.maximum(q, np.finfo(float).tiny))
+
+
+def stephens_objective(probs: np.ndarray, permutations: np.ndarray, q=None) -> float:
+    r"""Stephens' Kullback--Leibler objective of a relabelling.
+
+    .. math:: \frac1S \sum_s \sum_i \sum_k P^{(s)}_{i,\nu_s(k)}
+              \log \frac{P^{(s)}_{i,\nu_s(k)}}{Q_{ik}}
+
+    with :math:`Q` the average of the permuted :math:`P^{(s)}` (or ``q`` when given).
+
+    Parameters
+    ----------
+    probs : ndarray of shape (S, N, K)
+        Classification probabilities of ``N`` points under each of ``S`` draws.
+    permutations : ndarray of shape (S, K)
+        ``permutations[s, k]`` is the draw-``s`` component that becomes component ``k``.
+    q : ndarray of shape (N, K), optional
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P = np.array([[[0.9, 0.1]], [[0.1, 0.9]]])  # two draws, one point, swapped
+    >>> round(stephens_objective(P, np.array([[0, 1], [1, 0]])), 12)  # aligned: Q = P
+    0.0
+    """
+    probs = np.asarray(probs, dtype=float)
+    perms = np.asarray(permutations, dtype=np.intp)
+    q = _permuted_mean(probs, perms) if q is None else np.asarray(q, dtype=float)
+    cost = _cross_entropy(probs, _log_q(q))
+    n_draws, n_components = perms.shape
+    chosen = cost[np.arange(n_draws)[:, None], perms, np.arange(n_components)]
+    return (_neg_entropy(probs) + float(chosen.sum())) / n_draws
+
+
+def stephens_permutations(
+    probs: np.ndarray, *, initial: np.ndarray | None = None, max_iter: int = 100
+) -> StephensResult:
+    r"""Stephens' (2000) Kullback--Leibler relabelling of posterior draws.
+
+    Iterates, from ``initial`` permutations :math:`\nu_s` (identity by default):
+
+    1. :math:`Q_{ik} = \frac1S \sum_s P^{(s)}_{i,\nu_s(k)}`, the average classification
+       probabilities under the current permutations (the :math:`Q` minimizing the
+       objective for fixed permutations);
+    2. for each draw, the permutation minimizing
+       :math:`\sum_i \mathrm{KL}(P^{(s)}_{i,\nu_s} \| Q_i)`. The entropy of
+       :math:`P^{(s)}` does not depend on the permutation, so this is the assignment of
+       draw component :math:`a` to label :math:`j` with cost
+       :math:`C^{(s)}_{aj} = -\sum_i P^{(s)}_{ia} \log Q_{ij}` (one batched matrix
+       product over draws), solved exactly by
+       :func:`scipy.optimize.linear_sum_assignment`;
+
+    until no permutation changes. Neither step can raise the objective
+    (:func:`stephens_objective`), so it is non-increasing and the iteration stops.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (S, N, K)
+        Classification probabilities :math:`P(z_i = k \mid x_i, \theta^{(s)})`.
+    initial : ndarray of shape (S, K), optional
+        Starting permutations (e.g. the match to the MAP fit); identity by default.
+    max_iter : int, default=100
+
+    Returns
+    -------
+    StephensResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P = np.array([[[0.9, 0.1], [0.8, 0.2]], [[0.1, 0.9], [0.3, 0.7]],
+    ...               [[0.85, 0.15], [0.7, 0.3]]])
+    >>> stephens_permutations(P).permutations.tolist()  # the second draw is swapped
+    [[0, 1], [1, 0], [0, 1]]
+    """
+    probs = np.asarray(probs, dtype=float)
+    if probs.ndim != 3:
+        raise ValueError(f"`probs` must have shape (S, N, K); got shape {probs.shape}.")
+    n_draws, _, n_components = probs.shape
+    if initial is None:
+        perms = np.tile(np.arange(n_components, dtype=np.intp), (n_draws, 1))
+    else:
+        perms = np.array(initial, dtype=np.intp)
+        if perms.shape != (n_draws, n_components):
+            raise ValueError(
+                f"`initial` must have shape (S, K) = {(n_draws, n_components)}; got {perms.shape}."
+            )
+    neg_entropy = _neg_entropy(probs)
+    rows = np.arange(n_draws)[:, None]
+    labels = np.arange(n_components)
+    objective = []
+    converged = False
+    for _ in range(max_iter):
+        q = _permuted_mean(probs, perms)
+        cost = _cross_entropy(probs, _log_q(q))
+        objective.append((neg_entropy + float(cost[rows, perms, labels].sum())) / n_draws)
+        new = np.empty_like(perms)
+        for s in range(n_draws):
+            draw_comp, label = linear_sum_assignment(cost[s])
+            new[s, label] = draw_comp
+        # keep a draw's permutation on ties, so the loop cannot cycle between equals
+        old_cost = cost[rows, perms, labels].sum(axis=1)
+        new_cost = cost[rows, new, labels].sum(axis=1)
+        new = np.where((new_cost < old_cost - 1e-12 * np.abs(old_cost))[:, None], new, perms)
+        if np.array_equal(new, perms):
+            converged = True
+            break
+        perms = new
+    else:
+        q = _permuted_mean(probs, perms)
+        objective.append(stephens_objective(probs, perms, q))
+    return StephensResult(perms, q, np.asarray(objective), len(objective), converged)
+
+
+def classification_probabilities(
+    draws: xr.Dataset, X: np.ndarray, covariance_type: str
+) -> np.ndarray:
+    """Each draw's membership probabilities of the rows of ``X``, shape (S, N, K).
+
+    Draws are taken in (chain, draw) order, chains stacked. Memory: S x N x K floats
+    (4000 draws of N = 1000, K = 3: 96 MB).
+    """
+    model = get_covariance_model(covariance_type)
+    stacked = {
+        name: draws[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        for name in ("weights", "means", "covariances")
+    }
+    n_draws, n_components = stacked["weights"].shape
+    probs = np.empty((n_draws, X.shape[0], n_components))
+    for s in range(n_draws):
+        cov = stacked["covariances"][s]
+        params = GMMParams(
+            stacked["weights"][s], stacked["means"][s], cov, model.precision_cholesky(cov)
+        )
+        probs[s] = np.exp(responsibilities(X, params, covariance_type)[1])
+    return probs
+
+
 def relabel_dataset(posterior: xr.Dataset, perms: xr.DataArray) -> xr.Dataset:
     """Reorder every variable with a ``component`` dimension, draw by draw.
 
@@ -69,16 +293,21 @@ def relabel_dataset(posterior: xr.Dataset, perms: xr.DataArray) -> xr.Dataset:
 
 
 def relabel_draws(
-    draws: xr.Dataset, reference, *, permutations=None
+    draws: xr.Dataset, reference, *, method: str = "map", X=None, permutations=None
 ) -> tuple[xr.Dataset, np.ndarray]:
-    """Relabel draws of a mixture's parameters to a reference fit (label switching).
+    """Relabel draws of a mixture's parameters (label switching).
 
-    Each draw's components are matched to ``reference``'s by the assignment minimizing
-    the summed squared Mahalanobis distance between the draw's means and the reference
-    means (in the reference components' metrics), as
-    :class:`~bayesgmm.PosteriorGaussianMixture` does after sampling; or, with
-    ``permutations``, reordered by the permutations given (to undo, or to construct, a
-    label switch).
+    With ``method="map"`` each draw's components are matched to ``reference``'s by the
+    assignment minimizing the summed squared Mahalanobis distance between the draw's
+    means and the reference means (in the reference components' metrics), as
+    :class:`~bayesgmm.PosteriorGaussianMixture` does after sampling by default. With
+    ``method="stephens"``, Stephens' (2000) Kullback--Leibler algorithm on the draws'
+    classification probabilities of the rows of ``X``
+    (:func:`~bayesgmm.bayes.relabel.stephens_permutations`), started from the MAP match
+    (a local search: the start picks which of the equivalent labellings it settles in,
+    so component ``k`` keeps meaning the reference's component ``k``). With
+    ``permutations``, the draws are reordered by the permutations given (to undo, or to
+    construct, a label switch).
 
     Parameters
     ----------
@@ -89,6 +318,11 @@ def relabel_draws(
     reference : GaussianMixture or PosteriorGaussianMixture
         A fitted model with the same number of components and covariance type (for a
         posterior, its MAP fit ``map_`` is the reference).
+    method : {'map', 'stephens'}, default='map'
+    X : array-like of shape (N, D), optional
+        The data whose classification probabilities Stephens' method aligns (needed,
+        and only used, with ``method="stephens"``; NaN marks a missing value). Memory:
+        draws x N x K floats.
     permutations : array-like of shape (chain, draw, K), optional
         ``permutations[c, s, k]`` is the component of draw ``(c, s)`` that becomes
         component ``k``. When given, no matching is done.
@@ -113,7 +347,21 @@ def relabel_draws(
     >>> _, perms = relabel_draws(draws, gm)
     >>> perms.tolist()
     [[[1, 0]]]
+    >>> relabel_draws(draws, gm, method="stephens", X=X)[1].tolist()
+    [[[1, 0]]]
     """
+    relabelled, perms, _ = _relabel(
+        draws, reference, method=method, X=X, permutations=permutations
+    )
+    return relabelled, perms
+
+
+def _relabel(
+    draws: xr.Dataset, reference, *, method: str = "map", X=None, permutations=None
+) -> tuple[xr.Dataset, np.ndarray, dict]:
+    """:func:`relabel_draws`, plus a record of what was done (method, draws permuted)."""
+    if method not in RELABEL_METHODS:
+        raise ValueError(f"Unknown relabel method {method!r}; expected one of {RELABEL_METHODS}.")
     model = getattr(reference, "map_", reference)
     params = model._params()
     n_components = params.weights.shape[0]
@@ -130,11 +378,37 @@ def relabel_draws(
             f"{n_components}."
         )
     chains, n_draws = draws.sizes["chain"], draws.sizes["draw"]
+    info: dict = {"method": "given" if permutations is not None else method}
     if permutations is None:
         means = draws["means"].transpose("chain", "draw", "component", ...).values
-        perms = match_to_reference(
+        flat = match_to_reference(
             means.reshape(chains * n_draws, *means.shape[2:]), params, model.covariance_type
-        ).reshape(chains, n_draws, n_components)
+        )
+        if method == "stephens":
+            if X is None:
+                raise ValueError("method='stephens' needs the data `X` (shape (N, D)).")
+            X = np.asarray(X, dtype=float)
+            n_features = draws.sizes.get("feature", means.shape[-1])
+            if X.ndim != 2 or X.shape[1] != n_features:
+                raise ValueError(
+                    f"`X` must have shape (N, {n_features}) for method='stephens'; "
+                    f"got shape {X.shape}."
+                )
+            if np.isinf(X).any() or np.isnan(X).all(axis=1).any():
+                raise ValueError(
+                    "`X` for method='stephens' must have no inf and an observed value "
+                    "in every row (NaN marks a missing value)."
+                )
+            probs = classification_probabilities(draws, X, model.covariance_type)
+            result = stephens_permutations(probs, initial=flat)
+            info.update(
+                n_changed_from_map=int((result.permutations != flat).any(axis=1).sum()),
+                iterations=result.n_iter,
+                converged=result.converged,
+                objective=result.objective.tolist(),
+            )
+            flat = result.permutations
+        perms = flat.reshape(chains, n_draws, n_components)
     else:
         perms = np.asarray(permutations)
         if perms.shape != (chains, n_draws, n_components):
@@ -149,5 +423,7 @@ def relabel_draws(
                 f"Every `permutations[c, s]` must be a permutation of 0..{n_components - 1}."
             )
         perms = perms.astype(np.intp)
+    info["n_permuted"] = int((perms != np.arange(n_components)).any(axis=-1).sum())
+    info["n_draws"] = chains * n_draws
     relabelled = relabel_dataset(draws, xr.DataArray(perms, dims=("chain", "draw", "component")))
-    return relabelled, perms
+    return relabelled, perms, info
