@@ -382,6 +382,7 @@ def compare_models(
     covariance_types: Iterable[str] = COVARIANCE_TYPES,
     *,
     posterior: bool = False,
+    prior="default",
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -399,6 +400,9 @@ def compare_models(
     posterior : bool, default=False
         Also sample every model's posterior and compute PSIS-LOO (slow: one NUTS run,
         with its compile, per cell).
+    prior : str or GMMPrior, default='default'
+        The prior of the MAP fits and of the posterior fits: a name (``'default'`` =
+        ``'pooled'``, ``'mclust'``) resolved per cell, as in :func:`bayesgmm.select_model`.
     draws, tune, chains : int
         For the posterior fits.
     n_init, random_state, progress
@@ -418,7 +422,7 @@ def compare_models(
     try:
         map_ = select_model(
             X, ks, types, n_init=n_init, random_state=random_state, progress=progress,
-            prior="default",
+            prior=prior,
         ).table  # fmt: skip
     except SelectionError as err:  # the MAP grid failing must not sink the MLE one
         map_ = err.table
@@ -438,8 +442,8 @@ def compare_models(
             if progress:
                 print(f"posterior K={key[0]} {key[1]}", file=sys.stderr)
             post = PosteriorGaussianMixture(
-                key[0], covariance_type=key[1], draws=draws, tune=tune, chains=chains,
-                n_init=n_init, random_state=random_state,
+                key[0], covariance_type=key[1], prior=prior, draws=draws, tune=tune,
+                chains=chains, n_init=n_init, random_state=random_state,
             ).fit(X)  # fmt: skip
             loo = az.loo(post.idata_)
             fitted[key] = post

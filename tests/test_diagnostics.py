@@ -127,6 +127,20 @@ def test_compare_models_point_criteria_and_choices():
     assert "elpd_loo" not in choices.index
 
 
+def test_compare_models_map_columns_use_the_given_prior():
+    from bayesgmm import GaussianMixture
+
+    grid = {p: compare_models(X, [2], ["full"], prior=p, random_state=0, n_init=2).table
+            for p in ("mclust", "default")}  # fmt: skip
+    # the MAP column is the BIC of a MAP fit under that prior (a direct fit, best of the
+    # same number of starts, can only match or beat the grid's)
+    for name, table in grid.items():
+        direct = GaussianMixture(2, prior=name, n_init=5, random_state=0).fit(X).bic(X)
+        assert table["bic_map"].iloc[0] == pytest.approx(direct, rel=1e-3), name
+    assert grid["mclust"]["bic_map"].iloc[0] != grid["default"]["bic_map"].iloc[0]
+    np.testing.assert_allclose(grid["mclust"]["bic"], grid["default"]["bic"])  # MLE alike
+
+
 @pytest.mark.slow
 def test_compare_models_with_loo_prefers_the_true_k():
     data = X[:, :1]
