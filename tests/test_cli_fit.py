@@ -425,7 +425,14 @@ def test_sampler_messages_in_plain_language():
     assert not problem
     assert len(messages) == 2
     assert messages[0].startswith("Label switching")
+    assert "relabelling every draw to the MAP fit's components;" in messages[0]
     assert messages[1].startswith("No other sampler problems detected")
+    # the message names the relabelling that was used, with its count
+    fake = _FakePosterior([1.0, 2.5, 1.0], [1.0] * 3, [900] * 3)
+    fake.relabel_info_ = {"method": "stephens", "n_permuted": 150, "n_draws": 400}
+    messages, _ = sampler_messages(fake)
+    assert "Stephens' (2000) Kullback-Leibler relabelling" in messages[0]
+    assert "(150 of 400 draws permuted)" in messages[0]
     messages, problem = sampler_messages(
         _FakePosterior([1.0] * 3, [1.0] * 3, [900] * 3, stuck=True)
     )

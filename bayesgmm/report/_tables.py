@@ -247,10 +247,21 @@ def sampler_messages(posterior) -> tuple[list[str], bool]:
             )
         switched = before[(before["max_rhat"] > _RHAT_LIMIT) & (after["max_rhat"] <= _RHAT_LIMIT)]
         if len(switched):
+            info = getattr(posterior, "relabel_info_", None) or {}
+            how = (
+                "Stephens' (2000) Kullback-Leibler relabelling of the memberships"
+                if info.get("method") == "stephens"
+                else "relabelling every draw to the MAP fit's components"
+            )
+            permuted = (
+                f" ({info['n_permuted']} of {info['n_draws']} draws permuted)"
+                if "n_permuted" in info and "n_draws" in info
+                else ""
+            )
             messages.append(
                 "Label switching in the raw draws (R-hat up to "
                 f"{switched['max_rhat'].max():.2f} before relabelling) was resolved by "
-                "relabelling every draw to the MAP fit's components; no action needed."
+                f"{how}{permuted}; no action needed."
             )
         loglik = posterior.idata_["log_likelihood"].to_dataset()
         total = loglik[next(iter(loglik.data_vars))].sum("obs")
