@@ -34,7 +34,7 @@ from bayesgmm.priors import (
     resolve_prior,
 )
 
-__all__ = ["build_model"]
+__all__ = ["build_model", "initial_values", "posterior_covariance_types"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -252,13 +252,125 @@ class _SphericalSymbolic(_DiagSymbolic):
         return covariances  # one variance per component, whatever the features
 
 
+def _shared_variance_logp(value, dof, scale):
+    r"""EII's prior on its one variance :math:`\lambda`, as MAP-EM has it
+    (:meth:`~bayesgmm.core.covariance.CovarianceModel.log_prior`): one
+    inverse-gamma(:math:`\nu_0/2, \psi_{0j}/2`) factor per feature, all at
+    :math:`\lambda`,
+
+    .. math:: \sum_{j=1}^d \log \mathrm{InvGamma}(\lambda \mid \nu_0/2, \psi_{0j}/2)
+              = \log \mathrm{InvGamma}(\lambda \mid d(\nu_0/2 + 1) - 1,
+                \textstyle\sum_j \psi_{0j}/2) + \text{const},
+
+    a proper density of :math:`\lambda` (the inverse-gamma on the right), with MAP-EM's
+    constant, so that ``logp(jacobian=False)`` is the MAP objective."""
+    a = 0.5 * dof
+    b = 0.5 * scale
+    log_value = pt.log(value)
+    return pt.sum(a * pt.log(b) - pt.gammaln(a) - (a + 1.0) * log_value - b / value, axis=-1)
+
+
+def _shared_variance_params(dof, scale):
+    """Shape and scale of the inverse-gamma proportional to :func:`_shared_variance_logp`."""
+    d = scale.shape[-1]
+    return d * (0.5 * dof + 1.0) - 1.0, 0.5 * scale.sum(axis=-1)
+
+
+def _shared_variance_random(dof, scale, rng=None, size=None):
+    alpha, beta = _shared_variance_params(np.asarray(dof), np.asarray(scale))
+    return stats.invgamma.rvs(alpha, scale=beta, size=size, random_state=rng)
+
+
+def _shared_variance_mode(rv, size, dof, scale):
+    alpha, beta = _shared_variance_params(dof, scale)
+    return pt.broadcast_to(beta / (alpha + 1.0), rv.shape)
+
+
+@dataclass(frozen=True)
+class _SharedDiagSymbolic(_DiagSymbolic):
+    """EII (one variance) and EEI (one diagonal): the diagonal type's functions on
+    covariances shared by every component. The free variable is the shared part,
+    ``variance`` (scalar, EII) or ``variances`` (feature, EEI), log transform;
+    ``covariances`` (component, feature) is its deterministic broadcast, in the core
+    table's shape. The prior is the core table's, once for all components (MAP-EM
+    adds it once: :class:`~bayesgmm.core.covariance.EIICovariance`)."""
+
+    spherical: bool = False
+
+    @property
+    def free_name(self) -> str:
+        return "variance" if self.spherical else "variances"
+
+    def free_values(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
+        covariances = np.asarray(covariances, dtype=float)
+        shared = covariances[0]
+        return {self.free_name: float(shared.mean()) if self.spherical else shared.copy()}
+
+    def covariance_rv(self, prior, reference):
+        n_features = reference.shape[-1]
+        dims = () if self.spherical else ("feature",)
+        if prior is None:
+            shared = pm.HalfFlat(self.free_name, dims=dims)
+        else:
+            table = get_covariance_model(self.name)
+            scale = np.asarray(table.prior_scale(prior.dof, prior.scale, n_features), float)
+            if self.spherical:
+                shared = pm.CustomDist(
+                    self.free_name,
+                    prior.dof,
+                    scale,
+                    logp=_shared_variance_logp,
+                    random=_shared_variance_random,
+                    support_point=_shared_variance_mode,
+                    signature="(),(d)->()",
+                    default_transform=pm.distributions.transforms.log,
+                )
+            else:
+                shared = pm.InverseGamma(
+                    self.free_name, alpha=prior.dof / 2.0, beta=scale / 2.0, dims=dims
+                )
+        n_components = len(pm.modelcontext(None).coords["component"])
+        shape = (n_components, n_features)
+        row = shared[None, None] if self.spherical else shared[None, :]
+        return pm.Deterministic("covariances", pt.broadcast_to(row, shape), dims=self.dims)
+
+
 _SYMBOLIC_COVARIANCES: dict[str, _SymbolicCovariance] = {
     "full": _FullSymbolic("full", "(k),(k,d),(k,d,d)->(d)"),
     "tied": _TiedSymbolic("tied", "(k),(k,d),(d,d)->(d)"),
     "diag": _DiagSymbolic("diag", "(k),(k,d),(k,d)->(d)"),
     "spherical": _SphericalSymbolic("spherical", "(k),(k,d),(k)->(d)"),
+    "EII": _SharedDiagSymbolic("EII", "(k),(k,d),(k,d)->(d)", spherical=True),
+    "EEI": _SharedDiagSymbolic("EEI", "(k),(k,d),(k,d)->(d)", spherical=False),
 }
-assert tuple(_SYMBOLIC_COVARIANCES) == COVARIANCE_TYPES
+assert tuple(_SYMBOLIC_COVARIANCES)[: len(COVARIANCE_TYPES)] == COVARIANCE_TYPES
+#: Families without a posterior, and why (the error :func:`build_model` raises).
+_NO_POSTERIOR_REASON = {
+    "VEI": "lambda_k A, A diagonal with |A| = 1, shared",
+    "EVI": "lambda A_k, A_k diagonal with |A_k| = 1",
+}
+
+
+def posterior_covariance_types() -> list[str]:
+    """The covariance types :func:`build_model` supports, every name that reaches them
+    (scikit-learn's and mclust's), in the core table's order."""
+    from bayesgmm.core.covariance import COVARIANCE_MODELS
+
+    return [
+        name for name, model in COVARIANCE_MODELS.items() if model.name in _SYMBOLIC_COVARIANCES
+    ]
+
+
+def initial_values(params: dict, covariance_type: str) -> dict[str, np.ndarray]:
+    """``weights``, ``means``, ``covariances`` (the core table's shapes) as values of
+    the free variables of :func:`build_model`'s model (for ``initvals=``): the same
+    names, except EII and EEI, whose free variable is the shared ``variance`` /
+    ``variances``."""
+    symbolic = _SYMBOLIC_COVARIANCES[get_covariance_model(covariance_type).name]
+    out = {name: value for name, value in params.items() if name != "covariances"}
+    if isinstance(symbolic, _SharedDiagSymbolic):
+        return out | symbolic.free_values(params["covariances"])
+    return out | {"covariances": params["covariances"]}
 
 
 # --------------------------------------------------------------------------------------
@@ -648,11 +760,21 @@ def build_model(
     get_covariance_model(covariance_type)  # raises ValueError listing the valid types
     table_name = get_covariance_model(covariance_type).name
     if table_name not in _SYMBOLIC_COVARIANCES:
+        why = _NO_POSTERIOR_REASON.get(table_name)
+        reason = (
+            f" ({why}: MAP-EM's prior is the per-variance inverse-gamma evaluated on "
+            "the family, which becomes a density only for a chosen base measure on the "
+            "constrained shape; none is canonical and none has a closed-form constant, "
+            "so no posterior here would both be well defined and equal the MAP objective)"
+            if why
+            else ""
+        )
         raise ValueError(
             f"The posterior (PyMC) model does not support covariance_type="
-            f"{covariance_type!r}; supported: {list(_SYMBOLIC_COVARIANCES)} (mclust's "
-            "VVV, EEE, VVI, VII, also under those names). Fit the other families by "
-            "maximum likelihood or MAP with GaussianMixture."
+            f"{covariance_type!r}{reason}; supported: {posterior_covariance_types()} "
+            "('full' = VVV, 'tied' = EEE, 'diag' = VVI, 'spherical' = VII; E and V are "
+            "EII and VII in one dimension). Fit the other families by maximum "
+            "likelihood or MAP with GaussianMixture."
         )
     symbolic = _SYMBOLIC_COVARIANCES[table_name]
     prior = _resolve_prior(prior, data, n_components, covariance_type)

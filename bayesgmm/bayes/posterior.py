@@ -405,7 +405,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         import pymc as pm
         from threadpoolctl import threadpool_limits
 
-        from bayesgmm.bayes.model import build_model
+        from bayesgmm.bayes.model import build_model, initial_values
 
         t0 = time.perf_counter()
         model = build_model(
@@ -425,12 +425,15 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         if self.sampler == "pymc":
             jitter_rng = np.random.default_rng(jitter_seed)
             kwargs["initvals"] = [
-                _jittered(start, self.covariance_type, jitter_rng) for _ in range(self.chains)
+                initial_values(
+                    _jittered(start, self.covariance_type, jitter_rng), self.covariance_type
+                )
+                for _ in range(self.chains)
             ]
             kwargs["cores"] = 1
         else:
             kwargs["nuts_sampler"] = self.sampler
-            kwargs["initvals"] = start  # nutpie: one start for all chains
+            kwargs["initvals"] = initial_values(start, self.covariance_type)  # one for all chains
             if self.sampler == "nutpie":
                 kwargs["compile_kwargs"] = {"jitter_rvs": set()}
         with threadpool_limits(1), warnings.catch_warnings():
