@@ -232,6 +232,9 @@ def test_unsupported_families_name_the_supported_ones(covariance_type):
         assert repr(name) not in message.split("supported:")[1]
     if covariance_type in ("VEI", "EVI"):
         assert "base measure" in message
+    # the estimator says so before any fitting
+    with pytest.raises(ValueError, match="does not support covariance_type"):
+        PosteriorGaussianMixture(K, covariance_type=covariance_type).fit(_data(2))
 
 
 def test_supported_types_list():

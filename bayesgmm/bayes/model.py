@@ -34,7 +34,12 @@ from bayesgmm.priors import (
     resolve_prior,
 )
 
-__all__ = ["build_model", "initial_values", "posterior_covariance_types"]
+__all__ = [
+    "build_model",
+    "check_posterior_type",
+    "initial_values",
+    "posterior_covariance_types",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -361,6 +366,39 @@ def posterior_covariance_types() -> list[str]:
     ]
 
 
+def check_posterior_type(covariance_type: str) -> _SymbolicCovariance:
+    r"""The symbolic entry of ``covariance_type``, or a ``ValueError`` naming the
+    supported types (and, for VEI and EVI, why they are not).
+
+    VEI (:math:`\lambda_k A`) and EVI (:math:`\lambda A_k`, :math:`|A| = 1`): MAP-EM's
+    prior for them is the product of inverse-gamma densities of the variances
+    :math:`\lambda_k a_j` evaluated on the family. That is a function of the volume
+    and shape parameters, not a density of them: turning it into a posterior needs a
+    base measure on the constrained shape (:math:`|A| = 1`), no choice of which is
+    canonical, and different choices give different posteriors with the same MAP
+    point. Rather than pick one silently, the posterior is not offered for them.
+    """
+    table_name = get_covariance_model(covariance_type).name  # ValueError if unknown
+    if table_name in _SYMBOLIC_COVARIANCES:
+        return _SYMBOLIC_COVARIANCES[table_name]
+    why = _NO_POSTERIOR_REASON.get(table_name)
+    reason = (
+        f" ({why}: MAP-EM's prior, inverse-gamma densities of the variances evaluated "
+        "on the family, is a function of its volume and shape but no density of them "
+        "until a base measure on the constrained shape is chosen, and none is "
+        "canonical)"
+        if why
+        else ""
+    )
+    raise ValueError(
+        f"The posterior (PyMC) model does not support covariance_type="
+        f"{covariance_type!r}{reason}; supported: {posterior_covariance_types()} "
+        "('full' = VVV, 'tied' = EEE, 'diag' = VVI, 'spherical' = VII; E and V are "
+        "EII and VII in one dimension). Fit the other families by maximum "
+        "likelihood or MAP with GaussianMixture."
+    )
+
+
 def initial_values(params: dict, covariance_type: str) -> dict[str, np.ndarray]:
     """``weights``, ``means``, ``covariances`` (the core table's shapes) as values of
     the free variables of :func:`build_model`'s model (for ``initvals=``): the same
@@ -631,7 +669,13 @@ def build_model(
             - \tfrac12 \operatorname{tr}(\Psi_0\Sigma^{-1}),
 
     or :math:`\sigma^2 \sim \mathrm{InvGamma}(\nu_0/2, \psi_0/2)` for each variance of
-    'diag' and 'spherical'. Every normalizing constant is included, so
+    'diag' and 'spherical'. mclust's EII (:math:`\Sigma_k = \lambda I`) and EEI
+    (:math:`\Sigma_k = \operatorname{diag}(a)`) share their variance(s) across the
+    components and carry the prior once: for EEI an inverse-gamma per :math:`a_j`;
+    for EII, as in MAP-EM, one inverse-gamma(:math:`\nu_0/2, \psi_{0j}/2`) factor per
+    feature at :math:`\lambda`, which is proportional to the (proper)
+    :math:`\mathrm{InvGamma}(d(\nu_0/2+1)-1, \sum_j\psi_{0j}/2)` (prior predictive
+    draws come from that). Every normalizing constant is included, so
     ``model.logp(jacobian=False)`` at a point equals the NumPy MAP objective
     ``log_mixture_density(X, params, covariance_type).sum() + prior.log_prob(params,
     covariance_type)``, and the posterior mode is the MAP-EM fixed point.
@@ -646,7 +690,11 @@ def build_model(
         ``obs`` then holds the labels of the other rows.
     n_components : int
         ``K``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'}, default='full'
+        Or mclust's names of the first four: VVV, EEE, VVI, VII (E and V, EII and VII
+        in one dimension). The families with an orientation, and VEI and EVI, have no
+        posterior here (:func:`check_posterior_type` says why); fit them with
+        :class:`~bayesgmm.GaussianMixture`.
     prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
         ``'default'`` and ``'pooled'`` are :meth:`GMMPrior.pooled(X, K, covariance_type)
         <bayesgmm.priors.GMMPrior.pooled>` (empirical Bayes: covariances centred on the
@@ -673,7 +721,10 @@ def build_model(
         - ``means`` (component, feature);
         - ``covariances`` in scikit-learn's shape: (component, feature, feature_bis)
           for 'full', (feature, feature_bis) for 'tied', (component, feature) for
-          'diag', (component,) for 'spherical'. Matrices are SPD random variables on
+          'diag', (component,) for 'spherical', (component, feature) for EII and EEI
+          (a ``pm.Deterministic``: the free variable is the shared ``variance``
+          (scalar, EII) or ``variances`` (feature, EEI); :func:`initial_values` turns
+          covariances into it, for ``initvals``). Matrices are SPD random variables on
           :class:`pymc.distributions.transforms.CholeskyCovTransform` (free vector =
           packed lower Cholesky factor with log diagonal); variances use the log
           transform. So ``jacobian=False`` gives the density in the covariance
@@ -757,26 +808,7 @@ def build_model(
     """
     data, features, index = _check_data(X)
     n_components = _check_n_components(n_components)
-    get_covariance_model(covariance_type)  # raises ValueError listing the valid types
-    table_name = get_covariance_model(covariance_type).name
-    if table_name not in _SYMBOLIC_COVARIANCES:
-        why = _NO_POSTERIOR_REASON.get(table_name)
-        reason = (
-            f" ({why}: MAP-EM's prior is the per-variance inverse-gamma evaluated on "
-            "the family, which becomes a density only for a chosen base measure on the "
-            "constrained shape; none is canonical and none has a closed-form constant, "
-            "so no posterior here would both be well defined and equal the MAP objective)"
-            if why
-            else ""
-        )
-        raise ValueError(
-            f"The posterior (PyMC) model does not support covariance_type="
-            f"{covariance_type!r}{reason}; supported: {posterior_covariance_types()} "
-            "('full' = VVV, 'tied' = EEE, 'diag' = VVI, 'spherical' = VII; E and V are "
-            "EII and VII in one dimension). Fit the other families by maximum "
-            "likelihood or MAP with GaussianMixture."
-        )
-    symbolic = _SYMBOLIC_COVARIANCES[table_name]
+    symbolic = check_posterior_type(covariance_type)
     prior = _resolve_prior(prior, data, n_components, covariance_type)
 
     coords = {

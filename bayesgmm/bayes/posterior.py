@@ -64,7 +64,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int, default=1
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'}, default='full'
+        Or mclust's names of the same: VVV, EEE, VVI, VII (and E, V in one dimension).
     prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
         ``'default'`` (= ``'pooled'``, :meth:`~bayesgmm.priors.GMMPrior.pooled`) or
         ``'mclust'`` (mclust's default conjugate prior), built on the training data. A
@@ -176,7 +177,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     # -- fitting ------------------------------------------------------------------
     def _check_params(self) -> None:
         check_number("n_components", self.n_components, integer=True, low=1)
-        get_covariance_model(self.covariance_type)
+        from bayesgmm.bayes.model import check_posterior_type
+
+        check_posterior_type(self.covariance_type)  # also lists the supported types
         check_number("n_init", self.n_init, integer=True, low=1)
         check_number("draws", self.draws, integer=True, low=1)
         check_number("tune", self.tune, integer=True, low=0)
