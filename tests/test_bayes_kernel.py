@@ -61,6 +61,8 @@ def _pymc_reference(model, covariance_type: str):
         "covariances": kern.cov_size(covariance_type, K, n_features),
     }
     start = {"weights": 0, "means": K - 1, "covariances": K - 1 + K * n_features}
+    for shared in ("variance", "variances"):  # EII's / EEI's free variable
+        sizes[shared], start[shared] = sizes["covariances"], start["covariances"]
     shapes = {name: value.shape for name, value in model.initial_point().items()}
     logp_fn = model.compile_logp(jacobian=True, mode=FAST)
     dlogp_fn = model.compile_dlogp(mode=FAST)  # in model.value_vars order
@@ -87,11 +89,14 @@ def _pymc_reference(model, covariance_type: str):
 PRIORS = ("default", "independent", "flat", "flat_covariances")
 # one prior form per covariance type in the default suite (each case compiles two PyMC
 # graphs); every combination, and D = 1 and 3, in the slow suite
-FAST_CASES = [(ct, 2, p) for ct, p in zip(COVARIANCE_TYPES, PRIORS, strict=True)]
+FAST_CASES = [(ct, 2, p) for ct, p in zip(COVARIANCE_TYPES, PRIORS, strict=True)] + [
+    ("EII", 3, "independent"),
+    ("EEI", 2, "default"),
+]
 SLOW_CASES = [
     pytest.param(ct, d, p, marks=pytest.mark.slow)
-    for ct, d in [(ct, 2) for ct in COVARIANCE_TYPES]
-    + [("full", 3), ("tied", 1), ("spherical", 3)]
+    for ct, d in [(ct, 2) for ct in kern.SUPPORTED_TYPES]
+    + [("full", 3), ("tied", 1), ("spherical", 3), ("EII", 3), ("EEI", 3), ("EII", 1)]
     for p in PRIORS
     if (ct, d, p) not in FAST_CASES
 ]
@@ -130,7 +135,7 @@ def test_gradient_matches_finite_differences():
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", kern.SUPPORTED_TYPES)
 def test_unconstrained_round_trip(covariance_type):
     rng = np.random.default_rng(0)
     d = 3
@@ -141,6 +146,8 @@ def test_unconstrained_round_trip(covariance_type):
         "tied": full[0],
         "diag": rng.uniform(0.5, 2.0, (K, d)),
         "spherical": rng.uniform(0.5, 2.0, K),
+        "EEI": np.broadcast_to(rng.uniform(0.5, 2.0, d), (K, d)),
+        "EII": np.full((K, d), 1.3),
     }[covariance_type]
     params = {
         "weights": rng.dirichlet(np.ones(K)),
@@ -154,7 +161,7 @@ def test_unconstrained_round_trip(covariance_type):
         np.testing.assert_allclose(value[1], params[name], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", kern.SUPPORTED_TYPES)
 def test_vectorized_log_likelihood_and_memberships_match_the_chunk_kernel(covariance_type):
     from bayesgmm.bayes._sampling import mean_responsibilities, pointwise_log_likelihood
     from bayesgmm.core.covariance import get_covariance_model
@@ -186,7 +193,7 @@ def test_unknown_prior_forms_fall_back_to_the_pymc_model():
     X = _data(2)
     # every named prior (their name and note are descriptive fields) takes the fast path
     for name in PRIOR_NAMES:
-        for covariance_type in COVARIANCE_TYPES:
+        for covariance_type in kern.SUPPORTED_TYPES:
             named = resolve_prior(name, X, K, covariance_type)
             assert kern.supports(named, covariance_type), (name, covariance_type)
     prior = GMMPrior.default(X, K, "full")
@@ -198,3 +205,31 @@ def test_unknown_prior_forms_fall_back_to_the_pymc_model():
 
     other = GMMPrior(prior.weights, prior.means, HeavierTailPrior(dof=4.0, scale=1.0))
     assert not kern.supports(other, "full")
+
+
+def test_mclust_aliases_take_the_same_kernel():
+    """VVV, EEE, VVI, VII (and E, V) are the same entries as full, tied, diag,
+    spherical (and EII, VII): the same buffer, vector and density."""
+    aliases = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
+    for alias, name in aliases.items():
+        X = _data(2)
+        prior = GMMPrior.default(X, K, name)
+        assert kern.supports(prior, alias)
+        km_alias = kern.make_kernel_model(X, prior, alias, K)
+        km = kern.make_kernel_model(X, prior, name, K)
+        np.testing.assert_array_equal(km_alias.buffer, km.buffer)
+        theta = 0.3 * np.random.default_rng(1).normal(size=km.n_dim)
+        assert km_alias.n_dim == km.n_dim
+        np.testing.assert_array_equal(km_alias.logp_and_grad(theta)[1], km.logp_and_grad(theta)[1])
+        for a, b in zip(
+            kern.to_constrained(theta, alias, K, 2),
+            kern.to_constrained(theta, name, K, 2),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+    X1 = _data(1)
+    for alias, name in {"E": "EII", "V": "spherical"}.items():
+        prior = GMMPrior.default(X1, K, name)
+        np.testing.assert_array_equal(
+            kern.pack(X1, prior, alias, K), kern.pack(X1, prior, name, K)
+        )

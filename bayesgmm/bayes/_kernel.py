@@ -23,7 +23,8 @@ The parameterization is PyMC's (so the density is exactly ``model.logp()`` of
   log diagonal; log-Jacobian :math:`D\log 2 + \sum_i (D - i + 1) \log L_{ii}` (0-based
   ``i``). The density is evaluated *on the factor*: one triangular solve per row and
   component, no Cholesky decomposition and no matrix inverse;
-- 'diag' / 'spherical' variances: the log transform.
+- 'diag' / 'spherical' variances: the log transform; EII and EEI (mclust's shared
+  variance, shared diagonal): the log of the shared variance(s) only, once.
 
 Gradients. With :math:`z = L^{-1}(x - \mu)`, the derivative of
 :math:`-\tfrac12\|z\|^2` with respect to ``L`` is the lower triangle of
@@ -47,11 +48,24 @@ from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMea
 
 __all__ = ["SUPPORTED_TYPES", "KernelModel", "make_kernel_model", "supports"]
 
-SUPPORTED_TYPES = ("full", "tied", "diag", "spherical")
+SUPPORTED_TYPES = ("full", "tied", "diag", "spherical", "EII", "EEI")
+# the diagonal kernel's variant of each diagonal type (buffer header, ``buf[9]``)
+_DIAGONAL_VARIANT = {"diag": 0, "spherical": 1, "EEI": 2, "EII": 3}
+
+
+def _canonical(covariance_type: str) -> str:
+    """The core table's name of a type: mclust's aliases (VVV, EEE, VVI, VII, E, V)
+    take the same kernel as the names they alias."""
+    try:
+        return get_covariance_model(covariance_type).name
+    except ValueError:
+        return covariance_type
+
+
 _LOG_2PI = math.log(2.0 * math.pi)
 # header of the buffer: total length, N, D, K, mean form (0 flat, 1 conjugate,
 # 2 independent), covariance prior (0 flat, 1 inverse-Wishart / inverse-gamma),
-# additive constant, kappa0, nu0, variant (1: tied / spherical)
+# additive constant, kappa0, nu0, variant (1: tied; diagonal: _DIAGONAL_VARIANT)
 _HEADER = 10
 
 
@@ -62,17 +76,21 @@ _HEADER = 10
 
 def cov_size(covariance_type: str, n_components: int, n_features: int) -> int:
     """Length of the covariances' unconstrained vector."""
+    covariance_type = _canonical(covariance_type)
     tri = n_features * (n_features + 1) // 2
     return {
         "full": n_components * tri,
         "tied": tri,
         "diag": n_components * n_features,
         "spherical": n_components,
+        "EEI": n_features,
+        "EII": 1,
     }[covariance_type]
 
 
 def n_dim(covariance_type: str, n_components: int, n_features: int) -> int:
     """Length of the unconstrained parameter vector."""
+    covariance_type = _canonical(covariance_type)
     k, d = n_components, n_features
     return (k - 1) + k * d + cov_size(covariance_type, k, d)
 
@@ -99,6 +117,7 @@ def _known(record) -> bool:
 
 def supports(prior: GMMPrior, covariance_type: str) -> bool:
     """Whether the kernel covers this prior form and covariance type (else: PyMC)."""
+    covariance_type = _canonical(covariance_type)
     if covariance_type not in SUPPORTED_TYPES or type(prior) is not GMMPrior:
         return False
     if not all(_known(r) for r in (prior, prior.weights, prior.means, prior.covariances)):
@@ -110,6 +129,7 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
     """The buffer: header, ``X`` (N*D), alpha (K), m0 (D), P0 (D*D), the covariance
     prior's scale (B (D*D) for full/tied: its Cholesky factor; b (D) for diag, b (1)
     for spherical: half the scale)."""
+    covariance_type = _canonical(covariance_type)
     n, d = X.shape
     k = n_components
     table = get_covariance_model(covariance_type)
@@ -140,10 +160,10 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
     cov_prior = 0
     if spd:
         scale = np.zeros((d, d))
-    elif covariance_type == "diag":
-        scale = np.zeros(d)
-    else:
+    elif covariance_type == "spherical":
         scale = np.zeros(1)
+    else:
+        scale = np.zeros(d)
     if prior.covariances is not None:
         cov_prior = 1
         nu = float(prior.covariances.dof)
@@ -160,9 +180,11 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
             b = 0.5 * np.atleast_1d(np.asarray(psi, dtype=float))
             scale = b
             a = 0.5 * nu
-            per = k * (d if covariance_type == "diag" else 1)
+            # inverse-gamma factors: K*D (diag), K (spherical), D (EEI, EII: the shared
+            # variance(s) carry the prior once; EII one factor per feature)
+            per = {"diag": k * d, "spherical": k}.get(covariance_type, d)
             const += (per // b.size) * np.sum(a * np.log(b) - gammaln(a))
-    variant = float(covariance_type in ("tied", "spherical"))
+    variant = float(covariance_type == "tied" if spd else _DIAGONAL_VARIANT[covariance_type])
     header = np.array(
         [0.0, n, d, k, mean_form, cov_prior, const, kappa0, nu, variant], dtype=np.float64
     )
@@ -184,6 +206,7 @@ def _tril_index(d: int) -> tuple[np.ndarray, np.ndarray]:
 
 def to_unconstrained(params: dict, covariance_type: str) -> np.ndarray:
     """(weights, means, covariances) in scikit-learn's shapes -> the flat vector."""
+    covariance_type = _canonical(covariance_type)
     w = np.asarray(params["weights"], dtype=float)
     logw = np.log(w)
     y = (logw - logw.mean())[:-1]
@@ -198,6 +221,9 @@ def to_unconstrained(params: dict, covariance_type: str) -> np.ndarray:
         diag = rows == cols
         flat[:, diag] = np.log(flat[:, diag])
         c = flat.ravel()
+    elif covariance_type in ("EII", "EEI"):  # the shared variance(s): the first row
+        row = np.log(cov[0])
+        c = row[:1] if covariance_type == "EII" else row
     else:
         c = np.log(cov).ravel()
     return np.concatenate([y, means.ravel(), c])
@@ -205,6 +231,7 @@ def to_unconstrained(params: dict, covariance_type: str) -> np.ndarray:
 
 def to_constrained(theta: np.ndarray, covariance_type: str, n_components: int, n_features: int):
     """Flat vectors (..., n_dim) -> weights (..., K), means (..., K, D), covariances."""
+    covariance_type = _canonical(covariance_type)
     k, d = n_components, n_features
     lead = theta.shape[:-1]
     y = theta[..., : k - 1]
@@ -224,6 +251,9 @@ def to_constrained(theta: np.ndarray, covariance_type: str, n_components: int, n
         cov = L @ np.swapaxes(L, -1, -2)
         if covariance_type == "tied":
             cov = cov[..., 0, :, :]
+    elif covariance_type in ("EII", "EEI"):  # broadcast to the core table's (K, D)
+        row = np.broadcast_to(np.exp(c), (*lead, d))
+        cov = np.broadcast_to(row[..., None, :], (*lead, k, d)).copy()
     else:
         cov = np.exp(c).reshape(*lead, k, d) if covariance_type == "diag" else np.exp(c)
     return weights, means, cov
@@ -236,6 +266,7 @@ def to_constrained(theta: np.ndarray, covariance_type: str, n_components: int, n
 
 def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
     """The kernel called from Python (tests, starting points): (logp, gradient)."""
+    covariance_type = _canonical(covariance_type)
     from bayesgmm.bayes import _kernel_numba as kn
 
     theta = np.ascontiguousarray(theta, dtype=np.float64)
@@ -246,6 +277,7 @@ def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
 
 def _cfuncs(covariance_type: str):
     """nutpie's C callbacks (logp + gradient, expand) for one covariance type."""
+    covariance_type = _canonical(covariance_type)
     from bayesgmm.bayes import _kernel_numba as kn
 
     kind = "spd" if covariance_type in ("full", "tied") else "diagonal"
@@ -308,6 +340,7 @@ def make_kernel_model(
     X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
 ) -> KernelModel:
     """The kernel model of complete data ``X`` (N, D) under ``prior``."""
+    covariance_type = _canonical(covariance_type)
     X = np.ascontiguousarray(X, dtype=np.float64)
     buf = pack(X, prior, covariance_type, n_components)
     return KernelModel(covariance_type, n_components, X.shape[1], buf)

@@ -253,7 +253,9 @@ def logp_spd(theta, grad, buf):
 
 @njit
 def logp_diagonal(theta, grad, buf):
-    """Log density and gradient for 'diag' and 'spherical' variances."""
+    """Log density and gradient for diagonal variances: variant (``buf[9]``) 0 'diag',
+    1 'spherical', 2 EEI (one diagonal shared by the components), 3 EII (one shared
+    variance; its prior has one inverse-gamma factor per feature, ``b`` of length D)."""
     n = int(buf[1])
     d = int(buf[2])
     k = int(buf[3])
@@ -262,7 +264,9 @@ def logp_diagonal(theta, grad, buf):
     logp = buf[6]
     kappa0 = buf[7]
     nu = buf[8]
-    spherical = buf[9] != 0.0
+    variant = int(buf[9])
+    spherical = variant == 1 or variant == 3
+    shared = variant >= 2
     off = 10
     X = buf[off : off + n * d].reshape((n, d))
     off += n * d
@@ -272,7 +276,7 @@ def logp_diagonal(theta, grad, buf):
     off += d
     P0 = buf[off : off + d * d].reshape((d, d))
     off += d * d
-    nb = 1 if spherical else d
+    nb = 1 if variant == 1 else d
     bvec = buf[off : off + nb]
     m_start = k - 1
     c_start = k - 1 + k * d
@@ -281,7 +285,10 @@ def logp_diagonal(theta, grad, buf):
     w = np.empty(k)
     _weights(theta, k, logw, w)
     means = theta[m_start:c_start].reshape((k, d))
-    logv = theta[c_start : c_start + k * nv].reshape((k, nv))
+    logv = np.empty((k, nv))
+    for j in range(k):
+        for c in range(nv):
+            logv[j, c] = theta[c_start + (0 if shared else j * nv) + c]
     inv = np.empty((k, nv))
     for j in range(k):
         for c in range(nv):
@@ -342,18 +349,28 @@ def logp_diagonal(theta, grad, buf):
                 logp -= 0.5 * (means[j, a] - m0[a]) * s
                 gmu[j, a] -= s
     a0 = 0.5 * nu
-    for j in range(k):
+    if shared:  # one set of variances: sum the components' gradients, prior once
+        for j in range(1, k):
+            for c in range(nv):
+                gv[0, c] += gv[j, c]
+    for j in range(1 if shared else k):
         for c in range(nv):
             logp += logv[j, c]  # log transform's Jacobian
             gv[j, c] += 1.0
             if cov_prior == 1:
-                b = bvec[0 if spherical else c]
-                logp += -(a0 + 1.0) * logv[j, c] - b * inv[j, c]
-                gv[j, c] += -(a0 + 1.0) + b * inv[j, c]
+                if variant == 3:  # EII: one factor per feature, all at the one variance
+                    for f in range(d):
+                        logp += -(a0 + 1.0) * logv[j, c] - bvec[f] * inv[j, c]
+                        gv[j, c] += -(a0 + 1.0) + bvec[f] * inv[j, c]
+                else:
+                    b = bvec[0 if spherical else c]
+                    logp += -(a0 + 1.0) * logv[j, c] - b * inv[j, c]
+                    gv[j, c] += -(a0 + 1.0) + b * inv[j, c]
     _weights_grad(grad, w, counts, k)
     for j in range(k):
         for a in range(d):
             grad[m_start + j * d + a] = gmu[j, a]
+    for j in range(1 if shared else k):
         for c in range(nv):
             grad[c_start + j * nv + c] = gv[j, c]
     return logp

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from bayesgmm.bayes._kernel import KernelModel, to_constrained
+from bayesgmm.core.covariance import get_covariance_model
 
 __all__ = [
     "ChainProgress",
@@ -133,6 +134,14 @@ def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_fl
     k = weights.shape[-1]
     n, d = X.shape
     lead = weights.shape[:-1]
+    # the storage layout, from the core table's dims (mclust's names and the diagonal
+    # families store like the four scikit-learn types)
+    storage = {
+        ("component", "feature", "feature_bis"): "full",
+        ("feature", "feature_bis"): "tied",
+        ("component", "feature"): "diag",
+        ("component",): "spherical",
+    }[get_covariance_model(covariance_type).dims]
     w = weights.reshape(-1, k)
     mu = means.reshape(-1, k, d)
     cov = covariances.reshape(-1, *covariances.shape[len(lead) :])
@@ -141,8 +150,8 @@ def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_fl
     for lo in range(0, n_draws, step):
         sl = slice(lo, min(lo + step, n_draws))
         diff = X[None, None, :, :] - mu[sl][:, :, None, :]  # (s, k, n, d)
-        if covariance_type in ("full", "tied"):
-            c = cov[sl] if covariance_type == "full" else cov[sl][:, None]
+        if storage in ("full", "tied"):
+            c = cov[sl] if storage == "full" else cov[sl][:, None]
             L = np.linalg.cholesky(c)  # (s, k or 1, d, d)
             Linv_t = np.swapaxes(np.linalg.inv(L), -1, -2)
             logdet = np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)  # (s, k|1)
@@ -150,7 +159,7 @@ def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_fl
             maha = np.einsum("sknd,sknd->skn", z, z)
             log_gauss = -0.5 * (d * np.log(2 * np.pi) + maha) - logdet[:, :, None]
         else:
-            var = cov[sl] if covariance_type == "diag" else cov[sl][:, :, None]
+            var = cov[sl] if storage == "diag" else cov[sl][:, :, None]
             var = np.broadcast_to(var, (var.shape[0], k, d))
             maha = np.einsum("sknd,sknd->skn", diff, diff / var[:, :, None, :])
             log_gauss = -0.5 * (d * np.log(2 * np.pi) + maha + np.log(var).sum(-1)[:, :, None])

@@ -34,7 +34,12 @@ from bayesgmm.priors import (
     resolve_prior,
 )
 
-__all__ = ["build_model"]
+__all__ = [
+    "build_model",
+    "check_posterior_type",
+    "initial_values",
+    "posterior_covariance_types",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -252,13 +257,158 @@ class _SphericalSymbolic(_DiagSymbolic):
         return covariances  # one variance per component, whatever the features
 
 
+def _shared_variance_logp(value, dof, scale):
+    r"""EII's prior on its one variance :math:`\lambda`, as MAP-EM has it
+    (:meth:`~bayesgmm.core.covariance.CovarianceModel.log_prior`): one
+    inverse-gamma(:math:`\nu_0/2, \psi_{0j}/2`) factor per feature, all at
+    :math:`\lambda`,
+
+    .. math:: \sum_{j=1}^d \log \mathrm{InvGamma}(\lambda \mid \nu_0/2, \psi_{0j}/2)
+              = \log \mathrm{InvGamma}(\lambda \mid d(\nu_0/2 + 1) - 1,
+                \textstyle\sum_j \psi_{0j}/2) + \text{const},
+
+    a proper density of :math:`\lambda` (the inverse-gamma on the right), with MAP-EM's
+    constant, so that ``logp(jacobian=False)`` is the MAP objective."""
+    a = 0.5 * dof
+    b = 0.5 * scale
+    log_value = pt.log(value)
+    return pt.sum(a * pt.log(b) - pt.gammaln(a) - (a + 1.0) * log_value - b / value, axis=-1)
+
+
+def _shared_variance_params(dof, scale):
+    """Shape and scale of the inverse-gamma proportional to :func:`_shared_variance_logp`."""
+    d = scale.shape[-1]
+    return d * (0.5 * dof + 1.0) - 1.0, 0.5 * scale.sum(axis=-1)
+
+
+def _shared_variance_random(dof, scale, rng=None, size=None):
+    alpha, beta = _shared_variance_params(np.asarray(dof), np.asarray(scale))
+    return stats.invgamma.rvs(alpha, scale=beta, size=size, random_state=rng)
+
+
+def _shared_variance_mode(rv, size, dof, scale):
+    alpha, beta = _shared_variance_params(dof, scale)
+    return pt.broadcast_to(beta / (alpha + 1.0), rv.shape)
+
+
+@dataclass(frozen=True)
+class _SharedDiagSymbolic(_DiagSymbolic):
+    """EII (one variance) and EEI (one diagonal): the diagonal type's functions on
+    covariances shared by every component. The free variable is the shared part,
+    ``variance`` (scalar, EII) or ``variances`` (feature, EEI), log transform;
+    ``covariances`` (component, feature) is its deterministic broadcast, in the core
+    table's shape. The prior is the core table's, once for all components (MAP-EM
+    adds it once: :class:`~bayesgmm.core.covariance.EIICovariance`)."""
+
+    spherical: bool = False
+
+    @property
+    def free_name(self) -> str:
+        return "variance" if self.spherical else "variances"
+
+    def free_values(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
+        covariances = np.asarray(covariances, dtype=float)
+        shared = covariances[0]
+        return {self.free_name: float(shared.mean()) if self.spherical else shared.copy()}
+
+    def covariance_rv(self, prior, reference):
+        n_features = reference.shape[-1]
+        dims = () if self.spherical else ("feature",)
+        if prior is None:
+            shared = pm.HalfFlat(self.free_name, dims=dims)
+        else:
+            table = get_covariance_model(self.name)
+            scale = np.asarray(table.prior_scale(prior.dof, prior.scale, n_features), float)
+            if self.spherical:
+                shared = pm.CustomDist(
+                    self.free_name,
+                    prior.dof,
+                    scale,
+                    logp=_shared_variance_logp,
+                    random=_shared_variance_random,
+                    support_point=_shared_variance_mode,
+                    signature="(),(d)->()",
+                    default_transform=pm.distributions.transforms.log,
+                )
+            else:
+                shared = pm.InverseGamma(
+                    self.free_name, alpha=prior.dof / 2.0, beta=scale / 2.0, dims=dims
+                )
+        n_components = len(pm.modelcontext(None).coords["component"])
+        shape = (n_components, n_features)
+        row = shared[None, None] if self.spherical else shared[None, :]
+        return pm.Deterministic("covariances", pt.broadcast_to(row, shape), dims=self.dims)
+
+
 _SYMBOLIC_COVARIANCES: dict[str, _SymbolicCovariance] = {
     "full": _FullSymbolic("full", "(k),(k,d),(k,d,d)->(d)"),
     "tied": _TiedSymbolic("tied", "(k),(k,d),(d,d)->(d)"),
     "diag": _DiagSymbolic("diag", "(k),(k,d),(k,d)->(d)"),
     "spherical": _SphericalSymbolic("spherical", "(k),(k,d),(k)->(d)"),
+    "EII": _SharedDiagSymbolic("EII", "(k),(k,d),(k,d)->(d)", spherical=True),
+    "EEI": _SharedDiagSymbolic("EEI", "(k),(k,d),(k,d)->(d)", spherical=False),
 }
-assert tuple(_SYMBOLIC_COVARIANCES) == COVARIANCE_TYPES
+assert tuple(_SYMBOLIC_COVARIANCES)[: len(COVARIANCE_TYPES)] == COVARIANCE_TYPES
+#: Families without a posterior, and why (the error :func:`build_model` raises).
+_NO_POSTERIOR_REASON = {
+    "VEI": "lambda_k A, A diagonal with |A| = 1, shared",
+    "EVI": "lambda A_k, A_k diagonal with |A_k| = 1",
+}
+
+
+def posterior_covariance_types() -> list[str]:
+    """The covariance types :func:`build_model` supports, every name that reaches them
+    (scikit-learn's and mclust's), in the core table's order."""
+    from bayesgmm.core.covariance import COVARIANCE_MODELS
+
+    return [
+        name for name, model in COVARIANCE_MODELS.items() if model.name in _SYMBOLIC_COVARIANCES
+    ]
+
+
+def check_posterior_type(covariance_type: str) -> _SymbolicCovariance:
+    r"""The symbolic entry of ``covariance_type``, or a ``ValueError`` naming the
+    supported types (and, for VEI and EVI, why they are not).
+
+    VEI (:math:`\lambda_k A`) and EVI (:math:`\lambda A_k`, :math:`|A| = 1`): MAP-EM's
+    prior for them is the product of inverse-gamma densities of the variances
+    :math:`\lambda_k a_j` evaluated on the family. That is a function of the volume
+    and shape parameters, not a density of them: turning it into a posterior needs a
+    base measure on the constrained shape (:math:`|A| = 1`), no choice of which is
+    canonical, and different choices give different posteriors with the same MAP
+    point. Rather than pick one silently, the posterior is not offered for them.
+    """
+    table_name = get_covariance_model(covariance_type).name  # ValueError if unknown
+    if table_name in _SYMBOLIC_COVARIANCES:
+        return _SYMBOLIC_COVARIANCES[table_name]
+    why = _NO_POSTERIOR_REASON.get(table_name)
+    reason = (
+        f" ({why}: MAP-EM's prior, inverse-gamma densities of the variances evaluated "
+        "on the family, is a function of its volume and shape but no density of them "
+        "until a base measure on the constrained shape is chosen, and none is "
+        "canonical)"
+        if why
+        else ""
+    )
+    raise ValueError(
+        f"The posterior (PyMC) model does not support covariance_type="
+        f"{covariance_type!r}{reason}; supported: {posterior_covariance_types()} "
+        "('full' = VVV, 'tied' = EEE, 'diag' = VVI, 'spherical' = VII; E and V are "
+        "EII and VII in one dimension). Fit the other families by maximum "
+        "likelihood or MAP with GaussianMixture."
+    )
+
+
+def initial_values(params: dict, covariance_type: str) -> dict[str, np.ndarray]:
+    """``weights``, ``means``, ``covariances`` (the core table's shapes) as values of
+    the free variables of :func:`build_model`'s model (for ``initvals=``): the same
+    names, except EII and EEI, whose free variable is the shared ``variance`` /
+    ``variances``."""
+    symbolic = _SYMBOLIC_COVARIANCES[get_covariance_model(covariance_type).name]
+    out = {name: value for name, value in params.items() if name != "covariances"}
+    if isinstance(symbolic, _SharedDiagSymbolic):
+        return out | symbolic.free_values(params["covariances"])
+    return out | {"covariances": params["covariances"]}
 
 
 # --------------------------------------------------------------------------------------
@@ -519,7 +669,13 @@ def build_model(
             - \tfrac12 \operatorname{tr}(\Psi_0\Sigma^{-1}),
 
     or :math:`\sigma^2 \sim \mathrm{InvGamma}(\nu_0/2, \psi_0/2)` for each variance of
-    'diag' and 'spherical'. Every normalizing constant is included, so
+    'diag' and 'spherical'. mclust's EII (:math:`\Sigma_k = \lambda I`) and EEI
+    (:math:`\Sigma_k = \operatorname{diag}(a)`) share their variance(s) across the
+    components and carry the prior once: for EEI an inverse-gamma per :math:`a_j`;
+    for EII, as in MAP-EM, one inverse-gamma(:math:`\nu_0/2, \psi_{0j}/2`) factor per
+    feature at :math:`\lambda`, which is proportional to the (proper)
+    :math:`\mathrm{InvGamma}(d(\nu_0/2+1)-1, \sum_j\psi_{0j}/2)` (prior predictive
+    draws come from that). Every normalizing constant is included, so
     ``model.logp(jacobian=False)`` at a point equals the NumPy MAP objective
     ``log_mixture_density(X, params, covariance_type).sum() + prior.log_prob(params,
     covariance_type)``, and the posterior mode is the MAP-EM fixed point.
@@ -534,7 +690,11 @@ def build_model(
         ``obs`` then holds the labels of the other rows.
     n_components : int
         ``K``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'}, default='full'
+        Or mclust's names of the first four: VVV, EEE, VVI, VII (E and V, EII and VII
+        in one dimension). The families with an orientation, and VEI and EVI, have no
+        posterior here (:func:`check_posterior_type` says why); fit them with
+        :class:`~bayesgmm.GaussianMixture`.
     prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
         ``'default'`` and ``'pooled'`` are :meth:`GMMPrior.pooled(X, K, covariance_type)
         <bayesgmm.priors.GMMPrior.pooled>` (empirical Bayes: covariances centred on the
@@ -561,7 +721,10 @@ def build_model(
         - ``means`` (component, feature);
         - ``covariances`` in scikit-learn's shape: (component, feature, feature_bis)
           for 'full', (feature, feature_bis) for 'tied', (component, feature) for
-          'diag', (component,) for 'spherical'. Matrices are SPD random variables on
+          'diag', (component,) for 'spherical', (component, feature) for EII and EEI
+          (a ``pm.Deterministic``: the free variable is the shared ``variance``
+          (scalar, EII) or ``variances`` (feature, EEI); :func:`initial_values` turns
+          covariances into it, for ``initvals``). Matrices are SPD random variables on
           :class:`pymc.distributions.transforms.CholeskyCovTransform` (free vector =
           packed lower Cholesky factor with log diagonal); variances use the log
           transform. So ``jacobian=False`` gives the density in the covariance
@@ -645,16 +808,7 @@ def build_model(
     """
     data, features, index = _check_data(X)
     n_components = _check_n_components(n_components)
-    get_covariance_model(covariance_type)  # raises ValueError listing the valid types
-    table_name = get_covariance_model(covariance_type).name
-    if table_name not in _SYMBOLIC_COVARIANCES:
-        raise ValueError(
-            f"The posterior (PyMC) model does not support covariance_type="
-            f"{covariance_type!r}; supported: {list(_SYMBOLIC_COVARIANCES)} (mclust's "
-            "VVV, EEE, VVI, VII, also under those names). Fit the other families by "
-            "maximum likelihood or MAP with GaussianMixture."
-        )
-    symbolic = _SYMBOLIC_COVARIANCES[table_name]
+    symbolic = check_posterior_type(covariance_type)
     prior = _resolve_prior(prior, data, n_components, covariance_type)
 
     coords = {

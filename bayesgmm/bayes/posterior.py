@@ -65,7 +65,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int, default=1
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'}, default='full'
+        Or mclust's names of the same: VVV, EEE, VVI, VII (and E, V in one dimension).
     prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
         ``'default'`` (= ``'pooled'``, :meth:`~bayesgmm.priors.GMMPrior.pooled`) or
         ``'mclust'`` (mclust's default conjugate prior), built on the training data. A
@@ -191,7 +192,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     # -- fitting ------------------------------------------------------------------
     def _check_params(self) -> None:
         check_number("n_components", self.n_components, integer=True, low=1)
-        get_covariance_model(self.covariance_type)
+        from bayesgmm.bayes.model import check_posterior_type
+
+        check_posterior_type(self.covariance_type)  # also lists the supported types
         check_number("n_init", self.n_init, integer=True, low=1)
         check_number("draws", self.draws, integer=True, low=1)
         check_number("tune", self.tune, integer=True, low=0)
@@ -424,7 +427,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         import pymc as pm
         from threadpoolctl import threadpool_limits
 
-        from bayesgmm.bayes.model import build_model
+        from bayesgmm.bayes.model import build_model, initial_values
 
         t0 = time.perf_counter()
         model = build_model(
@@ -444,12 +447,15 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         if self.sampler == "pymc":
             jitter_rng = np.random.default_rng(jitter_seed)
             kwargs["initvals"] = [
-                _jittered(start, self.covariance_type, jitter_rng) for _ in range(self.chains)
+                initial_values(
+                    _jittered(start, self.covariance_type, jitter_rng), self.covariance_type
+                )
+                for _ in range(self.chains)
             ]
             kwargs["cores"] = 1
         else:
             kwargs["nuts_sampler"] = self.sampler
-            kwargs["initvals"] = start  # nutpie: one start for all chains
+            kwargs["initvals"] = initial_values(start, self.covariance_type)  # one for all chains
             if self.sampler == "nutpie":
                 kwargs["compile_kwargs"] = {"jitter_rvs": set()}
         with threadpool_limits(1), warnings.catch_warnings():
