@@ -25,7 +25,7 @@ the sd of those shares over simulations / sqrt(n_sims) (elements of one data set
 correlated, simulations are independent).
 
 Run (each call writes its raw hits to ``results/coverage_raw_<tag>.csv``; the table is
-built from all raw files present)::
+built from all raw files present; give each run its own ``--tag`` and ``--seed``)::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_coverage.py \\
         --sims 100 --n 50 200 1000 --methods nuts information laplace laplace_mode --tag a
@@ -59,13 +59,13 @@ N_DRAWS = {"bootstrap": 99}  # replicates; the others 199 draws
 GROUPS = ("all", "weights", "means", "covariances")
 
 
-def run_cell(method: str, n_obs: int, n_sims: int, seed: int) -> pd.DataFrame:
+def run_cell(method: str, n_obs: int, n_sims: int, seed: int, n_init: int = 1) -> pd.DataFrame:
     """Long frame of hits: method, n_obs, sim, element, covered."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         n_draws = N_DRAWS.get(method, 199)
         result = sbc(2, 1, "full", PRIOR, n_obs=n_obs, n_sims=n_sims, n_draws=n_draws,
-                     method=method, random_state=seed)  # fmt: skip
+                     method=method, n_init=n_init, random_state=seed)  # fmt: skip
     hits = covered(result, PROB)
     long = hits.reset_index(names="sim").melt(
         id_vars="sim", var_name="element", value_name="covered"
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(SBC_METHODS), choices=SBC_METHODS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="all")
+    parser.add_argument("--n-init", type=int, default=1, help="EM starts of the MAP fits")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -125,10 +126,14 @@ def main() -> None:
             for method in args.methods:
                 start = time.perf_counter()
                 # one seed per N: every method sees the same truths and data sets
-                frames.append(run_cell(method, n_obs, args.sims, args.seed + n_obs))
+                frames.append(run_cell(method, n_obs, args.sims, args.seed + n_obs, args.n_init))
                 print(f"{method} N={n_obs}: {time.perf_counter() - start:.0f} s", flush=True)
                 pd.concat(frames).to_csv(args.out / f"coverage_raw_{args.tag}.csv", index=False)
-    raw = pd.concat(pd.read_csv(p) for p in sorted(args.out.glob("coverage_raw_*.csv")))
+    # simulations of different runs (tags, seeds) are different data sets
+    raw = pd.concat(
+        pd.read_csv(p).assign(sim=lambda f, tag=p.stem: tag + ":" + f["sim"].astype(str))
+        for p in sorted(args.out.glob("coverage_raw_*.csv"))
+    )
     tab = table(raw)
     tab.to_csv(args.out / "coverage.csv", index=False, float_format="%.4f")
     text = render(tab)
