@@ -30,8 +30,13 @@ built from all raw files present; give each run its own ``--tag`` and ``--seed``
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_coverage.py \\
         --sims 100 --n 50 200 1000 --methods nuts information laplace laplace_mode --tag a
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_coverage.py \\
-        --sims 100 --n 50 200 1000 --methods bootstrap --tag b
+        --sims 100 --n 50 200 --methods bootstrap --tag b
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_coverage.py \\
+        --sims 100 --n 1000 --methods bootstrap --tag c
     python benchmarks/bench_coverage.py --table-only
+
+(about 5 min for the first run, 10 and 7 min for the bootstrap runs, on a shared
+2-core machine, two runs at a time).
 
 Writes ``benchmarks/results/coverage.txt`` and ``coverage.csv``.
 """
