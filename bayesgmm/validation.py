@@ -39,7 +39,7 @@ from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture, sample_prior
 from bayesgmm.priors import GMMPrior
 
-__all__ = ["SBC_METHODS", "SBCResult", "ecdf_band", "sbc"]
+__all__ = ["SBC_METHODS", "SBCResult", "covered", "ecdf_band", "sbc"]
 
 #: The built-in methods of :func:`sbc`.
 SBC_METHODS = ("nuts", "laplace", "laplace_mode", "bootstrap", "information")
@@ -473,3 +473,49 @@ def _to_truth(draws: dict, truth: GMMParams, covariance_type: str) -> np.ndarray
 
     centre = draws["means"].mean(axis=0)
     return match_to_reference(centre[None], truth, covariance_type)[0]
+
+
+def covered(result: SBCResult, prob: float = 0.9) -> pd.DataFrame:
+    r"""Whether each true element lies in the method's equal-tailed ``prob`` interval.
+
+    The interval lies between the order statistics of the ``n_draws`` draws at
+    ranks ``lo`` and ``n_draws + 1 - lo`` (1-based), with
+    :math:`lo = (1 - prob)(n_draws + 1) / 2`; the truth lies in it exactly when its
+    rank :math:`r` (draws below it) satisfies :math:`lo \le r \le n_draws - lo`.
+    For a calibrated method the ranks are uniform on ``0..n_draws`` and this happens
+    with probability ``prob`` exactly, so the mean of the returned frame is the
+    empirical coverage (Bayesian coverage, averaged over the prior that drew the
+    truths).
+
+    Parameters
+    ----------
+    result : SBCResult
+    prob : float, default=0.9
+        Requires :math:`(1 - prob)(n\_draws + 1) / 2` to be an integer (e.g. 99 or
+        199 draws for 0.9).
+
+    Returns
+    -------
+    pandas.DataFrame of bool, same shape and labels as ``result.ranks``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
+    >>> from bayesgmm.validation import covered, sbc
+    >>> prior = GMMPrior(DirichletPrior(5.0), NormalMeanPrior(np.zeros(1), shrinkage=0.02),
+    ...                  CovariancePrior(5.0, 4.0))
+    >>> result = sbc(1, 1, "full", prior, n_obs=50, n_sims=20, random_state=0)
+    >>> covered(result).shape
+    (20, 2)
+    """
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"`prob` must lie strictly between 0 and 1; got {prob!r}.")
+    lo = (1.0 - prob) * (result.n_draws + 1) / 2.0
+    if abs(lo - round(lo)) > 1e-9 or round(lo) < 1:
+        raise ValueError(
+            f"(1 - prob) * (n_draws + 1) / 2 must be a positive integer for an exact "
+            f"interval; got {lo!r} (prob={prob!r}, n_draws={result.n_draws})."
+        )
+    lo = round(lo)
+    return (result.ranks >= lo) & (result.ranks <= result.n_draws - lo)
