@@ -14,7 +14,7 @@ posterior's draws::
     import arviz as az
     az.rcParams["stats.ci_prob"] = 0.95          # from here on
     with az.rc_context(rc={"stats.ci_prob": 0.5}):  # or for a block
-        ...
+        table = bayesgmm.compare_estimates(post, mle=gm)  # 50% intervals
 
 The default, ArviZ's 0.89, is explained in the user guide (Uncertainty, "Which interval
 level").

@@ -155,16 +155,7 @@ def log_likelihood_hessian(
     hessian = np.zeros((size, size))
     weights = params.weights
     n_w = n_components - 1
-    # Gradient and Hessian of log pi_k in the K - 1 free weights.
-    w_grad = np.zeros((n_components, size))
-    w_hess = np.zeros((n_components, size, size))
-    for k in range(n_components):
-        if k < n_w:
-            w_grad[k, k] = 1.0 / weights[k]
-            w_hess[k, k, k] = -1.0 / weights[k] ** 2
-        else:
-            w_grad[k, :n_w] = -1.0 / weights[k]
-            w_hess[k, :n_w, :n_w] = -1.0 / weights[k] ** 2
+    w_grad, w_hess = _weight_derivatives(weights, size)  # of log pi_k, K - 1 free weights
     # Which free covariance parameters each component depends on.
     active = [np.flatnonzero(np.abs(basis[:, k]).sum(axis=(1, 2))) for k in range(n_components)]
     patterns = missing_patterns(X)
