@@ -126,9 +126,9 @@ def supports(prior: GMMPrior, covariance_type: str) -> bool:
 
 
 def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int) -> np.ndarray:
-    """The buffer: header, ``X`` (N*D), alpha (K), m0 (D), P0 (D*D), the covariance
-    prior's scale (B (D*D) for full/tied: its Cholesky factor; b (D) for diag, b (1)
-    for spherical: half the scale)."""
+    """The buffer: header, ``X`` feature-major (``X.T``, D*N), alpha (K), m0 (D),
+    P0 (D*D), the covariance prior's scale (B (D*D) for full/tied: its Cholesky factor;
+    b (D) for diag, b (1) for spherical: half the scale)."""
     covariance_type = _canonical(covariance_type)
     n, d = X.shape
     k = n_components
@@ -188,7 +188,8 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
     header = np.array(
         [0.0, n, d, k, mean_form, cov_prior, const, kappa0, nu, variant], dtype=np.float64
     )
-    buf = np.concatenate([header, X.ravel(), alpha, m0, P0.ravel(), np.ravel(scale)]).astype(
+    # X feature-major (X^T, D x N): the kernels' loops run over contiguous rows
+    buf = np.concatenate([header, X.T.ravel(), alpha, m0, P0.ravel(), np.ravel(scale)]).astype(
         np.float64
     )
     buf[0] = buf.size

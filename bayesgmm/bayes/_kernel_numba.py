@@ -104,6 +104,164 @@ def _chol_grad(L, A, cdiag, grad, start, d, tmp_col, tmp_out):
             pos += 1
 
 
+# Rows are processed in blocks of _BLOCK, all components at once, with the data stored
+# feature-major (``X^T``, see ``_kernel.pack``) so that every inner loop runs over the
+# rows of a block, contiguous in memory: LLVM vectorizes them (SIMD), and the forward
+# substitution z = L^{-1}(x - mu) becomes D(D+1)/2 vector multiply-adds per block
+# instead of a chain of scalar divisions per row.
+_BLOCK = 128
+# The log of the row totals is taken once per _LOG_GROUP rows, on their product (each
+# total lies in [1, K], so the product cannot overflow for K < 10^19).
+_LOG_GROUP = 16
+# Exact IEEE arithmetic except contraction into FMA (the exp below relies on its
+# Cody-Waite split staying in this order: no reassociation there).
+_FM_EXACT = {"contract", "nsz"}
+# Reductions over the rows of a block (sums of products): reassociation lets LLVM
+# vectorize them (partial sums); no finite-math assumptions, so NaN/inf still propagate.
+_FM_SUM = {"contract", "nsz", "reassoc"}
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125  # Cody-Waite split of log(2): k * _LN2_HI is exact
+_LN2_LO = 1.42860682030941723212e-6
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _exp_nonpositive(x, out, bits, nb):
+    """out[:nb] = exp(x[:nb]) for x <= 0, vectorizable (math.exp is a scalar libm call):
+    exp(x) = 2^k exp(r), r = x - k log 2 in [-log(2)/2, log(2)/2], exp(r) by its Taylor
+    polynomial of degree 13 (truncation < 1e-17), 2^k built in the exponent bits.
+    Accurate to about 1 ulp; below -708 (where exp underflows to subnormals) it is 0
+    (those rows carry a responsibility below 1e-307 for this component anyway); NaN
+    propagates."""
+    for i in range(nb):
+        v = x[i]
+        w = max(v, -708.0)
+        k = math.floor(w * _LOG2E + 0.5)
+        r = w - k * _LN2_HI
+        r = r - k * _LN2_LO
+        p = 1.6059043836821613e-10
+        p = p * r + 2.08767569878681e-09
+        p = p * r + 2.505210838544172e-08
+        p = p * r + 2.755731922398589e-07
+        p = p * r + 2.7557319223985893e-06
+        p = p * r + 2.48015873015873e-05
+        p = p * r + 0.0001984126984126984
+        p = p * r + 0.001388888888888889
+        p = p * r + 0.008333333333333333
+        p = p * r + 0.041666666666666664
+        p = p * r + 0.16666666666666666
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        # -708 and below: 0; NaN stays NaN
+        out[i] = p if v > -708.0 else (0.0 if v <= -708.0 else v)
+        bits[i] = (np.int64(k) + 1023) << 52
+    scale = bits.view(np.float64)
+    for i in range(nb):
+        out[i] *= scale[i]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_SUM)
+def _accumulate(Zj, rj, W, nb, d, Af, svec_j):
+    """Responsibility-weighted statistics of one component over a block of rows:
+    returns sum_n r_n; svec_j += sum_n r_n z_n; lower triangle of
+    Af += sum_n r_n z_n z_n^T (Zj: (D, block) rows of z, W: scratch of that shape)."""
+    total = 0.0
+    for n in range(nb):
+        total += rj[n]
+    for a in range(d):
+        s = 0.0
+        for n in range(nb):
+            wv = rj[n] * Zj[a, n]
+            W[a, n] = wv
+            s += wv
+        svec_j[a] += s
+        for b in range(a + 1):
+            t = 0.0
+            for n in range(nb):
+                t += W[a, n] * Zj[b, n]
+            Af[a, b] += t
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _mixture_spd(Xt, n, d, k, tied, logw, means, Ls, logdets, counts, cdiag, svec, A):
+    """The likelihood part of logp_spd: returns sum_n log sum_k pi_k N(x_n | mu_k, L_k L_k^T)
+    without the -N D log(2 pi) / 2 constant, and accumulates the responsibility-weighted
+    statistics (counts, cdiag, svec, A) the gradient is built from. Xt: (D, N)."""
+    bs = _BLOCK
+    Z = np.empty((k, d, bs))
+    lg = np.empty((k, bs))
+    top = np.empty(bs)
+    tot = np.empty(bs)
+    ex = np.empty(bs)
+    bits = np.empty(bs, dtype=np.int64)
+    W = np.empty((d, bs))
+    inv_diag = np.empty((Ls.shape[0], d))
+    for f in range(Ls.shape[0]):
+        for a in range(d):
+            inv_diag[f, a] = 1.0 / Ls[f, a, a]
+    total = 0.0
+    for i0 in range(0, n, bs):
+        nb = min(bs, n - i0)
+        for j in range(k):
+            for m in range(nb):
+                lg[j, m] = 0.0
+        for a in range(d):  # forward substitution, vectorized over the rows
+            # row a of the block as a contiguous view, indexed by the loop counter (a
+            # computed index such as i0 + m may be negative for LLVM: its wraparound
+            # select turns contiguous loads into gathers)
+            xa = Xt[a, i0 : i0 + nb]
+            for j in range(k):
+                f = 0 if tied else j
+                mu = means[j, a]
+                for m in range(nb):
+                    Z[j, a, m] = xa[m] - mu
+                for b in range(a):
+                    lab = Ls[f, a, b]
+                    for m in range(nb):
+                        Z[j, a, m] -= lab * Z[j, b, m]
+                ia = inv_diag[f, a]
+                for m in range(nb):
+                    za = Z[j, a, m] * ia
+                    Z[j, a, m] = za
+                    lg[j, m] += za * za
+        for j in range(k):
+            c = logw[j] - logdets[0 if tied else j]
+            for m in range(nb):
+                lg[j, m] = c - 0.5 * lg[j, m]
+        for m in range(nb):
+            top[m] = lg[0, m]
+            tot[m] = 0.0
+        for j in range(1, k):
+            for m in range(nb):
+                top[m] = max(top[m], lg[j, m])
+        for j in range(k):
+            for m in range(nb):
+                lg[j, m] -= top[m]
+            _exp_nonpositive(lg[j], ex, bits, nb)
+            for m in range(nb):
+                lg[j, m] = ex[m]  # lg now holds exp(lg - top)
+                tot[m] += ex[m]
+        for m in range(nb):
+            total += top[m]
+        for g in range(0, nb, _LOG_GROUP):
+            prod = 1.0
+            for m in range(g, min(g + _LOG_GROUP, nb)):
+                prod *= tot[m]
+            total += math.log(prod)
+        for m in range(nb):
+            tot[m] = 1.0 / tot[m]
+        for j in range(k):
+            f = 0 if tied else j
+            for m in range(nb):
+                lg[j, m] *= tot[m]  # responsibilities
+            rsum = _accumulate(Z[j], lg[j], W, nb, d, A[f], svec[j])
+            counts[j] += rsum
+            cdiag[f] -= rsum
+    return total
+
+
 @njit
 def logp_spd(theta, grad, buf):
     """Log density and gradient for 'full' (tied=False) and 'tied' covariances."""
@@ -117,7 +275,7 @@ def logp_spd(theta, grad, buf):
     nu = buf[8]
     tied = buf[9] != 0.0
     off = 10
-    X = buf[off : off + n * d].reshape((n, d))
+    Xt = buf[off : off + n * d].reshape((d, n))  # feature-major
     off += n * d
     alpha = buf[off : off + k]
     off += k
@@ -147,43 +305,8 @@ def logp_spd(theta, grad, buf):
     for j in range(k):
         logp += alpha[j] * logw[j]
     # likelihood
-    Z = np.empty((k, d))
+    logp += _mixture_spd(Xt, n, d, k, tied, logw, means, Ls, logdets, counts, cdiag, svec, A)
     diff = np.empty(d)
-    lg = np.empty(k)
-    ex = np.empty(k)
-    for i in range(n):
-        for j in range(k):
-            f = 0 if tied else j
-            q = 0.0
-            for a in range(d):  # forward substitution, z = L^{-1} (x - mu), in place
-                acc = X[i, a] - means[j, a]
-                for b in range(a):
-                    acc -= Ls[f, a, b] * Z[j, b]
-                za = acc / Ls[f, a, a]
-                Z[j, a] = za
-                q += za * za
-            lg[j] = logw[j] - logdets[f] - 0.5 * q
-        top = lg[0]
-        for j in range(1, k):
-            top = max(top, lg[j])
-        tot = 0.0
-        for j in range(k):
-            ex[j] = math.exp(lg[j] - top)
-            tot += ex[j]
-        logp += top + math.log(tot)
-        inv_tot = 1.0 / tot
-        for j in range(k):
-            r = ex[j] * inv_tot
-            if r == 0.0:
-                continue
-            f = 0 if tied else j
-            counts[j] += r
-            cdiag[f] -= r
-            for a in range(d):
-                za = r * Z[j, a]
-                svec[j, a] += za
-                for b in range(a + 1):
-                    A[f, a, b] += za * Z[j, b]
     # means prior
     u = np.empty(d)
     if mean_form == 1:
@@ -268,7 +391,7 @@ def logp_diagonal(theta, grad, buf):
     spherical = variant == 1 or variant == 3
     shared = variant >= 2
     off = 10
-    X = buf[off : off + n * d].reshape((n, d))
+    Xt = buf[off : off + n * d].reshape((d, n))  # feature-major
     off += n * d
     alpha = buf[off : off + k]
     off += k
@@ -310,7 +433,7 @@ def logp_diagonal(theta, grad, buf):
         for j in range(k):
             q = 0.0
             for a in range(d):
-                e = X[i, a] - means[j, a]
+                e = Xt[a, i] - means[j, a]
                 q += e * e * inv[j, 0 if spherical else a]
             lg[j] = logw[j] - halfsum[j] - 0.5 * q
         top = lg[0]
@@ -329,7 +452,7 @@ def logp_diagonal(theta, grad, buf):
             counts[j] += r
             for a in range(d):
                 c = 0 if spherical else a
-                e = X[i, a] - means[j, a]
+                e = Xt[a, i] - means[j, a]
                 gmu[j, a] += r * e * inv[j, c]
                 gv[j, c] += 0.5 * r * (e * e * inv[j, c] - 1.0)
     if mean_form == 1:
