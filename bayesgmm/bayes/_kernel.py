@@ -271,9 +271,8 @@ def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
     from bayesgmm.bayes import _kernel_numba as kn
 
     theta = np.ascontiguousarray(theta, dtype=np.float64)
-    grad = np.zeros_like(theta)
-    kernel = kn.logp_spd if covariance_type in ("full", "tied") else kn.logp_diagonal
-    return float(kernel(theta, grad, buf)), grad
+    kind = "spd" if covariance_type in ("full", "tied") else "diagonal"
+    return kn.evaluate(kind, theta, buf)
 
 
 def _cfuncs(covariance_type: str):

@@ -4,12 +4,18 @@ Module-level functions with ``cache=True``: numba stores their machine code on d
 (``NUMBA_CACHE_DIR`` or ``__pycache__``), so only the first process ever compiles them.
 """
 
+import ctypes
 import math
 
 import numba
 import numpy as np
 
 njit = numba.njit(cache=True, nogil=True, error_model="numpy")
+# The two densities are inlined (at numba's IR level) into their C callbacks, the only
+# compiled form of them: Python calls the callback too (:func:`evaluate`). A separately
+# compiled njit function would be optimized by LLVM once on its own and once more
+# inside the callback's module (about 2 s of a cold start).
+_inlined = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 @njit
@@ -126,15 +132,15 @@ _LN2_LO = 1.42860682030941723212e-6
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
-def _exp_nonpositive(x, out, bits, nb):
-    """out[:nb] = exp(x[:nb]) for x <= 0, vectorizable (math.exp is a scalar libm call):
-    exp(x) = 2^k exp(r), r = x - k log 2 in [-log(2)/2, log(2)/2], exp(r) by its Taylor
-    polynomial of degree 13 (truncation < 1e-17), 2^k built in the exponent bits.
-    Accurate to about 1 ulp; below -708 (where exp underflows to subnormals) it is 0
-    (those rows carry a responsibility below 1e-307 for this component anyway); NaN
+def _exp_nonpositive(x, j, bits, nb):
+    """x[j, :nb] = exp(x[j, :nb]) in place, for x <= 0, vectorizable (math.exp is a scalar
+    libm call): exp(x) = 2^k exp(r), r = x - k log 2 in [-log(2)/2, log(2)/2], exp(r) by
+    its Taylor polynomial of degree 13 (truncation < 1e-17), 2^k built in the exponent
+    bits. Accurate to about 1 ulp; at -708 and below (where exp reaches the subnormals)
+    it is 0: such a row carries a responsibility below 1e-307 for that component. NaN
     propagates."""
     for i in range(nb):
-        v = x[i]
+        v = x[j, i]
         w = max(v, -708.0)
         k = math.floor(w * _LOG2E + 0.5)
         r = w - k * _LN2_HI
@@ -153,34 +159,66 @@ def _exp_nonpositive(x, out, bits, nb):
         p = p * r + 0.5
         p = p * r + 1.0
         p = p * r + 1.0
-        # -708 and below: 0; NaN stays NaN
-        out[i] = p if v > -708.0 else (0.0 if v <= -708.0 else v)
+        x[j, i] = p if v > -708.0 else (0.0 if v <= -708.0 else v)
         bits[i] = (np.int64(k) + 1023) << 52
     scale = bits.view(np.float64)
     for i in range(nb):
-        out[i] *= scale[i]
+        x[j, i] *= scale[i]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _responsibilities(lg, k, nb, top, tot, bits):
+    """Log-sum-exp over the components of a block: lg (K, block) holds
+    log pi_k + log N(x_n | k) (up to a constant) on entry and the responsibilities
+    r_kn on exit; returns sum_n log sum_k exp(lg_kn). One log per _LOG_GROUP rows."""
+    for m in range(nb):
+        top[m] = lg[0, m]
+        tot[m] = 0.0
+    for j in range(1, k):
+        for m in range(nb):
+            top[m] = max(top[m], lg[j, m])
+    for j in range(k):
+        for m in range(nb):
+            lg[j, m] -= top[m]
+        _exp_nonpositive(lg, j, bits, nb)
+        for m in range(nb):
+            tot[m] += lg[j, m]
+    total = 0.0
+    for m in range(nb):
+        total += top[m]
+    for g in range(0, nb, _LOG_GROUP):
+        prod = 1.0
+        for m in range(g, min(g + _LOG_GROUP, nb)):
+            prod *= tot[m]
+        total += math.log(prod)
+    for m in range(nb):
+        tot[m] = 1.0 / tot[m]
+    for j in range(k):
+        for m in range(nb):
+            lg[j, m] *= tot[m]
+    return total
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_SUM)
-def _accumulate(Zj, rj, W, nb, d, Af, svec_j):
-    """Responsibility-weighted statistics of one component over a block of rows:
-    returns sum_n r_n; svec_j += sum_n r_n z_n; lower triangle of
-    Af += sum_n r_n z_n z_n^T (Zj: (D, block) rows of z, W: scratch of that shape)."""
+def _accumulate(Z, r, j, f, W, nb, d, A, svec):
+    """Responsibility-weighted statistics of component j (factor f) over a block of
+    rows: returns sum_n r_jn; svec[j] += sum_n r_jn z_jn; lower triangle of
+    A[f] += sum_n r_jn z_jn z_jn^T (Z: (K, D, block), r: (K, block), W: (D, block))."""
     total = 0.0
     for n in range(nb):
-        total += rj[n]
+        total += r[j, n]
     for a in range(d):
         s = 0.0
         for n in range(nb):
-            wv = rj[n] * Zj[a, n]
+            wv = r[j, n] * Z[j, a, n]
             W[a, n] = wv
             s += wv
-        svec_j[a] += s
+        svec[j, a] += s
         for b in range(a + 1):
             t = 0.0
             for n in range(nb):
-                t += W[a, n] * Zj[b, n]
-            Af[a, b] += t
+                t += W[a, n] * Z[j, b, n]
+            A[f, a, b] += t
     return total
 
 
@@ -194,7 +232,6 @@ def _mixture_spd(Xt, n, d, k, tied, logw, means, Ls, logdets, counts, cdiag, sve
     lg = np.empty((k, bs))
     top = np.empty(bs)
     tot = np.empty(bs)
-    ex = np.empty(bs)
     bits = np.empty(bs, dtype=np.int64)
     W = np.empty((d, bs))
     inv_diag = np.empty((Ls.shape[0], d))
@@ -230,39 +267,16 @@ def _mixture_spd(Xt, n, d, k, tied, logw, means, Ls, logdets, counts, cdiag, sve
             c = logw[j] - logdets[0 if tied else j]
             for m in range(nb):
                 lg[j, m] = c - 0.5 * lg[j, m]
-        for m in range(nb):
-            top[m] = lg[0, m]
-            tot[m] = 0.0
-        for j in range(1, k):
-            for m in range(nb):
-                top[m] = max(top[m], lg[j, m])
-        for j in range(k):
-            for m in range(nb):
-                lg[j, m] -= top[m]
-            _exp_nonpositive(lg[j], ex, bits, nb)
-            for m in range(nb):
-                lg[j, m] = ex[m]  # lg now holds exp(lg - top)
-                tot[m] += ex[m]
-        for m in range(nb):
-            total += top[m]
-        for g in range(0, nb, _LOG_GROUP):
-            prod = 1.0
-            for m in range(g, min(g + _LOG_GROUP, nb)):
-                prod *= tot[m]
-            total += math.log(prod)
-        for m in range(nb):
-            tot[m] = 1.0 / tot[m]
+        total += _responsibilities(lg, k, nb, top, tot, bits)
         for j in range(k):
             f = 0 if tied else j
-            for m in range(nb):
-                lg[j, m] *= tot[m]  # responsibilities
-            rsum = _accumulate(Z[j], lg[j], W, nb, d, A[f], svec[j])
+            rsum = _accumulate(Z, lg, j, f, W, nb, d, A, svec)
             counts[j] += rsum
             cdiag[f] -= rsum
     return total
 
 
-@njit
+@_inlined
 def logp_spd(theta, grad, buf):
     """Log density and gradient for 'full' (tied=False) and 'tied' covariances."""
     n = int(buf[1])
@@ -374,7 +388,64 @@ def logp_spd(theta, grad, buf):
     return logp
 
 
-@njit
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _mixture_diagonal(Xt, n, d, k, spherical, logw, means, inv, halfsum, counts, gmu, gv):
+    """The likelihood part of logp_diagonal, blocked like _mixture_spd: returns
+    sum_n log sum_k pi_k N(x_n | mu_k, diag(v_k)) without the -N D log(2 pi) / 2
+    constant; adds to counts (sum_n r_kn), gmu (d/d mu) and gv (d/d log v) per
+    component. inv: (K, 1 or D) inverse variances; halfsum: sum_d log v_kd / 2."""
+    bs = _BLOCK
+    E = np.empty((k, d, bs))
+    lg = np.empty((k, bs))
+    top = np.empty(bs)
+    tot = np.empty(bs)
+    bits = np.empty(bs, dtype=np.int64)
+    total = 0.0
+    for i0 in range(0, n, bs):
+        nb = min(bs, n - i0)
+        for j in range(k):
+            for m in range(nb):
+                lg[j, m] = 0.0
+        for a in range(d):
+            xa = Xt[a, i0 : i0 + nb]  # contiguous, indexed by the loop counter
+            for j in range(k):
+                mu = means[j, a]
+                ia = inv[j, 0 if spherical else a]
+                for m in range(nb):
+                    e = xa[m] - mu
+                    E[j, a, m] = e
+                    lg[j, m] += e * e * ia
+        for j in range(k):
+            c = logw[j] - halfsum[j]
+            for m in range(nb):
+                lg[j, m] = c - 0.5 * lg[j, m]
+        total += _responsibilities(lg, k, nb, top, tot, bits)
+        for j in range(k):
+            counts[j] += _moments(E, lg, j, nb, d, gmu, gv, inv, spherical)
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_SUM)
+def _moments(E, r, j, nb, d, gmu, gv, inv, spherical):
+    """Block sums for component j of a diagonal model: returns sum_n r and adds
+    sum_n r e inv to gmu[j] and sum_n r (e^2 inv - 1) / 2 to gv[j] (e = x - mu)."""
+    s0 = 0.0
+    for m in range(nb):
+        s0 += r[j, m]
+    for a in range(d):
+        c = 0 if spherical else a
+        s1 = 0.0
+        s2 = 0.0
+        for m in range(nb):
+            re = r[j, m] * E[j, a, m]
+            s1 += re
+            s2 += re * E[j, a, m]
+        gmu[j, a] += s1 * inv[j, c]
+        gv[j, c] += 0.5 * (s2 * inv[j, c] - s0)
+    return s0
+
+
+@_inlined
 def logp_diagonal(theta, grad, buf):
     """Log density and gradient for diagonal variances: variant (``buf[9]``) 0 'diag',
     1 'spherical', 2 EEI (one diagonal shared by the components), 3 EII (one shared
@@ -427,34 +498,7 @@ def logp_diagonal(theta, grad, buf):
     for j in range(k):
         for a in range(d):
             halfsum[j] += 0.5 * logv[j, 0 if spherical else a]
-    lg = np.empty(k)
-    ex = np.empty(k)
-    for i in range(n):
-        for j in range(k):
-            q = 0.0
-            for a in range(d):
-                e = Xt[a, i] - means[j, a]
-                q += e * e * inv[j, 0 if spherical else a]
-            lg[j] = logw[j] - halfsum[j] - 0.5 * q
-        top = lg[0]
-        for j in range(1, k):
-            top = max(top, lg[j])
-        tot = 0.0
-        for j in range(k):
-            ex[j] = math.exp(lg[j] - top)
-            tot += ex[j]
-        logp += top + math.log(tot)
-        inv_tot = 1.0 / tot
-        for j in range(k):
-            r = ex[j] * inv_tot
-            if r == 0.0:
-                continue
-            counts[j] += r
-            for a in range(d):
-                c = 0 if spherical else a
-                e = Xt[a, i] - means[j, a]
-                gmu[j, a] += r * e * inv[j, c]
-                gv[j, c] += 0.5 * r * (e * e * inv[j, c] - 1.0)
+    logp += _mixture_diagonal(Xt, n, d, k, spherical, logw, means, inv, halfsum, counts, gmu, gv)
     if mean_form == 1:
         for j in range(k):
             for a in range(d):
@@ -573,3 +617,22 @@ def cfunc_for(kind: str):
         }[kind]
         _CFUNCS[kind] = numba.cfunc(sig, cache=True, nogil=True)(py)
     return _CFUNCS[kind]
+
+
+_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+
+
+def evaluate(kind: str, theta: np.ndarray, buf: np.ndarray) -> tuple[float, np.ndarray]:
+    """(logp, gradient) at ``theta`` (contiguous float64) from Python, through the C
+    callback of ``kind`` ('spd' or 'diagonal') that nutpie calls."""
+    fn = cfunc_for(kind).ctypes
+    grad = np.zeros(theta.size)
+    value = np.zeros(1)
+    fn(
+        theta.size,
+        theta.ctypes.data_as(_DOUBLE_P),
+        grad.ctypes.data_as(_DOUBLE_P),
+        value.ctypes.data_as(_DOUBLE_P),
+        buf.ctypes.data_as(ctypes.c_void_p),
+    )
+    return float(value[0]), grad
