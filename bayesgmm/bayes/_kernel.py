@@ -21,8 +21,9 @@ The parameterization is PyMC's (so the density is exactly ``model.logp()`` of
 - 'full' / 'tied' covariances: :class:`~pymc.distributions.transforms.CholeskyCovTransform`
   per matrix, the packed lower Cholesky factor ``L`` (row-major lower triangle) with a
   log diagonal; log-Jacobian :math:`D\log 2 + \sum_i (D - i + 1) \log L_{ii}` (0-based
-  ``i``). The density is evaluated *on the factor*: one triangular solve per row and
-  component, no Cholesky decomposition and no matrix inverse;
+  ``i``). The density is evaluated *on the factor*: one triangular solve per block of
+  rows and component (vectorized over the rows, see ``_kernel_numba``), no Cholesky
+  decomposition and no matrix inverse;
 - 'diag' / 'spherical' variances: the log transform; EII and EEI (mclust's shared
   variance, shared diagonal): the log of the shared variance(s) only, once.
 
