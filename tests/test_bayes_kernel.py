@@ -89,8 +89,7 @@ FAST_CASES = [(ct, 2, p) for ct, p in zip(COVARIANCE_TYPES, PRIORS, strict=True)
     ("EII", 3, "independent"),
     ("EEI", 2, "default"),
     ("VEI", 3, "independent"),
-    ("EVI", 3, "default"),
-    ("VEI", 1, "flat_covariances"),
+    ("EVI", 2, "flat_covariances"),
 ]
 SLOW_CASES = [
     pytest.param(ct, d, p, marks=pytest.mark.slow)

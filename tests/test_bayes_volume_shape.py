@@ -96,22 +96,23 @@ def _priors(X: np.ndarray, covariance_type: str) -> list[GMMPrior]:
 
 
 @pytest.mark.parametrize("covariance_type", FAMILIES)
-@pytest.mark.parametrize("n_features", [1, 3])
+@pytest.mark.parametrize("n_features", [pytest.param(1, marks=pytest.mark.slow), 3])
 def test_logp_equals_numpy_map_objective(covariance_type, n_features):
     X = _data(n_features)
-    for seed in (1, 2):
-        params = _family_params(covariance_type, n_features, seed)
-        loglik = log_mixture_density(X, params, covariance_type).sum()
-        for prior in _priors(X, covariance_type):
-            model = build_model(X, K, covariance_type=covariance_type, prior=prior)
-            logp = model.compile_logp(jacobian=False, mode=FAST)(
-                _point(model, params, covariance_type)
+    draws = [_family_params(covariance_type, n_features, seed) for seed in (1, 2)]
+    for prior in _priors(X, covariance_type):
+        model = build_model(X, K, covariance_type=covariance_type, prior=prior)
+        logp = model.compile_logp(jacobian=False, mode=FAST)
+        for params in draws:
+            expected = log_mixture_density(X, params, covariance_type).sum()
+            expected += prior.log_prob(params, covariance_type)
+            np.testing.assert_allclose(
+                logp(_point(model, params, covariance_type)), expected, rtol=1e-12
             )
-            expected = loglik + prior.log_prob(params, covariance_type)
-            np.testing.assert_allclose(logp, expected, rtol=1e-12)
     # flat parts: the likelihood plus the Dirichlet(1) constant log (K-1)!
     model = build_model(X, K, covariance_type=covariance_type, prior=GMMPrior())
     logp = model.compile_logp(jacobian=False, mode=FAST)(_point(model, params, covariance_type))
+    loglik = log_mixture_density(X, params, covariance_type).sum()
     np.testing.assert_allclose(logp, loglik + np.log(2.0), rtol=1e-12)
 
 
@@ -317,7 +318,7 @@ def test_evi_prior_draws_follow_the_density():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("covariance_type", FAMILIES)
+@pytest.mark.parametrize("covariance_type", ["VEI", pytest.param("EVI", marks=pytest.mark.slow)])
 def test_map_em_fit_is_the_posterior_mode(covariance_type):
     """scipy's BFGS on the unconstrained log posterior without Jacobian (PyMC's
     logp(jacobian=False) and its gradient), from a perturbed start, lands on

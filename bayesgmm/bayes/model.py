@@ -884,7 +884,14 @@ def build_model(
     for EII, as in MAP-EM, one inverse-gamma(:math:`\nu_0/2, \psi_{0j}/2`) factor per
     feature at :math:`\lambda`, which is proportional to the (proper)
     :math:`\mathrm{InvGamma}(d(\nu_0/2+1)-1, \sum_j\psi_{0j}/2)` (prior predictive
-    draws come from that). Every normalizing constant is included, so
+    draws come from that). mclust's VEI (:math:`\Sigma_k = \lambda_k A`) and EVI
+    (:math:`\Sigma_k = \lambda A_k`), :math:`A` diagonal with :math:`|A| = 1`, carry
+    MAP-EM's prior, an inverse-gamma per variance at the family's variances, as a
+    density with respect to Lebesgue measure on the volumes and on the log-shapes
+    :math:`\log a` (sum zero; PyMC's zero-sum transform): a choice of base measure, in
+    which the MAP-EM fit is the posterior mode; it is proper (the derivation:
+    ``_VolumeShapeSymbolic`` here, and the inference guide). Every normalizing
+    constant is included, so
     ``model.logp(jacobian=False)`` at a point equals the NumPy MAP objective
     ``log_mixture_density(X, params, covariance_type).sum() + prior.log_prob(params,
     covariance_type)``, and the posterior mode is the MAP-EM fixed point.
@@ -899,10 +906,11 @@ def build_model(
         ``obs`` then holds the labels of the other rows.
     n_components : int
         ``K``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'}, default='full'
+    covariance_type : str, default='full'
+        One of 'full', 'tied', 'diag', 'spherical', 'EII', 'EEI', 'VEI', 'EVI'.
         Or mclust's names of the first four: VVV, EEE, VVI, VII (E and V, EII and VII
-        in one dimension). The families with an orientation, and VEI and EVI, have no
-        posterior here (:func:`check_posterior_type` says why); fit them with
+        in one dimension). The families with an orientation have no posterior here
+        (:func:`check_posterior_type` raises); fit them with
         :class:`~bayesgmm.GaussianMixture`.
     prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
         ``'default'`` and ``'pooled'`` are :meth:`GMMPrior.pooled(X, K, covariance_type)
@@ -933,7 +941,12 @@ def build_model(
           'diag', (component,) for 'spherical', (component, feature) for EII and EEI
           (a ``pm.Deterministic``: the free variable is the shared ``variance``
           (scalar, EII) or ``variances`` (feature, EEI); :func:`initial_values` turns
-          covariances into it, for ``initvals``). Matrices are SPD random variables on
+          covariances into it, for ``initvals``), and for VEI and EVI (the
+          deterministic :math:`\lambda_k e^{u_j}` / :math:`\lambda e^{u_{kj}}` of the
+          free ``volumes`` (component) and ``log_shape`` (feature), or ``volume``
+          (scalar) and ``log_shapes`` (component, feature); the log-shapes sum to zero
+          over features and live on PyMC's ``ZeroSumTransform``). Matrices are SPD
+          random variables on
           :class:`pymc.distributions.transforms.CholeskyCovTransform` (free vector =
           packed lower Cholesky factor with log diagonal); variances use the log
           transform. So ``jacobian=False`` gives the density in the covariance
