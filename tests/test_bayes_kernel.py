@@ -89,7 +89,7 @@ FAST_CASES = [(ct, 2, p) for ct, p in zip(COVARIANCE_TYPES, PRIORS, strict=True)
     ("EII", 3, "independent"),
     ("EEI", 2, "default"),
     ("VEI", 3, "independent"),
-    ("EVI", 2, "flat_covariances"),
+    ("EVI", 1, "flat_covariances"),
 ]
 SLOW_CASES = [
     pytest.param(ct, d, p, marks=pytest.mark.slow)

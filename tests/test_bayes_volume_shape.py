@@ -116,6 +116,24 @@ def test_logp_equals_numpy_map_objective(covariance_type, n_features):
     np.testing.assert_allclose(logp, loglik + np.log(2.0), rtol=1e-12)
 
 
+def test_logp_with_missing_values_equals_the_observed_data_objective():
+    """NaN cells: each row's density is its observed coordinates' (core's chunk kernel)."""
+    X = _data(3)
+    X[2, 1] = X[5, 0] = np.nan
+    X[7, [0, 2]] = np.nan
+    for covariance_type in FAMILIES:
+        params = _family_params(covariance_type, 3)
+        prior = GMMPrior.mclust(X, K, covariance_type)
+        model = build_model(X, K, covariance_type=covariance_type, prior=prior)
+        logp = model.compile_logp(jacobian=False, mode=FAST)(
+            _point(model, params, covariance_type)
+        )
+        expected = log_mixture_density(X, params, covariance_type).sum()
+        np.testing.assert_allclose(
+            logp, expected + prior.log_prob(params, covariance_type), rtol=1e-12
+        )
+
+
 @pytest.mark.parametrize("covariance_type", FAMILIES)
 def test_free_variables_and_deterministic_covariances(covariance_type):
     X = _data(2)
