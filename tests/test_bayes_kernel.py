@@ -14,6 +14,7 @@ from pytensor.compile.mode import Mode
 from bayesgmm.bayes import _kernel as kern
 from bayesgmm.bayes import build_model
 from bayesgmm.core.covariance import COVARIANCE_TYPES
+from bayesgmm.core.unconstrained import unconstrained_layout
 from bayesgmm.priors import (
     PRIOR_NAMES,
     CovariancePrior,
@@ -38,7 +39,9 @@ def _priors(X: np.ndarray, covariance_type: str) -> dict[str, GMMPrior]:
     rng = np.random.default_rng(5)
     a = rng.normal(size=(d, d))
     spd = a @ a.T + np.eye(d)
-    scale = {"full": spd, "tied": spd, "diag": np.linspace(0.5, 2.0, d)}.get(covariance_type, 1.7)
+    per_feature = np.linspace(0.5, 2.0, d)
+    scale = {"full": spd, "tied": spd, "diag": per_feature, "VEI": per_feature, "EVI": per_feature}
+    scale = scale.get(covariance_type, 1.7)
     default = GMMPrior.default(X, K, covariance_type)
     return {
         "default": default,
@@ -53,33 +56,26 @@ def _priors(X: np.ndarray, covariance_type: str) -> dict[str, GMMPrior]:
 
 
 def _pymc_reference(model, covariance_type: str):
-    """theta -> (logp, gradient) of the PyMC model at the kernel's vector ``theta``."""
+    """theta -> (logp, gradient) of the PyMC model at the kernel's vector ``theta``
+    (its layout: :func:`bayesgmm.core.unconstrained.unconstrained_layout`, whose value
+    names and shapes must be the model's)."""
     n_features = len(model.coords["feature"])
-    sizes = {
-        "weights": K - 1,
-        "means": K * n_features,
-        "covariances": kern.cov_size(covariance_type, K, n_features),
-    }
-    start = {"weights": 0, "means": K - 1, "covariances": K - 1 + K * n_features}
-    for shared in ("variance", "variances"):  # EII's / EEI's free variable
-        sizes[shared], start[shared] = sizes["covariances"], start["covariances"]
+    layout = unconstrained_layout(K, n_features, covariance_type)
     shapes = {name: value.shape for name, value in model.initial_point().items()}
+    assert shapes == dict(zip(layout.names, layout.shapes, strict=True))
+    slices = dict(zip(layout.names, layout.slices, strict=True))
     logp_fn = model.compile_logp(jacobian=True, mode=FAST)
     dlogp_fn = model.compile_dlogp(mode=FAST)  # in model.value_vars order
 
     def reference(theta):
-        point = {}
-        for rv in model.free_RVs:
-            name = model.rvs_to_values[rv].name
-            piece = theta[start[rv.name] : start[rv.name] + sizes[rv.name]]
-            point[name] = piece.reshape(shapes[name])
+        point = layout.split(theta)
         dlogp = dlogp_fn(point)
         grad = np.empty_like(theta)
         pos = 0
         for value in model.value_vars:
-            rv = model.values_to_rvs[value]
-            n = sizes[rv.name]
-            grad[start[rv.name] : start[rv.name] + n] = dlogp[pos : pos + n]
+            where = slices[value.name]
+            n = where.stop - where.start
+            grad[where] = dlogp[pos : pos + n]
             pos += n
         return float(logp_fn(point)), grad
 
@@ -92,11 +88,14 @@ PRIORS = ("default", "independent", "flat", "flat_covariances")
 FAST_CASES = [(ct, 2, p) for ct, p in zip(COVARIANCE_TYPES, PRIORS, strict=True)] + [
     ("EII", 3, "independent"),
     ("EEI", 2, "default"),
+    ("VEI", 3, "independent"),
+    ("EVI", 1, "flat_covariances"),
 ]
 SLOW_CASES = [
     pytest.param(ct, d, p, marks=pytest.mark.slow)
     for ct, d in [(ct, 2) for ct in kern.SUPPORTED_TYPES]
     + [("full", 3), ("tied", 1), ("spherical", 3), ("EII", 3), ("EEI", 3), ("EII", 1)]
+    + [("VEI", 3), ("EVI", 3), ("VEI", 1), ("EVI", 1)]
     for p in PRIORS
     if (ct, d, p) not in FAST_CASES
 ]
@@ -148,6 +147,8 @@ def test_unconstrained_round_trip(covariance_type):
         "spherical": rng.uniform(0.5, 2.0, K),
         "EEI": np.broadcast_to(rng.uniform(0.5, 2.0, d), (K, d)),
         "EII": np.full((K, d), 1.3),
+        "VEI": rng.uniform(0.5, 2.0, (K, 1)) * np.array([0.5, 1.0, 2.0]),
+        "EVI": 1.3 * np.array([[0.5, 1.0, 2.0], [4.0, 0.5, 0.5], [1.0, 1.0, 1.0]]),
     }[covariance_type]
     params = {
         "weights": rng.dirichlet(np.ones(K)),

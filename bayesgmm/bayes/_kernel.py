@@ -25,7 +25,14 @@ The parameterization is PyMC's (so the density is exactly ``model.logp()`` of
   rows and component (vectorized over the rows, see ``_kernel_numba``), no Cholesky
   decomposition and no matrix inverse;
 - 'diag' / 'spherical' variances: the log transform; EII and EEI (mclust's shared
-  variance, shared diagonal): the log of the shared variance(s) only, once.
+  variance, shared diagonal): the log of the shared variance(s) only, once;
+- VEI / EVI: the log-shape(s) on PyMC's zero-sum transform (``D - 1`` reals per
+  shape), then the log volume(s). Their kernel maps these to the per-component log
+  variances, calls the 'diag' kernel, and chains the gradient back (the prior is the
+  'diag' one at the family's variances; only the Jacobian differs).
+
+The vector's layout and the NumPy maps are :mod:`bayesgmm.core.unconstrained`'s (shared
+with the Laplace approximation): :func:`to_unconstrained`, :func:`to_constrained`.
 
 Gradients. With :math:`z = L^{-1}(x - \mu)`, the derivative of
 :math:`-\tfrac12\|z\|^2` with respect to ``L`` is the lower triangle of
@@ -45,13 +52,21 @@ import numpy as np
 from scipy.special import gammaln, multigammaln
 
 from bayesgmm.core.covariance import get_covariance_model
+from bayesgmm.core.unconstrained import unconstrained_layout
 from bayesgmm.priors import CovariancePrior, DirichletPrior, GMMPrior, NormalMeanPrior
 
 __all__ = ["SUPPORTED_TYPES", "KernelModel", "make_kernel_model", "supports"]
 
-SUPPORTED_TYPES = ("full", "tied", "diag", "spherical", "EII", "EEI")
-# the diagonal kernel's variant of each diagonal type (buffer header, ``buf[9]``)
-_DIAGONAL_VARIANT = {"diag": 0, "spherical": 1, "EEI": 2, "EII": 3}
+SUPPORTED_TYPES = ("full", "tied", "diag", "spherical", "EII", "EEI", "VEI", "EVI")
+# the diagonal kernel's variant of each diagonal type (buffer header, ``buf[9]``); VEI
+# and EVI use the 'diag' buffer: their kernel maps volumes and log-shapes to the
+# per-component variances and calls the 'diag' kernel (``logp_volume_shape``)
+_DIAGONAL_VARIANT = {"diag": 0, "spherical": 1, "EEI": 2, "EII": 3, "VEI": 0, "EVI": 0}
+# the numba kernel (``_kernel_numba.cfunc_for`` kind) of each type
+_KERNEL_KIND = {
+    "full": "spd", "tied": "spd", "diag": "diagonal", "spherical": "diagonal",
+    "EII": "diagonal", "EEI": "diagonal", "VEI": "vei", "EVI": "evi",
+}  # fmt: skip
 
 
 def _canonical(covariance_type: str) -> str:
@@ -77,23 +92,12 @@ _HEADER = 10
 
 def cov_size(covariance_type: str, n_components: int, n_features: int) -> int:
     """Length of the covariances' unconstrained vector."""
-    covariance_type = _canonical(covariance_type)
-    tri = n_features * (n_features + 1) // 2
-    return {
-        "full": n_components * tri,
-        "tied": tri,
-        "diag": n_components * n_features,
-        "spherical": n_components,
-        "EEI": n_features,
-        "EII": 1,
-    }[covariance_type]
+    return n_dim(covariance_type, n_components, n_features) - n_components * (n_features + 1) + 1
 
 
 def n_dim(covariance_type: str, n_components: int, n_features: int) -> int:
     """Length of the unconstrained parameter vector."""
-    covariance_type = _canonical(covariance_type)
-    k, d = n_components, n_features
-    return (k - 1) + k * d + cov_size(covariance_type, k, d)
+    return unconstrained_layout(n_components, n_features, covariance_type).size
 
 
 # The prior records (and their fields) the kernel implements. A prior form added
@@ -181,9 +185,10 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
             b = 0.5 * np.atleast_1d(np.asarray(psi, dtype=float))
             scale = b
             a = 0.5 * nu
-            # inverse-gamma factors: K*D (diag), K (spherical), D (EEI, EII: the shared
-            # variance(s) carry the prior once; EII one factor per feature)
-            per = {"diag": k * d, "spherical": k}.get(covariance_type, d)
+            # inverse-gamma factors: K*D (diag, and VEI, EVI: one per variance at the
+            # family's variances), K (spherical), D (EEI, EII: the shared variance(s)
+            # carry the prior once; EII one factor per feature)
+            per = {"spherical": k, "EEI": d, "EII": d}.get(covariance_type, k * d)
             const += (per // b.size) * np.sum(a * np.log(b) - gammaln(a))
     variant = float(covariance_type == "tied" if spd else _DIAGONAL_VARIANT[covariance_type])
     header = np.array(
@@ -202,63 +207,18 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
 # --------------------------------------------------------------------------------------
 
 
-def _tril_index(d: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.tril_indices(d)
-
-
 def to_unconstrained(params: dict, covariance_type: str) -> np.ndarray:
-    """(weights, means, covariances) in scikit-learn's shapes -> the flat vector."""
-    covariance_type = _canonical(covariance_type)
-    w = np.asarray(params["weights"], dtype=float)
-    logw = np.log(w)
-    y = (logw - logw.mean())[:-1]
+    """(weights, means, covariances) in scikit-learn's shapes -> the flat vector (the
+    layout of :func:`bayesgmm.core.unconstrained.unconstrained_layout`)."""
     means = np.asarray(params["means"], dtype=float)
-    cov = np.asarray(params["covariances"], dtype=float)
-    if covariance_type in ("full", "tied"):
-        mats = cov if covariance_type == "full" else cov[None]
-        d = mats.shape[-1]
-        rows, cols = _tril_index(d)
-        L = np.linalg.cholesky(mats)
-        flat = L[:, rows, cols].copy()
-        diag = rows == cols
-        flat[:, diag] = np.log(flat[:, diag])
-        c = flat.ravel()
-    elif covariance_type in ("EII", "EEI"):  # the shared variance(s): the first row
-        row = np.log(cov[0])
-        c = row[:1] if covariance_type == "EII" else row
-    else:
-        c = np.log(cov).ravel()
-    return np.concatenate([y, means.ravel(), c])
+    layout = unconstrained_layout(*means.shape, covariance_type)
+    return layout.forward(params["weights"], means, params["covariances"])
 
 
 def to_constrained(theta: np.ndarray, covariance_type: str, n_components: int, n_features: int):
     """Flat vectors (..., n_dim) -> weights (..., K), means (..., K, D), covariances."""
-    covariance_type = _canonical(covariance_type)
-    k, d = n_components, n_features
-    lead = theta.shape[:-1]
-    y = theta[..., : k - 1]
-    z = np.concatenate([y, -y.sum(axis=-1, keepdims=True)], axis=-1)
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    weights = z / z.sum(axis=-1, keepdims=True)
-    means = theta[..., k - 1 : k - 1 + k * d].reshape(*lead, k, d)
-    c = theta[..., k - 1 + k * d :]
-    if covariance_type in ("full", "tied"):
-        n_mats = k if covariance_type == "full" else 1
-        rows, cols = _tril_index(d)
-        flat = c.reshape(*lead, n_mats, rows.size).copy()
-        diag = rows == cols
-        flat[..., diag] = np.exp(flat[..., diag])
-        L = np.zeros((*lead, n_mats, d, d))
-        L[..., rows, cols] = flat
-        cov = L @ np.swapaxes(L, -1, -2)
-        if covariance_type == "tied":
-            cov = cov[..., 0, :, :]
-    elif covariance_type in ("EII", "EEI"):  # broadcast to the core table's (K, D)
-        row = np.broadcast_to(np.exp(c), (*lead, d))
-        cov = np.broadcast_to(row[..., None, :], (*lead, k, d)).copy()
-    else:
-        cov = np.exp(c).reshape(*lead, k, d) if covariance_type == "diag" else np.exp(c)
-    return weights, means, cov
+    layout = unconstrained_layout(n_components, n_features, covariance_type)
+    return layout.backward(np.asarray(theta, dtype=float))
 
 
 # --------------------------------------------------------------------------------------
@@ -272,8 +232,7 @@ def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
     from bayesgmm.bayes import _kernel_numba as kn
 
     theta = np.ascontiguousarray(theta, dtype=np.float64)
-    kind = "spd" if covariance_type in ("full", "tied") else "diagonal"
-    return kn.evaluate(kind, theta, buf)
+    return kn.evaluate(_KERNEL_KIND[covariance_type], theta, buf)
 
 
 def _cfuncs(covariance_type: str):
@@ -281,8 +240,7 @@ def _cfuncs(covariance_type: str):
     covariance_type = _canonical(covariance_type)
     from bayesgmm.bayes import _kernel_numba as kn
 
-    kind = "spd" if covariance_type in ("full", "tied") else "diagonal"
-    return kn.cfunc_for(kind), kn.cfunc_for("expand")
+    return kn.cfunc_for(_KERNEL_KIND[covariance_type]), kn.cfunc_for("expand")
 
 
 # --------------------------------------------------------------------------------------

@@ -544,6 +544,78 @@ def logp_diagonal(theta, grad, buf):
 
 
 # --------------------------------------------------------------------------------------
+# VEI and EVI: volumes and log-shapes mapped onto the 'diag' kernel
+# --------------------------------------------------------------------------------------
+
+
+@_inlined
+def logp_volume_shape(theta, grad, buf, shared_shape):
+    """VEI (``shared_shape``: log-shape ``u`` (D), log-volumes (K)) and EVI (log-shapes
+    ``u_k`` (K, D), one log-volume): after the weights and means, the zero-sum
+    coordinates of the log-shape(s) (``D - 1`` per shape, PyMC's ``ZeroSumTransform``),
+    then the log volume(s). Maps them to the per-component log variances
+    ``log lambda_k + u_j`` (VEI) / ``log lambda + u_kj`` (EVI), evaluates the 'diag'
+    kernel there (``buf`` is a 'diag' buffer: the prior is one inverse-gamma per
+    variance, as MAP-EM's), replaces its log-transform Jacobian (one ``log v_kj`` per
+    variance) by this parameterization's (one ``log lambda`` per volume; the zero-sum
+    map is an isometry) and chains the gradient back."""
+    d = int(buf[2])
+    k = int(buf[3])
+    c0 = k - 1 + k * d
+    rows = 1 if shared_shape else k
+    n_vol = k if shared_shape else 1
+    v0 = c0 + rows * (d - 1)  # first log volume
+    sq = math.sqrt(d)
+    u = np.empty((rows, d))
+    for r in range(rows):  # ZeroSumTransform.backward (extend_axis)
+        z0 = c0 + r * (d - 1)
+        total = 0.0
+        for a in range(d - 1):
+            total += theta[z0 + a]
+        norm = total / (sq + d)
+        for a in range(d - 1):
+            u[r, a] = theta[z0 + a] - norm
+        u[r, d - 1] = -total / sq
+    full = np.empty(c0 + k * d)
+    for i in range(c0):
+        full[i] = theta[i]
+    jac_diag = 0.0
+    for j in range(k):
+        lv = theta[v0 + (j if shared_shape else 0)]
+        for a in range(d):
+            value = lv + u[0 if shared_shape else j, a]
+            full[c0 + j * d + a] = value
+            jac_diag += value
+    g = np.zeros(c0 + k * d)
+    logp = logp_diagonal(full, g, buf)
+    jac = 0.0
+    for m in range(n_vol):
+        jac += theta[v0 + m]
+    logp += jac - jac_diag
+    for i in range(c0):
+        grad[i] = g[i]
+    # d logp / d log v_kj without the 'diag' Jacobian's 1 per variance
+    for i in range(k * d):
+        g[c0 + i] -= 1.0
+    for m in range(n_vol):
+        grad[v0 + m] = 1.0  # this parameterization's Jacobian
+    gu = np.zeros((rows, d))
+    for j in range(k):
+        for a in range(d):
+            gj = g[c0 + j * d + a]
+            grad[v0 + (j if shared_shape else 0)] += gj
+            gu[0 if shared_shape else j, a] += gj
+    for r in range(rows):  # the transpose of extend_axis
+        z0 = c0 + r * (d - 1)
+        head = 0.0
+        for a in range(d - 1):
+            head += gu[r, a]
+        for a in range(d - 1):
+            grad[z0 + a] = gu[r, a] - head / (sq + d) - gu[r, d - 1] / sq
+    return logp
+
+
+# --------------------------------------------------------------------------------------
 # nutpie's C callbacks: compiled on first use (``cfunc_for``), cached on disk
 # --------------------------------------------------------------------------------------
 
@@ -596,6 +668,28 @@ def _logp_c_diagonal(dim, x_, out_, logp_, user_data_):
     return _status(out, value)
 
 
+def _logp_c_vei(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (1,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    res = numba.carray(logp_, (1,))
+    value = logp_volume_shape(x, out, buf, True)
+    res[0] = value
+    return _status(out, value)
+
+
+def _logp_c_evi(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (1,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    res = numba.carray(logp_, (1,))
+    value = logp_volume_shape(x, out, buf, False)
+    res[0] = value
+    return _status(out, value)
+
+
 def _expand_c(dim, expanded, x_, out_, user_data_):
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (expanded,))
@@ -608,11 +702,14 @@ _CFUNCS: dict = {}
 
 
 def cfunc_for(kind: str):
-    """The compiled callback: kind 'spd', 'diagonal' (logp + gradient) or 'expand'."""
+    """The compiled callback: kind 'spd', 'diagonal', 'vei', 'evi' (logp + gradient) or
+    'expand'."""
     if kind not in _CFUNCS:
         py, sig = {
             "spd": (_logp_c_spd, _LOGP_SIG),
             "diagonal": (_logp_c_diagonal, _LOGP_SIG),
+            "vei": (_logp_c_vei, _LOGP_SIG),
+            "evi": (_logp_c_evi, _LOGP_SIG),
             "expand": (_expand_c, _EXPAND_SIG),
         }[kind]
         _CFUNCS[kind] = numba.cfunc(sig, cache=True, nogil=True)(py)

@@ -21,7 +21,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import multigammaln
-from pymc.distributions.transforms import CholeskyCovTransform
+from pymc.distributions.transforms import CholeskyCovTransform, ZeroSumTransform
 from scipy import stats
 
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
@@ -127,7 +127,7 @@ def _spd_rv(name: str, prior: CovariancePrior | None, covariance_type: str, refe
     scale = table.prior_scale(prior.dof, prior.scale, n_features)
     return pm.CustomDist(
         name,
-        prior.dof,
+        np.float64(prior.dof),  # float64: PyTensor makes a Python float float32
         np.linalg.cholesky(scale),
         logp=_inverse_wishart_logp,
         random=_inverse_wishart_random,
@@ -142,7 +142,9 @@ def _variance_rv(name: str, prior: CovariancePrior | None, scale, dims):
     """Positive variances on the log transform: InvGamma(nu0/2, psi0/2) or flat."""
     if prior is None:
         return pm.HalfFlat(name, dims=dims)
-    return pm.InverseGamma(name, alpha=prior.dof / 2.0, beta=np.asarray(scale) / 2.0, dims=dims)
+    return pm.InverseGamma(
+        name, alpha=np.float64(prior.dof / 2.0), beta=np.asarray(scale) / 2.0, dims=dims
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -306,11 +308,6 @@ class _SharedDiagSymbolic(_DiagSymbolic):
     def free_name(self) -> str:
         return "variance" if self.spherical else "variances"
 
-    def free_values(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
-        covariances = np.asarray(covariances, dtype=float)
-        shared = covariances[0]
-        return {self.free_name: float(shared.mean()) if self.spherical else shared.copy()}
-
     def covariance_rv(self, prior, reference):
         n_features = reference.shape[-1]
         dims = () if self.spherical else ("feature",)
@@ -322,7 +319,7 @@ class _SharedDiagSymbolic(_DiagSymbolic):
             if self.spherical:
                 shared = pm.CustomDist(
                     self.free_name,
-                    prior.dof,
+                    np.float64(prior.dof),
                     scale,
                     logp=_shared_variance_logp,
                     random=_shared_variance_random,
@@ -332,12 +329,243 @@ class _SharedDiagSymbolic(_DiagSymbolic):
                 )
             else:
                 shared = pm.InverseGamma(
-                    self.free_name, alpha=prior.dof / 2.0, beta=scale / 2.0, dims=dims
+                    self.free_name, alpha=np.float64(prior.dof / 2.0), beta=scale / 2.0, dims=dims
                 )
         n_components = len(pm.modelcontext(None).coords["component"])
         shape = (n_components, n_features)
         row = shared[None, None] if self.spherical else shared[None, :]
         return pm.Deterministic("covariances", pt.broadcast_to(row, shape), dims=self.dims)
+
+
+# --------------------------------------------------------------------------------------
+# VEI and EVI: volumes and log-shapes
+# --------------------------------------------------------------------------------------
+
+
+class _ZeroSumRows(ZeroSumTransform):
+    """PyMC's zero-sum transform of the last axis for a variable whose density is one
+    number for the whole (K, D) array (EVI's log-shapes, coupled across the rows):
+    the Jacobian (0, an isometry) then has the density's dims, not one per row."""
+
+    def __init__(self) -> None:
+        super().__init__([-1])
+
+    def log_jac_det(self, value, *rv_inputs):
+        return value.sum(axis=(-2, -1)).zeros_like()
+
+
+def _volume_shape_constants(dof, half_scale, n_factors):
+    r"""Per-variance inverse-gamma(:math:`\alpha = \nu_0/2, b_j`) factors, ``n_factors``
+    of them per volume (D for VEI's each :math:`\lambda_k`, K D for EVI's one
+    :math:`\lambda`): the constant :math:`C = \sum_j (\alpha\log b_j - \log\Gamma(\alpha))`
+    and the shape :math:`\alpha' = n(\alpha+1) - 1` of the inverse-gamma in the volume."""
+    alpha = 0.5 * dof
+    const = pt.sum(alpha * pt.log(half_scale) - pt.gammaln(alpha), axis=-1)
+    return alpha, const, n_factors * (alpha + 1.0) - 1.0
+
+
+def _vei_log_shape_logp(value, dof, half_scale, n_components):
+    r"""VEI's log-shape :math:`u` (sum zero): the MAP prior
+    :math:`\prod_{k,j}\mathrm{InvGamma}(\lambda_k e^{u_j} \mid \alpha, b_j)` with the
+    volumes integrated out,
+    :math:`K\,[C + \log\Gamma(\alpha') - \alpha'\log\sum_j b_j e^{-u_j}]`,
+    :math:`\alpha' = D(\alpha+1)-1` (:func:`_volume_shape_constants`)."""
+    d = pt.cast(value.shape[-1], "float64")
+    _, const, shape = _volume_shape_constants(dof, half_scale, d)
+    beta = pt.sum(half_scale * pt.exp(-value), axis=-1)
+    return n_components * (const + pt.gammaln(shape) - shape * pt.log(beta))
+
+
+def _evi_log_shapes_logp(value, dof, half_scale):
+    r"""EVI's log-shapes :math:`u_k` (each row sum zero), the one volume integrated
+    out: :math:`K C + \log\Gamma(M) - M\log\sum_{k,j} b_j e^{-u_{kj}}`,
+    :math:`M = KD(\alpha+1)-1`."""
+    k = pt.cast(value.shape[-2], "float64")
+    d = pt.cast(value.shape[-1], "float64")
+    _, const, shape = _volume_shape_constants(dof, half_scale[..., 0, :], k * d)
+    beta = pt.sum(half_scale * pt.exp(-value), axis=(-2, -1))
+    return k * const + pt.gammaln(shape) - shape * pt.log(beta)
+
+
+def _centered(x):
+    return x - x.mean(axis=-1, keepdims=True)
+
+
+def _vei_log_shape_random(dof, half_scale, n_components, rng=None, size=None):
+    r"""Exact draws: :math:`s = (b_j e^{-u_j})_j / \sum_j b_j e^{-u_j}` is
+    Dirichlet(:math:`K\alpha'/D`) (see :class:`_VolumeShapeSymbolic`), and
+    :math:`u = \operatorname{centre}(\log b - \log s)`."""
+    half_scale = np.asarray(half_scale, dtype=float)
+    d = half_scale.shape[-1]
+    shape = d * (0.5 * float(dof) + 1.0) - 1.0
+    size = () if size is None else tuple(size)
+    s = rng.dirichlet(np.full(d, float(n_components) * shape / d), size=size)
+    return _centered(np.log(half_scale) - np.log(s))
+
+
+def _evi_log_shapes_random(dof, half_scale, rng=None, size=None):
+    r"""Exact draws by rejection: :math:`\sum_k \beta_k \ge K(\prod_k\beta_k)^{1/K}`
+    (AM-GM, :math:`\beta_k = \sum_j b_j e^{-u_{kj}}`), so the density
+    :math:`(\sum_k\beta_k)^{-M}` is at most :math:`K^{-M}\prod_k \beta_k^{-M/K}`, a
+    product of VEI-type densities (each row a Dirichlet(:math:`M/(KD)`) draw); accept
+    with probability :math:`(\text{geometric}/\text{arithmetic mean of } \beta_k)^M`."""
+    half_scale = np.asarray(half_scale, dtype=float)
+    k, d = half_scale.shape[-2:]
+    b = half_scale.reshape(-1, k, d)[0]
+    shape = k * d * (0.5 * float(dof) + 1.0) - 1.0
+    size = () if size is None else tuple(size)
+    out = np.empty((*size, k, d))
+    for idx in np.ndindex(*size):
+        while True:
+            s = rng.dirichlet(np.full(d, shape / (k * d)), size=k)
+            u = _centered(np.log(b) - np.log(s))
+            beta = (b * np.exp(-u)).sum(axis=-1)
+            log_ratio = shape * (np.log(beta).mean() - np.log(beta.mean()))
+            if np.log(rng.uniform()) < log_ratio:
+                out[idx] = u
+                break
+    return out
+
+
+def _log_shape_mode(rv, size, *params):
+    r"""The mode of the log-shape's density: :math:`b_j e^{-u_j}` equal across ``j``,
+    :math:`u = \operatorname{centre}(\log b)`."""
+    half_scale = params[1]
+    return pt.broadcast_to(_centered(pt.log(half_scale)), rv.shape)
+
+
+def _flat_log_shape_logp(value, reference):
+    return pt.zeros(value.shape[: value.ndim - reference.ndim], dtype=value.dtype)
+
+
+def _flat_log_shape_support_point(rv, size, reference):
+    return pt.zeros(rv.shape, dtype=rv.dtype)
+
+
+@dataclass(frozen=True)
+class _VolumeShapeSymbolic(_DiagSymbolic):
+    r"""VEI (:math:`\Sigma_k = \lambda_k A`, one shape ``A``: ``shared_shape``) and EVI
+    (:math:`\Sigma_k = \lambda A_k`), ``A`` diagonal with :math:`|A| = 1`.
+
+    Free variables (:func:`bayesgmm.core.unconstrained.covariance_coordinates`): the
+    volumes, :math:`\lambda_k` (``volumes``, component) or :math:`\lambda` (``volume``),
+    log transform; the log-shapes :math:`u = \log a` (``log_shape``, feature, or
+    ``log_shapes``, (component, feature)), each shape's vector summing to zero, on
+    PyMC's :class:`~pymc.distributions.transforms.ZeroSumTransform` (an isometry of
+    :math:`\mathbb{R}^{D-1}` onto that hyperplane, Jacobian 1). ``covariances``
+    (component, feature) is the deterministic :math:`\lambda_k e^{u_j}` /
+    :math:`\lambda e^{u_{kj}}`, in the core table's shape.
+
+    **The prior** is MAP-EM's (:meth:`~bayesgmm.core.covariance.CovarianceModel.log_prior`),
+    :math:`\prod_{k,j}\mathrm{InvGamma}(\sigma^2_{kj} \mid \alpha, b_j)` at the
+    family's variances (:math:`\alpha = \nu_0/2`, :math:`b_j = \psi_{0j}/2`), taken as
+    a density with respect to Lebesgue measure on the volumes and on the log-shapes'
+    hyperplane(s) (the zero-sum transform's coordinates). That base measure is a
+    choice: MAP-EM's objective is a function of the parameters, not a density of them,
+    until one is fixed, and this one makes the MAP-EM fit the posterior mode in these
+    coordinates (``logp(jacobian=False)`` is the MAP objective). With
+    :math:`\prod_j a_j = 1` the factors :math:`a_j^{-(\alpha+1)}` drop out, and
+
+    .. math::
+
+        \prod_j \mathrm{InvGamma}(\lambda a_j \mid \alpha, b_j)
+        = e^{C}\,\Gamma(\alpha')\,\beta(u)^{-\alpha'}\,
+          \mathrm{InvGamma}(\lambda \mid \alpha', \beta(u)),\quad
+        \beta(u) = \sum_j b_j e^{-u_j},\ \alpha' = D(\alpha+1)-1,
+
+    :math:`C = \sum_j(\alpha\log b_j - \log\Gamma(\alpha))`. So the model factors as
+    a proper inverse-gamma of the volumes given the shapes (VEI: each
+    :math:`\lambda_k \sim \mathrm{InvGamma}(\alpha', \beta(u))`; EVI:
+    :math:`\lambda \sim \mathrm{InvGamma}(M, \sum_k\beta(u_k))`,
+    :math:`M = KD(\alpha+1)-1`) times the log-shapes' marginal, proportional to
+    :math:`\beta(u)^{-K\alpha'}` (VEI) or :math:`(\sum_k\beta(u_k))^{-M}` (EVI).
+
+    **It is proper.** On the hyperplane, :math:`-\min_j u_j \ge \|u\|_1/(2(D-1)) \ge
+    \|u\|_2/(2(D-1))` (the negative parts sum to half of :math:`\|u\|_1` and there are
+    at most :math:`D-1` of them), so :math:`\beta(u) \ge \min_j b_j\,
+    e^{\|u\|/(2(D-1))}` and :math:`\beta(u)^{-m}` decays exponentially in
+    :math:`\|u\|`: integrable. In closed form (substitute
+    :math:`s_j = b_j e^{-u_j}/\beta(u)`: the Lebesgue measure on the hyperplane is
+    :math:`\propto \prod_j s_j^{-1}\,ds` on the simplex),
+    :math:`\int \beta(u)^{-m}\,du = \Gamma(m/D)^D \prod_j b_j^{-m/D} / (\sqrt{D}\,
+    \Gamma(m))`, and :math:`s \sim \mathrm{Dirichlet}(m/D)`: VEI's exact prior draws.
+    For EVI, :math:`\sum_k\beta_k \ge K(\prod_k\beta_k)^{1/K}` bounds its marginal by
+    a product of K such integrable factors (its exact draws use it for rejection).
+
+    In one dimension :math:`A = 1`: VEI is V (VII) with one inverse-gamma per
+    variance, EVI one shared variance with K inverse-gamma factors (EII has one).
+    """
+
+    shared_shape: bool = True
+
+    def covariance_rv(self, prior, reference):
+        from bayesgmm.core.unconstrained import covariance_coordinates
+
+        n_features = reference.shape[-1]
+        n_components = len(pm.modelcontext(None).coords["component"])
+        shape_var, volume_var = covariance_coordinates(self.name).variables(
+            n_components, n_features
+        )
+        shape_kw = {"dims": shape_var.dims}
+        if prior is None:
+            ref = np.zeros(shape_var.shape[-1:] if self.shared_shape else shape_var.shape)
+            log_shape = pm.CustomDist(
+                shape_var.name,
+                ref,
+                logp=_flat_log_shape_logp,
+                support_point=_flat_log_shape_support_point,
+                signature="(d)->(d)" if self.shared_shape else "(k,d)->(k,d)",
+                default_transform=ZeroSumTransform([-1]) if self.shared_shape else _ZeroSumRows(),
+                **shape_kw,
+            )
+            volume = pm.HalfFlat(volume_var.name, dims=volume_var.dims)
+        else:
+            table = get_covariance_model(self.name)
+            half = 0.5 * np.asarray(table.prior_scale(prior.dof, prior.scale, n_features), float)
+            d = np.float64(n_features)
+            alpha = np.float64(0.5 * prior.dof)
+            if self.shared_shape:
+                log_shape = pm.CustomDist(
+                    shape_var.name,
+                    np.float64(prior.dof),  # float64: a Python float would be float32
+                    half,
+                    np.float64(n_components),
+                    logp=_vei_log_shape_logp,
+                    random=_vei_log_shape_random,
+                    support_point=_log_shape_mode,
+                    signature="(),(d),()->(d)",
+                    default_transform=ZeroSumTransform([-1]),
+                    **shape_kw,
+                )
+                beta = pt.sum(half * pt.exp(-log_shape), axis=-1)
+                volume = pm.InverseGamma(
+                    volume_var.name, alpha=d * (alpha + 1.0) - 1.0, beta=beta,
+                    dims=volume_var.dims,
+                )  # fmt: skip
+            else:
+                log_shape = pm.CustomDist(
+                    shape_var.name,
+                    np.float64(prior.dof),
+                    np.broadcast_to(half, (n_components, n_features)).copy(),
+                    logp=_evi_log_shapes_logp,
+                    random=_evi_log_shapes_random,
+                    support_point=_log_shape_mode,
+                    signature="(),(k,d)->(k,d)",
+                    default_transform=_ZeroSumRows(),
+                    **shape_kw,
+                )
+                beta = pt.sum(half * pt.exp(-log_shape))
+                volume = pm.InverseGamma(
+                    volume_var.name,
+                    alpha=n_components * d * (alpha + 1.0) - 1.0,
+                    beta=beta,
+                    dims=volume_var.dims,
+                )
+        if self.shared_shape:
+            covariances = volume[:, None] * pt.exp(log_shape)[None, :]
+        else:
+            covariances = volume * pt.exp(log_shape)
+        return pm.Deterministic("covariances", covariances, dims=self.dims)
 
 
 _SYMBOLIC_COVARIANCES: dict[str, _SymbolicCovariance] = {
@@ -347,13 +575,10 @@ _SYMBOLIC_COVARIANCES: dict[str, _SymbolicCovariance] = {
     "spherical": _SphericalSymbolic("spherical", "(k),(k,d),(k)->(d)"),
     "EII": _SharedDiagSymbolic("EII", "(k),(k,d),(k,d)->(d)", spherical=True),
     "EEI": _SharedDiagSymbolic("EEI", "(k),(k,d),(k,d)->(d)", spherical=False),
+    "VEI": _VolumeShapeSymbolic("VEI", "(k),(k,d),(k,d)->(d)", shared_shape=True),
+    "EVI": _VolumeShapeSymbolic("EVI", "(k),(k,d),(k,d)->(d)", shared_shape=False),
 }
 assert tuple(_SYMBOLIC_COVARIANCES)[: len(COVARIANCE_TYPES)] == COVARIANCE_TYPES
-#: Families without a posterior, and why (the error :func:`build_model` raises).
-_NO_POSTERIOR_REASON = {
-    "VEI": "lambda_k A, A diagonal with |A| = 1, shared",
-    "EVI": "lambda A_k, A_k diagonal with |A_k| = 1",
-}
 
 
 def posterior_covariance_types() -> list[str]:
@@ -367,35 +592,17 @@ def posterior_covariance_types() -> list[str]:
 
 
 def check_posterior_type(covariance_type: str) -> _SymbolicCovariance:
-    r"""The symbolic entry of ``covariance_type``, or a ``ValueError`` naming the
-    supported types (and, for VEI and EVI, why they are not).
-
-    VEI (:math:`\lambda_k A`) and EVI (:math:`\lambda A_k`, :math:`|A| = 1`): MAP-EM's
-    prior for them is the product of inverse-gamma densities of the variances
-    :math:`\lambda_k a_j` evaluated on the family. That is a function of the volume
-    and shape parameters, not a density of them: turning it into a posterior needs a
-    base measure on the constrained shape (:math:`|A| = 1`), no choice of which is
-    canonical, and different choices give different posteriors with the same MAP
-    point. Rather than pick one silently, the posterior is not offered for them.
-    """
+    """The symbolic entry of ``covariance_type``, or a ``ValueError`` naming the
+    supported types."""
     table_name = get_covariance_model(covariance_type).name  # ValueError if unknown
     if table_name in _SYMBOLIC_COVARIANCES:
         return _SYMBOLIC_COVARIANCES[table_name]
-    why = _NO_POSTERIOR_REASON.get(table_name)
-    reason = (
-        f" ({why}: MAP-EM's prior, inverse-gamma densities of the variances evaluated "
-        "on the family, is a function of its volume and shape but no density of them "
-        "until a base measure on the constrained shape is chosen, and none is "
-        "canonical)"
-        if why
-        else ""
-    )
     raise ValueError(
         f"The posterior (PyMC) model does not support covariance_type="
-        f"{covariance_type!r}{reason}; supported: {posterior_covariance_types()} "
-        "('full' = VVV, 'tied' = EEE, 'diag' = VVI, 'spherical' = VII; E and V are "
-        "EII and VII in one dimension). Fit the other families by maximum "
-        "likelihood or MAP with GaussianMixture."
+        f"{covariance_type!r} (a family with an orientation to estimate); supported: "
+        f"{posterior_covariance_types()} ('full' = VVV, 'tied' = EEE, 'diag' = VVI, "
+        "'spherical' = VII; E and V are EII and VII in one dimension). Fit the other "
+        "families by maximum likelihood or MAP with GaussianMixture."
     )
 
 
@@ -403,12 +610,14 @@ def initial_values(params: dict, covariance_type: str) -> dict[str, np.ndarray]:
     """``weights``, ``means``, ``covariances`` (the core table's shapes) as values of
     the free variables of :func:`build_model`'s model (for ``initvals=``): the same
     names, except EII and EEI, whose free variable is the shared ``variance`` /
-    ``variances``."""
-    symbolic = _SYMBOLIC_COVARIANCES[get_covariance_model(covariance_type).name]
+    ``variances``, and VEI and EVI, whose free variables are the volume(s) and the
+    log-shape(s) (``volumes`` and ``log_shape``, ``volume`` and ``log_shapes``;
+    variances outside the family are projected on it, in logarithms)."""
+    from bayesgmm.core.unconstrained import covariance_coordinates
+
+    check_posterior_type(covariance_type)
     out = {name: value for name, value in params.items() if name != "covariances"}
-    if isinstance(symbolic, _SharedDiagSymbolic):
-        return out | symbolic.free_values(params["covariances"])
-    return out | {"covariances": params["covariances"]}
+    return out | covariance_coordinates(covariance_type).split(params["covariances"])
 
 
 # --------------------------------------------------------------------------------------
@@ -675,7 +884,14 @@ def build_model(
     for EII, as in MAP-EM, one inverse-gamma(:math:`\nu_0/2, \psi_{0j}/2`) factor per
     feature at :math:`\lambda`, which is proportional to the (proper)
     :math:`\mathrm{InvGamma}(d(\nu_0/2+1)-1, \sum_j\psi_{0j}/2)` (prior predictive
-    draws come from that). Every normalizing constant is included, so
+    draws come from that). mclust's VEI (:math:`\Sigma_k = \lambda_k A`) and EVI
+    (:math:`\Sigma_k = \lambda A_k`), :math:`A` diagonal with :math:`|A| = 1`, carry
+    MAP-EM's prior, an inverse-gamma per variance at the family's variances, as a
+    density with respect to Lebesgue measure on the volumes and on the log-shapes
+    :math:`\log a` (sum zero; PyMC's zero-sum transform): a choice of base measure, in
+    which the MAP-EM fit is the posterior mode; it is proper (the derivation:
+    ``_VolumeShapeSymbolic`` here, and the inference guide). Every normalizing
+    constant is included, so
     ``model.logp(jacobian=False)`` at a point equals the NumPy MAP objective
     ``log_mixture_density(X, params, covariance_type).sum() + prior.log_prob(params,
     covariance_type)``, and the posterior mode is the MAP-EM fixed point.
@@ -690,10 +906,11 @@ def build_model(
         ``obs`` then holds the labels of the other rows.
     n_components : int
         ``K``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'}, default='full'
+    covariance_type : str, default='full'
+        One of 'full', 'tied', 'diag', 'spherical', 'EII', 'EEI', 'VEI', 'EVI'.
         Or mclust's names of the first four: VVV, EEE, VVI, VII (E and V, EII and VII
-        in one dimension). The families with an orientation, and VEI and EVI, have no
-        posterior here (:func:`check_posterior_type` says why); fit them with
+        in one dimension). The families with an orientation have no posterior here
+        (:func:`check_posterior_type` raises); fit them with
         :class:`~bayesgmm.GaussianMixture`.
     prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
         ``'default'`` and ``'pooled'`` are :meth:`GMMPrior.pooled(X, K, covariance_type)
@@ -724,7 +941,12 @@ def build_model(
           'diag', (component,) for 'spherical', (component, feature) for EII and EEI
           (a ``pm.Deterministic``: the free variable is the shared ``variance``
           (scalar, EII) or ``variances`` (feature, EEI); :func:`initial_values` turns
-          covariances into it, for ``initvals``). Matrices are SPD random variables on
+          covariances into it, for ``initvals``), and for VEI and EVI (the
+          deterministic :math:`\lambda_k e^{u_j}` / :math:`\lambda e^{u_{kj}}` of the
+          free ``volumes`` (component) and ``log_shape`` (feature), or ``volume``
+          (scalar) and ``log_shapes`` (component, feature); the log-shapes sum to zero
+          over features and live on PyMC's ``ZeroSumTransform``). Matrices are SPD
+          random variables on
           :class:`pymc.distributions.transforms.CholeskyCovTransform` (free vector =
           packed lower Cholesky factor with log diagonal); variances use the log
           transform. So ``jacobian=False`` gives the density in the covariance

@@ -65,8 +65,11 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int, default=1
-    covariance_type : {'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'}, default='full'
+    covariance_type : str, default='full'
+        One of 'full', 'tied', 'diag', 'spherical', 'EII', 'EEI', 'VEI', 'EVI'.
         Or mclust's names of the same: VVV, EEE, VVI, VII (and E, V in one dimension).
+        VEI and EVI: the prior is a density in volume and log-shape coordinates
+        (:func:`~bayesgmm.bayes.build_model`).
     prior : 'default', 'pooled', 'mclust' or GMMPrior, default='default'
         ``'default'`` (= ``'pooled'``, :meth:`~bayesgmm.priors.GMMPrior.pooled`) or
         ``'mclust'`` (mclust's default conjugate prior), built on the training data. A

@@ -1,11 +1,14 @@
 r"""The unconstrained parameterization of the PyMC model, in NumPy.
 
 :func:`bayesgmm.bayes.build_model` puts every parameter on an unconstrained space
-through PyMC's default transforms. This module is their NumPy mirror — the ONE place
-outside ``bayes/model.py`` that knows the model's value variables, so if the model's
-parameterization changes, only this module (its ``_COVARIANCE_TRANSFORMS`` and
-:func:`unconstrained_layout`) changes. ``tests/test_laplace.py`` checks it against the
-PyMC model (value-variable names and shapes, ``logp(jacobian=True)`` at random points).
+through PyMC's default transforms. This module is their NumPy mirror -- the ONE place
+outside ``bayes/model.py`` that knows the model's value variables: the Laplace
+approximation (:mod:`bayesgmm._laplace`) and the numba kernel nutpie samples
+(:mod:`bayesgmm.bayes._kernel`, its vector ``theta`` is :class:`UnconstrainedLayout`'s
+``z``) both use it. If the model's parameterization changes, only this module (its
+table ``_COORDINATES``) changes. ``tests/test_laplace.py`` and
+``tests/test_bayes_kernel.py`` check it against the PyMC model (value-variable names and
+shapes, ``logp(jacobian=True)`` at random points).
 
 ========================  ==================================  =====================
 value variable            constrained value                   PyMC transform
@@ -16,6 +19,16 @@ value variable            constrained value                   PyMC transform
 cov__``                   (D, D) tied
 ``covariances_log__``     variances (K, D) diag, (K,)         ``log``
                           spherical
+``variance_log__``        EII's one variance ()               ``log``
+``variances_log__``       EEI's shared diagonal (D,)          ``log``
+``log_shape_zerosum__``   VEI's log-shape :math:`\log a`      ``ZeroSumTransform``
+                          (D,), sum zero
+``volumes_log__``         VEI's volumes :math:`\lambda_k`     ``log``
+                          (K,)
+``log_shapes_zerosum__``  EVI's log-shapes                    ``ZeroSumTransform``
+                          :math:`\log a_{kj}` (K, D), each    (last axis)
+                          row sum zero
+``volume_log__``          EVI's one volume :math:`\lambda`    ``log``
 ========================  ==================================  =====================
 
 Simplex: :math:`y = (z, -\sum_j z_j)`, :math:`\pi = \operatorname{softmax}(y)`, with
@@ -23,11 +36,14 @@ Simplex: :math:`y = (z, -\sum_j z_j)`, :math:`\pi = \operatorname{softmax}(y)`, 
 ``K - 1`` weights). Cholesky: :math:`z` is the row-major packed lower triangle of
 :math:`L` with :math:`\log L_{kk}` on the diagonal, :math:`\Sigma = L L^T`,
 :math:`\log|J| = d \log 2 + \sum_k (d - k + 2) z_{kk}` (density of the free entries of
-:math:`\Sigma`). Log: :math:`\sigma^2 = e^z`, :math:`\log|J| = \sum z`.
+:math:`\Sigma`). Log: :math:`\sigma^2 = e^z`, :math:`\log|J| = \sum z`. Zero-sum:
+:math:`D - 1` reals onto the vectors of length :math:`D` that sum to zero by a
+Householder reflection (an isometry onto that hyperplane), :math:`\log|J| = 0`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +51,7 @@ from scipy.special import logsumexp, softmax
 
 from bayesgmm.core.covariance import get_covariance_model
 
-__all__ = ["UnconstrainedLayout", "unconstrained_layout"]
+__all__ = ["UnconstrainedLayout", "covariance_coordinates", "unconstrained_layout"]
 
 
 # --------------------------------------------------------------------------------------
@@ -124,14 +140,195 @@ class _Log:
         return np.zeros((z.size, z.size))
 
 
-def _covariance_transform(covariance_type: str):
-    """The covariance variable's transform: matrices (full, tied) on the Cholesky
-    transform, variances (diag, spherical) on the log one. Decided by the covariance
-    table's dims, so new families follow their shape."""
-    model = get_covariance_model(covariance_type)
-    if tuple(model.dims[-2:]) == ("feature", "feature_bis"):
-        return "matrix"
-    return "variances"
+class _ZeroSum:
+    """PyMC's ``ZeroSumTransform`` on the last axis (``extend_axis`` /
+    ``extend_axis_rev``): a Householder reflection maps ``D - 1`` reals onto the
+    vectors of length ``D`` with zero sum, isometrically, so ``log|J| = 0``."""
+
+    suffix = "_zerosum__"
+
+    @staticmethod
+    def forward(x: np.ndarray) -> np.ndarray:
+        n = x.shape[-1]
+        norm = -x[..., -1:] * np.sqrt(n) / (np.sqrt(n) + n)
+        return x[..., :-1] + norm
+
+    @staticmethod
+    def backward(z: np.ndarray) -> np.ndarray:
+        n = z.shape[-1] + 1
+        total = z.sum(axis=-1, keepdims=True)
+        norm = total / (np.sqrt(n) + n)
+        return np.concatenate([z, norm - total / np.sqrt(n)], axis=-1) - norm
+
+    @staticmethod
+    def log_jac_det(z: np.ndarray) -> float:
+        return 0.0
+
+    @staticmethod
+    def log_jac_det_hessian(z: np.ndarray) -> np.ndarray:
+        return np.zeros((z.size, z.size))
+
+
+# --------------------------------------------------------------------------------------
+# The covariance variables of each posterior covariance type (one entry per type)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Variable:
+    """One free random variable of the model: its name, constrained shape and dims,
+    and its transform."""
+
+    name: str
+    shape: tuple
+    dims: tuple
+    transform: object
+
+    @property
+    def value_name(self) -> str:
+        return self.name + self.transform.suffix
+
+    @property
+    def value_shape(self) -> tuple:
+        if isinstance(self.transform, _CholeskyCov):
+            return (*self.shape[:-2], self.transform.size())
+        if self.transform is _ZeroSum:
+            return (*self.shape[:-1], self.shape[-1] - 1)
+        return self.shape
+
+
+class _Coordinates(ABC):
+    """How one covariance type's ``covariances`` (the core table's shape) are made of
+    the model's free random variables."""
+
+    @abstractmethod
+    def variables(self, n_components: int, n_features: int) -> tuple[_Variable, ...]:
+        """The free variables, in the order of the unconstrained vector."""
+
+    def split(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
+        """Constrained values of the free variables (one point; for ``initvals``)."""
+        return {"covariances": np.asarray(covariances, dtype=float)}
+
+    def join(self, values: dict, n_components: int, n_features: int) -> np.ndarray:
+        """``covariances`` from the free variables' values (batched over leading axes)."""
+        return values["covariances"]
+
+
+class _Matrices(_Coordinates):
+    def __init__(self, per_component: bool) -> None:
+        self.per_component = per_component
+
+    def variables(self, n_components, n_features):
+        d = n_features
+        shape = (n_components, d, d) if self.per_component else (d, d)
+        dims = ("component", "feature", "feature_bis")[-len(shape) :]
+        return (_Variable("covariances", shape, dims, _CholeskyCov(d)),)
+
+
+class _Variances(_Coordinates):
+    def __init__(self, spherical: bool) -> None:
+        self.spherical = spherical
+
+    def variables(self, n_components, n_features):
+        if self.spherical:
+            return (_Variable("covariances", (n_components,), ("component",), _Log()),)
+        shape = (n_components, n_features)
+        return (_Variable("covariances", shape, ("component", "feature"), _Log()),)
+
+
+class _SharedVariances(_Coordinates):
+    """EII (one variance) and EEI (one diagonal), shared by the components: the free
+    variable is the shared part; ``covariances`` (K, D) its broadcast."""
+
+    def __init__(self, spherical: bool) -> None:
+        self.spherical = spherical
+
+    def variables(self, n_components, n_features):
+        if self.spherical:
+            return (_Variable("variance", (), (), _Log()),)
+        return (_Variable("variances", (n_features,), ("feature",), _Log()),)
+
+    def split(self, covariances):
+        shared = np.asarray(covariances, dtype=float)[0]
+        if self.spherical:
+            return {"variance": np.asarray(shared.mean())}
+        return {"variances": shared.copy()}
+
+    def join(self, values, n_components, n_features):
+        if self.spherical:
+            row = np.asarray(values["variance"])[..., None, None]
+        else:
+            row = np.asarray(values["variances"])[..., None, :]
+        lead = row.shape[:-2]
+        return np.broadcast_to(row, (*lead, n_components, n_features)).copy()
+
+
+class _VolumeShape(_Coordinates):
+    r"""VEI (:math:`\Sigma_k = \lambda_k A`, ``shared_shape``) and EVI
+    (:math:`\Sigma_k = \lambda A_k`): volumes on the log transform, log-shapes
+    :math:`u = \log a` (each shape's diagonal, :math:`|A| = \prod_j a_j = 1`, so
+    :math:`\sum_j u_j = 0`) on the zero-sum transform; variances
+    :math:`\lambda_k e^{u_j}` (VEI) or :math:`\lambda e^{u_{kj}}` (EVI).
+
+    :meth:`split` of variances outside the family projects their logarithms on it
+    (least squares): volumes the geometric means, shapes what remains."""
+
+    def __init__(self, shared_shape: bool) -> None:
+        self.shared_shape = shared_shape
+
+    def variables(self, n_components, n_features):
+        k, d = n_components, n_features
+        if self.shared_shape:
+            return (
+                _Variable("log_shape", (d,), ("feature",), _ZeroSum),
+                _Variable("volumes", (k,), ("component",), _Log()),
+            )
+        return (
+            _Variable("log_shapes", (k, d), ("component", "feature"), _ZeroSum),
+            _Variable("volume", (), (), _Log()),
+        )
+
+    def split(self, covariances):
+        log_var = np.log(np.asarray(covariances, dtype=float))  # (K, D)
+        log_volumes = log_var.mean(axis=1)
+        log_shapes = log_var - log_volumes[:, None]
+        if self.shared_shape:
+            shape = log_shapes.mean(axis=0)
+            return {"log_shape": shape - shape.mean(), "volumes": np.exp(log_volumes)}
+        return {"log_shapes": log_shapes, "volume": np.asarray(np.exp(log_volumes.mean()))}
+
+    def join(self, values, n_components, n_features):
+        if self.shared_shape:
+            log_vol = np.log(np.asarray(values["volumes"]))[..., :, None]
+            return np.exp(log_vol + np.asarray(values["log_shape"])[..., None, :])
+        log_vol = np.log(np.asarray(values["volume"]))[..., None, None]
+        return np.exp(log_vol + np.asarray(values["log_shapes"]))
+
+
+#: The posterior's covariance types (the core table's names), each with its free
+#: variables: the twin of ``bayes/model.py``'s ``_SYMBOLIC_COVARIANCES``.
+_COORDINATES: dict[str, _Coordinates] = {
+    "full": _Matrices(per_component=True),
+    "tied": _Matrices(per_component=False),
+    "diag": _Variances(spherical=False),
+    "spherical": _Variances(spherical=True),
+    "EII": _SharedVariances(spherical=True),
+    "EEI": _SharedVariances(spherical=False),
+    "VEI": _VolumeShape(shared_shape=True),
+    "EVI": _VolumeShape(shared_shape=False),
+}
+
+
+def covariance_coordinates(covariance_type: str) -> _Coordinates:
+    """The free variables of ``covariance_type``'s covariances in the PyMC model."""
+    name = get_covariance_model(covariance_type).name  # ValueError if unknown
+    try:
+        return _COORDINATES[name]
+    except KeyError:
+        raise ValueError(
+            f"covariance_type={covariance_type!r} has no unconstrained parameterization "
+            f"(no posterior model); types that have one: {list(_COORDINATES)}."
+        ) from None
 
 
 # --------------------------------------------------------------------------------------
@@ -144,7 +341,10 @@ class UnconstrainedLayout:
     """The PyMC model's value variables of one mixture, flattened into one vector ``z``.
 
     Order: ``weights_simplex__`` (K - 1), ``means`` (K * D, row-major), then the
-    covariance variable (``covariances_cholesky-cov__`` or ``covariances_log__``).
+    covariance type's variables (``covariances_cholesky-cov__``,
+    ``covariances_log__``, ``variance_log__``, ``variances_log__``, or for VEI
+    ``log_shape_zerosum__`` then ``volumes_log__``, for EVI ``log_shapes_zerosum__``
+    then ``volume_log__``), each row-major.
 
     Attributes
     ----------
@@ -163,10 +363,10 @@ class UnconstrainedLayout:
     shapes: tuple
 
     @property
-    def _cov_transform(self):
-        if _covariance_transform(self.covariance_type) == "matrix":
-            return _CholeskyCov(self.n_features)
-        return _Log()
+    def _variables(self) -> tuple[_Variable, ...]:
+        return covariance_coordinates(self.covariance_type).variables(
+            self.n_components, self.n_features
+        )
 
     @property
     def slices(self) -> tuple[slice, ...]:
@@ -185,7 +385,7 @@ class UnconstrainedLayout:
         """``z`` (..., p) -> {value-variable name: array (..., *shape)}."""
         lead = z.shape[:-1]
         return {
-            name: z[..., where].reshape(*lead, *shape)
+            name: z[..., where].reshape((*lead, *shape))
             for name, shape, where in zip(self.names, self.shapes, self.slices, strict=True)
         }
 
@@ -195,57 +395,63 @@ class UnconstrainedLayout:
 
     def forward(self, weights, means, covariances) -> np.ndarray:
         """``z`` from the constrained parameters (scikit-learn shapes)."""
-        w_name, m_name, c_name = self.names
-        return self.join(
-            {
-                w_name: _Simplex.forward(np.asarray(weights, dtype=float)),
-                m_name: np.asarray(means, dtype=float),
-                c_name: self._cov_transform.forward(np.asarray(covariances, dtype=float)),
-            }
-        )
+        w_name, m_name = self.names[:2]
+        parts = covariance_coordinates(self.covariance_type).split(covariances)
+        values = {
+            w_name: _Simplex.forward(np.asarray(weights, dtype=float)),
+            m_name: np.asarray(means, dtype=float),
+        }
+        for var in self._variables:
+            values[var.value_name] = var.transform.forward(np.asarray(parts[var.name], float))
+        return self.join(values)
 
     def backward(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(weights, means, covariances)`` from ``z`` (..., p), batched over leading axes."""
-        w_name, m_name, c_name = self.names
+        w_name, m_name = self.names[:2]
         parts = self.split(np.asarray(z, dtype=float))
-        return (
-            _Simplex.backward(parts[w_name]),
-            parts[m_name],
-            self._cov_transform.backward(parts[c_name]),
+        values = {
+            var.name: var.transform.backward(parts[var.value_name]) for var in self._variables
+        }
+        covariances = covariance_coordinates(self.covariance_type).join(
+            values, self.n_components, self.n_features
         )
+        return _Simplex.backward(parts[w_name]), parts[m_name], covariances
 
     def log_jac_det(self, z: np.ndarray) -> float:
         """:math:`\\log|\\det \\partial(\\text{free constrained values})/\\partial z|`."""
-        w_name, _, c_name = self.names
         parts = self.split(np.asarray(z, dtype=float))
-        return _Simplex.log_jac_det(parts[w_name]) + self._cov_transform.log_jac_det(parts[c_name])
+        total = _Simplex.log_jac_det(parts[self.names[0]])
+        for var in self._variables:
+            total += var.transform.log_jac_det(parts[var.value_name])
+        return total
 
     def log_jac_det_hessian(self, z: np.ndarray) -> np.ndarray:
         """Hessian of :meth:`log_jac_det` in ``z``, shape (p, p) (block diagonal)."""
-        w_name, _, c_name = self.names
         parts = self.split(np.asarray(z, dtype=float))
-        w_slice, _, c_slice = self.slices
+        slices = dict(zip(self.names, self.slices, strict=True))
         out = np.zeros((self.size, self.size))
-        out[w_slice, w_slice] = _Simplex.log_jac_det_hessian(parts[w_name])
-        out[c_slice, c_slice] = self._cov_transform.log_jac_det_hessian(parts[c_name])
+        w_slice = slices[self.names[0]]
+        out[w_slice, w_slice] = _Simplex.log_jac_det_hessian(parts[self.names[0]])
+        for var in self._variables:
+            where = slices[var.value_name]
+            out[where, where] = var.transform.log_jac_det_hessian(parts[var.value_name])
         return out
 
     def labels(self, feature_names) -> list[str]:
         """One label per entry of ``z``: ``weights_simplex__[0]``, ``means[1, x]``,
-        ``covariances_cholesky-cov__[0, 2]``, ``covariances_log__[1, x]``."""
+        ``covariances_cholesky-cov__[0, 2]``, ``covariances_log__[1, x]`` (a feature's
+        name where the entry is one feature's, an integer position otherwise)."""
         names = list(feature_names)
-        w_name, m_name, c_name = self.names
+        w_name, m_name = self.names[:2]
         out = [f"{w_name}[{j}]" for j in range(self.n_components - 1)]
         out += [f"{m_name}[{k}, {f}]" for k in range(self.n_components) for f in names]
-        c_shape = self.shapes[2]
-        per_feature = _covariance_transform(self.covariance_type) == "variances" and (
-            len(c_shape) == 2
-        )
-        for where in np.ndindex(*c_shape):
-            parts = [str(i) for i in where]
-            if per_feature:
-                parts[-1] = names[where[-1]]
-            out.append(f"{c_name}[{', '.join(parts)}]")
+        for var in self._variables:
+            same_shape = var.value_shape == var.shape
+            for where in np.ndindex(*var.value_shape):
+                parts = [str(i) for i in where]
+                if same_shape and var.dims and var.dims[-1] == "feature":
+                    parts[-1] = names[where[-1]]
+                out.append(f"{var.value_name}[{', '.join(parts)}]")
         return out
 
 
@@ -264,20 +470,14 @@ def unconstrained_layout(
     >>> w, m, c = layout.backward(z)
     >>> bool(np.allclose(w, [0.2, 0.3, 0.5]) and np.allclose(c, np.eye(2)))
     True
+    >>> unconstrained_layout(3, 2, "VEI").names[2:]
+    ('log_shape_zerosum__', 'volumes_log__')
     """
-    model = get_covariance_model(covariance_type)
-    cov_shape = model.shape(n_components, n_features)
-    if _covariance_transform(covariance_type) == "matrix":
-        transform = _CholeskyCov(n_features)
-        cov_value_shape = (*cov_shape[:-2], transform.size())
-        cov_name = "covariances" + _CholeskyCov.suffix
-    else:
-        cov_value_shape = tuple(cov_shape)
-        cov_name = "covariances" + _Log.suffix
+    variables = covariance_coordinates(covariance_type).variables(n_components, n_features)
     return UnconstrainedLayout(
         n_components,
         n_features,
-        model.name,
-        ("weights" + _Simplex.suffix, "means", cov_name),
-        ((n_components - 1,), (n_components, n_features), cov_value_shape),
+        get_covariance_model(covariance_type).name,
+        ("weights" + _Simplex.suffix, "means", *(v.value_name for v in variables)),
+        ((n_components - 1,), (n_components, n_features), *(v.value_shape for v in variables)),
     )
