@@ -235,6 +235,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     _check_out(command, args.out)
     standardize = getattr(args, "standardize", False)
     prior = getattr(args, "prior", "default")
+    relabel = getattr(args, "relabel", "map")  # `bayesgmm demo` has no --relabel
     if standardize and cov == "spherical":
         raise _fail(
             command,
@@ -346,7 +347,7 @@ def _run_fit(args: argparse.Namespace) -> int:
                     chains=args.chains,
                     random_state=seed,
                     progressbar=False if args.quiet else None,  # None: on a terminal
-                    relabel=args.relabel,
+                    relabel=relabel,
                 ).fit(X)
             timings["posterior"] = time.perf_counter() - start
             if "map" in methods:
@@ -380,7 +381,7 @@ def _run_fit(args: argparse.Namespace) -> int:
             "draws": args.draws,
             "tune": args.tune,
             "chains": args.chains,
-            "relabel": args.relabel,
+            "relabel": relabel,
             "bootstrap": n_boot,
         },
         models={m: models[m] for m in METHODS if m in models},
