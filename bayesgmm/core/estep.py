@@ -329,13 +329,20 @@ def _logsumexp_columns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     where a column is all -inf.
     """
     top = L.max(axis=0)
-    if not np.all(np.isfinite(top)):
-        top = np.where(np.isfinite(top), top, 0.0).astype(L.dtype)
-    L -= top
-    np.exp(L, out=L)
-    total = L.sum(axis=0)
-    with np.errstate(divide="ignore"):
+    finite = np.isfinite(top)
+    if finite.all():
+        # Every column's largest term is exp(0) = 1: total >= 1, no log(0).
+        L -= top
+        np.exp(L, out=L)
+        total = L.sum(axis=0)
         log_norm = np.log(total)
+    else:
+        top = np.where(finite, top, 0.0).astype(L.dtype)
+        L -= top
+        np.exp(L, out=L)
+        total = L.sum(axis=0)
+        with np.errstate(divide="ignore"):
+            log_norm = np.log(total)
     log_norm += top
     return log_norm, total
 
@@ -405,32 +412,61 @@ def e_step(
     True
     """
     model = get_covariance_model(covariance_type)
-    n_components = params.means.shape[0]
     if X.dtype not in (np.float32, np.float64):
         X = np.asarray(X, dtype=np.float64)
     dtype = X.dtype
     if plan is None:
-        plan = plan_chunks(X, n_components, covariance_type, chunk_size)
+        plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
     means = params.means
     if statistics:
         center = None
     else:
         center = params.weights @ means
         means = means - center
-    params_c = params._replace(means=means)
     kernel = model.chunk_kernel(means, params.precisions_cholesky, dtype)
-    with np.errstate(divide="ignore"):
-        log_w64 = np.log(params.weights)
-    log_w = log_w64.astype(dtype)[:, None]
+    weights = params.weights
+    if weights.min() > 0.0:
+        log_w = np.log(weights)
+    else:
+        with np.errstate(divide="ignore"):
+            log_w = np.log(weights)
+    log_w = log_w.astype(dtype, copy=False)[:, None]
     w = None if sample_weight is None else np.asarray(sample_weight)
+    n_chunks = len(plan.chunks)
+    outputs = log_prob_norm is not None or log_resp is not None or log_weighted is not None
+    if (
+        n_chunks == 1
+        and plan.patterns[0] is None
+        and center is None
+        and w is None
+        and not outputs
+        and n_workers is not None
+    ):
+        # The EM loop on data that fit one chunk (e.g. small data sets): the same
+        # kernel calls as below, without the machinery for chunks, threads and outputs.
+        rows = plan.chunks[0]
+        block = X[rows]
+        L, cache = kernel.log_gaussian(block)
+        L += log_w
+        lpn, col_total = _logsumexp_columns(L)
+        total = float(np.sum(lpn, dtype=np.float64))
+        if not statistics:
+            return EStep(total, None)
+        L /= col_total
+        acc = kernel.new_accumulator()
+        kernel.accumulate(acc, block, L, cache)
+        counts, sum_x, sum_xx = kernel.unpack(acc)
+        return EStep(total, SufficientStats(counts, sum_x, sum_xx, covariance_type))
+    center_d = None if center is None else center.astype(dtype)
 
     def missing_kernel_for(chunks: range):
         """The observed-data kernel for the chunks with NaN among ``chunks``: its tables
         cover the patterns of these chunks only (consecutive in the plan), so worker
         threads build their share of them in parallel."""
-        numbers = [p for i in chunks if plan.patterns[i] for _, _, p in plan.patterns[i].pieces]
         if not any(plan.patterns[i] is not None for i in chunks):
             return None
+        params_c = params._replace(means=means)
+        numbers = [p for i in chunks if plan.patterns[i] for _, _, p in plan.patterns[i].pieces]
         if plan.pattern_table is None or not numbers:
             return missing_chunk_kernel(params_c, covariance_type, None)
         first, last = min(numbers), max(numbers)
@@ -451,8 +487,8 @@ def e_step(
                 if plan.blocks is None or plan.blocks[index] is None
                 else plan.blocks[index]
             )
-            if center is not None:
-                block = block - center.astype(dtype)
+            if center_d is not None:
+                block = block - center_d
             w_block = None if w is None else w[rows]
             if pieces is None:
                 L, cache = kernel.log_gaussian(block)  # (K, n)
@@ -486,7 +522,6 @@ def e_step(
         missing_stats = None if missing_acc is None else missing_kernel.unpack(missing_acc)
         return total, acc, missing_stats
 
-    n_chunks = len(plan.chunks)
     with worker_threads(n_chunks, n_workers) as workers:
         if workers <= 1:
             parts = [run(range(n_chunks))]
