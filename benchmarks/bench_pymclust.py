@@ -33,6 +33,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -83,17 +84,27 @@ def run_peer(python: str, X: np.ndarray, out: Path) -> dict:
         data = Path(tmp) / "faithful.csv"
         np.savetxt(data, X, delimiter=",", fmt="%.17g")
         load = os.getloadavg()
+        tree_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
         proc = subprocess.run(
             [python, "-c", _PEER_CODE, str(data), str(out)],
             capture_output=True,
             text=True,
             env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
         )
+        process_seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"pymclustR run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(out.read_text())
     result["load_before"] = load
     result["load_after"] = os.getloadavg()
+    # The whole child process tree (interpreter start, imports, any worker processes it
+    # waited for), not only the grid's own process as ``cpu_seconds``.
+    result["process_seconds"] = process_seconds
+    result["process_tree_cpu_seconds"] = (after.ru_utime - tree_cpu.ru_utime) + (
+        after.ru_stime - tree_cpu.ru_stime
+    )
     out.write_text(json.dumps(result, indent=1))
     return result
 
@@ -161,7 +172,9 @@ def main(argv=None) -> int:
     if peer is not None:
         print(
             f"pymclustR {peer['version']}: {peer['seconds']:.1f} s wall, "
-            f"{peer['cpu_seconds']:.1f} s CPU (load {peer['load_before'][0]:.2f} -> "
+            f"{peer['cpu_seconds']:.1f} s CPU in its process "
+            f"({peer.get('process_tree_cpu_seconds', float('nan')):.1f} s CPU in its process "
+            f"tree; load {peer['load_before'][0]:.2f} -> "
             f"{peer['load_after'][0]:.2f}); chose {peer['best']}"
         )
     else:

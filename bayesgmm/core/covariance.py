@@ -102,6 +102,9 @@ class InnerControl:
     max_iter: int = 100
 
 
+_DEFAULT_CONTROL = InnerControl()
+
+
 @dataclass(frozen=True)
 class CovarianceModel(ABC):
     """Functions of one covariance structure (base class; see the subclasses).
@@ -372,10 +375,29 @@ class CovarianceModel(ABC):
             )
 
 
-def _chol_inverse_transpose(cov: np.ndarray) -> np.ndarray:
-    """``inv(chol(cov)).T`` by a triangular solve; ``LinAlgError`` if not PD."""
-    cov_chol = linalg.cholesky(cov, lower=True)
-    return linalg.solve_triangular(cov_chol, np.eye(cov.shape[0]), lower=True).T
+def _lapack_precision_cholesky(covariances: np.ndarray) -> np.ndarray | int:
+    """``inv(chol(S_k)).T`` for each ``S_k`` of ``covariances`` (K, D, D): upper
+    triangular ``U_k`` with ``U_k U_k^T = S_k^{-1}``; or the index of the first matrix
+    that is not finite and positive definite.
+
+    LAPACK's Cholesky (potrf) and triangular inverse (trtri) per component, called
+    directly: scipy's batched cholesky / solve_triangular loop over the matrices in
+    Python with input checks on each, and NumPy's batched cholesky has its own error
+    handling to enter, which dominated the run time at small D (170 us vs 12 us for 6
+    components in 2-D). The inverse is exactly triangular.
+    """
+    covariances = np.asarray(covariances)
+    finite = bool(np.isfinite(covariances).all())
+    potrf, trtri = linalg.lapack.get_lapack_funcs(("potrf", "trtri"), (covariances,))
+    out = np.empty_like(covariances)
+    for k, cov in enumerate(covariances):
+        chol, info = potrf(cov, lower=1, clean=1)
+        if info == 0:
+            inv, info = trtri(chol, lower=1)
+        if info != 0 or not (finite or np.isfinite(cov).all()):
+            return k
+        out[k] = inv.T
+    return out
 
 
 def _cov_from_prec_chol(prec_chol: np.ndarray) -> np.ndarray:
@@ -474,27 +496,17 @@ class FullCovariance(CovarianceModel):
         offset, psi = (0.0, 0.0) if dof is None else (dof + n_features + 1.0, scale)
         cov = (psi + scatter) / (offset + counts)[:, None, None]
         cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        if reg_covar:
+            cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return cov
 
     def log_prior(self, covariances, dof, scale):
         return float(sum(_log_invwishart(cov, dof, scale) for cov in covariances))
 
     def precision_cholesky(self, covariances):
-        # LAPACK's Cholesky (potrf) and triangular inverse (trtri) per component, called
-        # directly: scipy's batched cholesky / solve_triangular loop over the matrices
-        # in Python with input checks on each, which dominated the run time at small D
-        # (170 us vs 12 us for 6 components in 2-D). The inverse is exactly triangular.
-        covariances = np.asarray(covariances)
-        potrf, trtri = linalg.lapack.get_lapack_funcs(("potrf", "trtri"), (covariances,))
-        out = np.empty_like(covariances)
-        for k, cov in enumerate(covariances):
-            chol, info = potrf(cov, lower=1, clean=1)
-            if info == 0:
-                inv, info = trtri(chol, lower=1)
-            if info != 0 or not np.isfinite(cov).all():
-                raise _collapsed(k, self.name)
-            out[k] = inv.T
+        out = _lapack_precision_cholesky(covariances)
+        if isinstance(out, int):
+            raise _collapsed(out, self.name)
         return out
 
     def precision_cholesky_from_precisions(self, precisions):
@@ -578,17 +590,18 @@ class TiedCovariance(CovarianceModel):
         offset, psi = (0.0, 0.0) if dof is None else (dof + n_features + 1.0, scale)
         cov = (psi + scatter) / (offset + counts.sum())
         cov = 0.5 * (cov + cov.T)
-        cov.flat[:: n_features + 1] += reg_covar
+        if reg_covar:
+            cov.flat[:: n_features + 1] += reg_covar
         return cov
 
     def log_prior(self, covariances, dof, scale):
         return float(_log_invwishart(covariances, dof, scale))
 
     def precision_cholesky(self, covariances):
-        try:
-            return _chol_inverse_transpose(covariances)
-        except (linalg.LinAlgError, ValueError):
-            raise _collapsed(None, self.name) from None
+        out = _lapack_precision_cholesky(np.asarray(covariances)[None])
+        if isinstance(out, int):
+            raise _collapsed(None, self.name)
+        return out[0]
 
     def precision_cholesky_from_precisions(self, precisions):
         return linalg.cholesky(precisions, lower=True)
@@ -849,8 +862,9 @@ class _DiagonalFamily(_Family, DiagCovariance):
             None if dof is None else dof + 2.0,
             self.shared,
         )
-        scatter = scatter + reg_covar * counts[:, None]
-        return self._solve(counts, scatter, previous, control or InnerControl())
+        if reg_covar:
+            scatter = scatter + reg_covar * counts[:, None]
+        return self._solve(counts, scatter, previous, control or _DEFAULT_CONTROL)
 
     def log_prior(self, covariances, dof, scale):
         variances = covariances[:1] if self.shared else covariances
@@ -933,8 +947,9 @@ class _OrientedFamily(_Family, FullCovariance):
             False,
         )
         scatter = 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
-        scatter = scatter + reg_covar * counts[:, None, None] * np.eye(n_features)
-        cov = self._solve(counts, scatter, previous, control or InnerControl())
+        if reg_covar:
+            scatter = scatter + reg_covar * counts[:, None, None] * np.eye(n_features)
+        cov = self._solve(counts, scatter, previous, control or _DEFAULT_CONTROL)
         return 0.5 * (cov + np.swapaxes(cov, 1, 2))
 
     def from_full(self, full):

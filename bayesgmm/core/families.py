@@ -28,6 +28,9 @@ the others ``(K, D, D)`` matrices.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
+
+_gesdd, _syevd = lapack.get_lapack_funcs(("gesdd", "syevd"), (np.zeros((1, 1)),))
 
 __all__ = [
     "common_orientation",
@@ -45,9 +48,12 @@ __all__ = [
 ]
 
 
-def _geomean(x: np.ndarray, axis=-1) -> np.ndarray:
+def _geomean(x: np.ndarray) -> np.ndarray:
+    """Geometric mean over the last axis (0 where a value is 0)."""
+    if x.min() > 0.0:  # no log(0): skip the error-state switch (most calls)
+        return np.exp(np.log(x).sum(axis=-1) / x.shape[-1])
     with np.errstate(divide="ignore"):
-        return np.exp(np.mean(np.log(x), axis=axis))
+        return np.exp(np.log(x).sum(axis=-1) / x.shape[-1])
 
 
 def objective(counts: np.ndarray, scatter: np.ndarray, covariances: np.ndarray) -> float:
@@ -121,6 +127,11 @@ def update_vei(
 # -- full families: inputs counts (K,), scatters (K, D, D) ----------------------------
 def _eigh_desc(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (decreasing) and eigenvectors of symmetric matrices (..., D, D)."""
+    if matrices.ndim == 2:
+        # One matrix: LAPACK's syevd (as NumPy's eigh) without NumPy's wrapper.
+        values, vectors, info = _syevd(matrices, compute_v=1, lower=1)
+        if info == 0:
+            return values[::-1], vectors[:, ::-1]
     values, vectors = np.linalg.eigh(matrices)
     return values[..., ::-1], vectors[..., ::-1]
 
@@ -244,13 +255,22 @@ def _mm_orientation(
     orthogonal matrices (an SVD), so the target never increases."""
     # MM 1: W_k - omega_k I is negative semidefinite; gradient sum_k (W_k - w_k I) D M_k^-1.
     grad = np.sum((shifted_scatter @ orientation) * inv_diag[:, None, :], axis=0)
-    p, _, rt = np.linalg.svd(grad)
-    orientation = -p @ rt
+    orientation = _minus_polar(grad)
     # MM 2 (in B = D^T): M_k^-1 - max(M_k^-1) I is negative semidefinite.
     shifted = inv_diag - inv_diag.max(axis=1, keepdims=True)
     grad = np.sum(shifted[:, :, None] * (orientation.T[None] @ scatter), axis=0)
-    p, _, rt = np.linalg.svd(grad)
-    return (-p @ rt).T
+    return _minus_polar(grad).T
+
+
+def _minus_polar(grad: np.ndarray) -> np.ndarray:
+    """``-P R^T`` from the SVD ``grad = P S R^T`` (D, D): the orthogonal matrix that
+    minimizes ``tr(grad^T O)``. LAPACK's gesdd called directly (NumPy's ``svd``
+    wrapper costs three times the factorization of a small matrix); NumPy's on failure
+    (which raises its ``LinAlgError``)."""
+    p, _, rt, info = _gesdd(grad, compute_uv=1, full_matrices=1)
+    if info != 0:
+        p, _, rt = np.linalg.svd(grad)
+    return -p @ rt
 
 
 def _project(orientation: np.ndarray, scatter: np.ndarray) -> np.ndarray:
