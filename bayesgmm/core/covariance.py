@@ -493,9 +493,11 @@ class FullCovariance(CovarianceModel):
 
     def update(self, counts, scatter, reg_covar, dof=None, scale=None):
         n_features = scatter.shape[-1]
-        offset, psi = (0.0, 0.0) if dof is None else (dof + n_features + 1.0, scale)
-        cov = (psi + scatter) / (offset + counts)[:, None, None]
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        if dof is None:
+            cov = scatter / counts[:, None, None]
+        else:
+            cov = (scale + scatter) / (dof + n_features + 1.0 + counts)[:, None, None]
+        cov = 0.5 * (cov + cov.transpose(0, 2, 1))
         if reg_covar:
             cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return cov
@@ -530,8 +532,8 @@ class FullCovariance(CovarianceModel):
         return WhitenedFullKernel(means, precisions_cholesky, log_det, dtype)
 
     def log_det_precision_cholesky(self, precisions_cholesky, n_features):
-        diag = np.diagonal(precisions_cholesky, axis1=1, axis2=2)
-        return np.sum(np.log(diag), axis=1)
+        diag = precisions_cholesky.diagonal(axis1=1, axis2=2)
+        return np.log(diag).sum(axis=1)
 
     def squared_mahalanobis(self, X, means, precisions_cholesky):
         out = np.empty((X.shape[0], means.shape[0]))
@@ -587,8 +589,10 @@ class TiedCovariance(CovarianceModel):
 
     def update(self, counts, scatter, reg_covar, dof=None, scale=None):
         n_features = scatter.shape[-1]
-        offset, psi = (0.0, 0.0) if dof is None else (dof + n_features + 1.0, scale)
-        cov = (psi + scatter) / (offset + counts.sum())
+        if dof is None:
+            cov = scatter / counts.sum()
+        else:
+            cov = (scale + scatter) / (dof + n_features + 1.0 + counts.sum())
         cov = 0.5 * (cov + cov.T)
         if reg_covar:
             cov.flat[:: n_features + 1] += reg_covar
@@ -620,7 +624,7 @@ class TiedCovariance(CovarianceModel):
         return WhitenedTiedKernel(means, precisions_cholesky, log_det, dtype)
 
     def log_det_precision_cholesky(self, precisions_cholesky, n_features):
-        return np.sum(np.log(np.diag(precisions_cholesky)))
+        return np.log(precisions_cholesky.diagonal()).sum()
 
     def squared_mahalanobis(self, X, means, precisions_cholesky):
         y = X @ precisions_cholesky
@@ -703,7 +707,7 @@ class DiagCovariance(CovarianceModel):
         return diagonal_feature_kernel(means, precisions_cholesky, log_det, dtype)
 
     def log_det_precision_cholesky(self, precisions_cholesky, n_features):
-        return np.sum(np.log(precisions_cholesky), axis=1)
+        return np.log(precisions_cholesky).sum(axis=1)
 
     def squared_mahalanobis(self, X, means, precisions_cholesky):
         prec = precisions_cholesky**2

@@ -412,7 +412,7 @@ def e_step(
     True
     """
     model = get_covariance_model(covariance_type)
-    if X.dtype not in (np.float32, np.float64):
+    if X.dtype.char not in "fd":  # float32 and float64 stay as they are
         X = np.asarray(X, dtype=np.float64)
     dtype = X.dtype
     if plan is None:
@@ -449,7 +449,7 @@ def e_step(
         L, cache = kernel.log_gaussian(block)
         L += log_w
         lpn, col_total = _logsumexp_columns(L)
-        total = float(np.sum(lpn, dtype=np.float64))
+        total = float(lpn.sum(dtype=np.float64))
         if not statistics:
             return EStep(total, None)
         L /= col_total

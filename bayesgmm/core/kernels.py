@@ -144,33 +144,35 @@ class FeatureMapKernel:
 
 
 @lru_cache(maxsize=64)
-def _quadratic_coefficients(d: int) -> np.ndarray:
-    """``-1/2 (2 - delta_ij)`` over ``np.triu_indices(d)`` (read-only)."""
+def _upper_flat(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices ``i * d + j`` of ``np.triu_indices(d)`` and the coefficients
+    ``-1/2 (2 - delta_ij)`` of ``P_ij`` in the log density (read-only)."""
     i, j = _triu_indices(d)
-    out = -0.5 * np.where(i == j, 1.0, 2.0)
-    out.setflags(write=False)
-    return out
+    flat = i * d + j
+    coefficients = -0.5 * np.where(i == j, 1.0, 2.0)
+    flat.setflags(write=False)
+    coefficients.setflags(write=False)
+    return flat, coefficients
 
 
 def quadratic_feature_kernel(means, precisions_cholesky, log_det, tied, dtype):
     """Feature-map kernel for full ``(K, D, D)`` or tied ``(D, D)`` precision factors."""
     n_components, d = means.shape
-    i, j = _triu_indices(d)
+    flat, coefficients = _upper_flat(d)
     chol = np.asarray(precisions_cholesky)
-    A_t = np.empty((n_components, 1 + d + i.size), dtype=dtype)
+    A_t = np.empty((n_components, 1 + d + flat.size), dtype=dtype)
     if tied:
         prec = chol @ chol.T  # P = U U^T (no inverse)
         white_means = means @ chol
         A_t[:, 1 : 1 + d] = means @ prec  # P symmetric: row k is P mu_k
-        A_t[:, 1 + d :] = prec[i, j] * _quadratic_coefficients(d)
+        A_t[:, 1 + d :] = prec.reshape(-1).take(flat) * coefficients
     else:
-        prec = chol @ np.swapaxes(chol, 1, 2)  # P_k = U_k U_k^T
+        prec = chol @ chol.transpose(0, 2, 1)  # P_k = U_k U_k^T
         white_means = (means[:, None, :] @ chol)[:, 0]
         A_t[:, 1 : 1 + d] = (prec @ means[:, :, None])[:, :, 0]
-        A_t[:, 1 + d :] = prec[:, i, j] * _quadratic_coefficients(d)
-    A_t[:, 0] = -0.5 * np.einsum("kd,kd->k", white_means, white_means) + (
-        log_det - 0.5 * d * _LOG_2PI
-    )
+        A_t[:, 1 + d :] = prec.reshape(n_components, -1).take(flat, axis=1) * coefficients
+    white_means *= white_means
+    A_t[:, 0] = white_means.sum(axis=1) * -0.5 + (log_det - 0.5 * d * _LOG_2PI)
     return FeatureMapKernel(A_t, d, "tied" if tied else "full")
 
 
