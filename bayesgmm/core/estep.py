@@ -77,6 +77,9 @@ _chunk_rows: int | None = None
 # Complete rows of data with NaN take the GEMM kernel (False: the per-pattern E-step,
 # which the tests use to check that both give the same fit).
 _COMPLETE_ROWS_BY_KERNEL = True
+#: Most bytes of a feature map over all chunks that the EM loop keeps between
+#: iterations (the features do not depend on the parameters).
+CACHE_FEATURE_BYTES = 2**26
 #: Most threads over chunks (``None``: as many as the user's BLAS limit allows).
 MAX_WORKERS: int | None = None
 #: A worker thread per this many chunks at least (below, thread hand-offs cost more than
@@ -360,6 +363,7 @@ def e_step(
     plan: ChunkPlan | None = None,
     chunk_size: int | None = None,
     n_workers: int | None = None,
+    cache: dict | None = None,
 ) -> EStep:
     r"""One pass of the chunk kernel over ``X``.
 
@@ -393,6 +397,11 @@ def e_step(
     n_workers : int, optional
         Threads over chunks, from an enclosing :func:`worker_threads` (which already
         holds BLAS to one thread per worker); ``None`` decides here.
+    cache : dict, optional
+        Where repeated calls on the same ``X`` and ``plan`` may keep what does not
+        depend on the parameters (the EM loop passes one per run): when ``X`` is one
+        chunk, or while they take at most :data:`CACHE_FEATURE_BYTES` in all, the
+        kernel's features of each chunk.
 
     Returns
     -------
@@ -434,6 +443,7 @@ def e_step(
     w = None if sample_weight is None else np.asarray(sample_weight)
     n_chunks = len(plan.chunks)
     outputs = log_prob_norm is not None or log_resp is not None or log_weighted is not None
+    features = getattr(kernel, "features", None)  # a feature-map kernel's phi(X)
     if (
         n_chunks == 1
         and plan.patterns[0] is None
@@ -444,9 +454,14 @@ def e_step(
     ):
         # The EM loop on data that fit one chunk (e.g. small data sets): the same
         # kernel calls as below, without the machinery for chunks, threads and outputs.
-        rows = plan.chunks[0]
-        block = X[rows]
-        L, cache = kernel.log_gaussian(block)
+        block = X[plan.chunks[0]]
+        if cache is not None and features is not None:
+            phi = cache.get(features)
+            if phi is None:
+                phi = cache[features] = features(block)
+            L, kept = kernel.log_gaussian_from_features(phi), phi
+        else:
+            L, kept = kernel.log_gaussian(block)
         L += log_w
         lpn, col_total = _logsumexp_columns(L)
         total = float(lpn.sum(dtype=np.float64))
@@ -454,10 +469,17 @@ def e_step(
             return EStep(total, None)
         L /= col_total
         acc = kernel.new_accumulator()
-        kernel.accumulate(acc, block, L, cache)
+        kernel.accumulate(acc, block, L, kept)
         counts, sum_x, sum_xx = kernel.unpack(acc)
         return EStep(total, SufficientStats(counts, sum_x, sum_xx, covariance_type))
     center_d = None if center is None else center.astype(dtype)
+    # Keep each chunk's features across calls while they fit in CACHE_FEATURE_BYTES.
+    keep_features = (
+        cache is not None
+        and features is not None
+        and center_d is None
+        and X.shape[0] * kernel.width * dtype.itemsize <= CACHE_FEATURE_BYTES
+    )
 
     def missing_kernel_for(chunks: range):
         """The observed-data kernel for the chunks with NaN among ``chunks``: its tables
@@ -491,10 +513,16 @@ def e_step(
                 block = block - center_d
             w_block = None if w is None else w[rows]
             if pieces is None:
-                L, cache = kernel.log_gaussian(block)  # (K, n)
+                if keep_features:
+                    phi = cache.get((features, index))
+                    if phi is None:
+                        phi = cache[features, index] = features(block)
+                    L, kept = kernel.log_gaussian_from_features(phi), phi
+                else:
+                    L, kept = kernel.log_gaussian(block)  # (K, n)
             else:
                 # Exact observed-data densities (float64), the missing values integrated out.
-                L, cache = missing_kernel.log_gaussian(block, pieces)
+                L, kept = missing_kernel.log_gaussian(block, pieces)
             L += log_w
             if log_weighted is not None:
                 log_weighted[rows] = L.T
@@ -508,11 +536,11 @@ def e_step(
                 if w_block is not None:
                     L *= w_block.astype(L.dtype)
                 if pieces is None:
-                    kernel.accumulate(acc, block, L, cache)
+                    kernel.accumulate(acc, block, L, kept)
                 else:
                     if missing_acc is None:
                         missing_acc = missing_kernel.new_accumulator()
-                    missing_kernel.accumulate(missing_acc, block, L, cache, pieces)
+                    missing_kernel.accumulate(missing_acc, block, L, kept, pieces)
             if w_block is None:
                 total += float(np.sum(lpn, dtype=np.float64))
             else:

@@ -115,6 +115,11 @@ class FeatureMapKernel:
         phi = self.features(X)
         return self.A_t @ phi, phi
 
+    def log_gaussian_from_features(self, phi: np.ndarray) -> np.ndarray:
+        """:meth:`log_gaussian` from features ``self.features(X)`` computed before (they
+        do not depend on the parameters: the EM loop on one chunk keeps them)."""
+        return self.A_t @ phi
+
     def new_accumulator(self) -> list[np.ndarray]:
         """A list of float64 arrays; accumulators of two ranges of rows add elementwise."""
         return [np.zeros((self.A_t.shape[1], self.A_t.shape[0]))]
