@@ -489,7 +489,7 @@ class FullCovariance(CovarianceModel):
     def scatter(self, nk, sum_x, sum_xx, centers):
         cross = sum_x[:, :, None] * centers[:, None, :]
         outer = centers[:, :, None] * centers[:, None, :]
-        return sum_xx - cross - np.swapaxes(cross, 1, 2) + nk[:, None, None] * outer
+        return sum_xx - cross - cross.transpose(0, 2, 1) + nk[:, None, None] * outer
 
     def update(self, counts, scatter, reg_covar, dof=None, scale=None):
         n_features = scatter.shape[-1]
@@ -950,11 +950,11 @@ class _OrientedFamily(_Family, FullCovariance):
             None if dof is None else dof + n_features + 1.0,
             False,
         )
-        scatter = 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
+        scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
         if reg_covar:
             scatter = scatter + reg_covar * counts[:, None, None] * np.eye(n_features)
         cov = self._solve(counts, scatter, previous, control or _DEFAULT_CONTROL)
-        return 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        return 0.5 * (cov + cov.transpose(0, 2, 1))
 
     def from_full(self, full):
         full = np.asarray(full, dtype=float)

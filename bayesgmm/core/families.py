@@ -61,13 +61,13 @@ def objective(counts: np.ndarray, scatter: np.ndarray, covariances: np.ndarray) 
     (diagonal ``(K, D)`` or full ``(K, D, D)`` inputs)."""
     if scatter.ndim == 2:
         return float(
-            np.sum(counts * np.log(covariances).sum(axis=1) + (scatter / covariances).sum(axis=1))
+            (counts * np.log(covariances).sum(axis=1) + (scatter / covariances).sum(axis=1)).sum()
         )
     sign, logdet = np.linalg.slogdet(covariances)
     if np.any(sign <= 0):
         return np.inf
     trace = np.einsum("kii->k", np.linalg.solve(covariances, scatter))
-    return float(np.sum(counts * logdet + trace))
+    return float((counts * logdet + trace).sum())
 
 
 def _converged(old: float, new: float, tol: float) -> bool:
@@ -185,7 +185,7 @@ def update_vev(
 
     def value(volume, shape):
         return float(
-            np.sum(n_features * counts * np.log(volume) + (values / shape).sum(axis=1) / volume)
+            (n_features * counts * np.log(volume) + (values / shape).sum(axis=1) / volume).sum()
         )
 
     current = value(volume, shape)
@@ -254,11 +254,11 @@ def _mm_orientation(
     :math:`W_k`). Each step minimizes a linear majorizer of the target over the
     orthogonal matrices (an SVD), so the target never increases."""
     # MM 1: W_k - omega_k I is negative semidefinite; gradient sum_k (W_k - w_k I) D M_k^-1.
-    grad = np.sum((shifted_scatter @ orientation) * inv_diag[:, None, :], axis=0)
+    grad = ((shifted_scatter @ orientation) * inv_diag[:, None, :]).sum(axis=0)
     orientation = _minus_polar(grad)
     # MM 2 (in B = D^T): M_k^-1 - max(M_k^-1) I is negative semidefinite.
     shifted = inv_diag - inv_diag.max(axis=1, keepdims=True)
-    grad = np.sum(shifted[:, :, None] * (orientation.T[None] @ scatter), axis=0)
+    grad = (shifted[:, :, None] * (orientation.T[None] @ scatter)).sum(axis=0)
     return _minus_polar(grad).T
 
 
@@ -275,7 +275,7 @@ def _minus_polar(grad: np.ndarray) -> np.ndarray:
 
 def _project(orientation: np.ndarray, scatter: np.ndarray) -> np.ndarray:
     """Diagonals of ``D^T W_k D`` (K, D)."""
-    return np.sum(orientation[None] * (scatter @ orientation), axis=1)
+    return (orientation[None] * (scatter @ orientation)).sum(axis=1)
 
 
 def _common_orientation_update(counts, scatter, previous, tol, max_iter, diagonals):
@@ -289,7 +289,7 @@ def _common_orientation_update(counts, scatter, previous, tol, max_iter, diagona
         orientation, current_diag = common_orientation(previous)
 
     def value(diag, projected):
-        return float(np.sum(counts * np.log(diag).sum(axis=1) + (projected / diag).sum(axis=1)))
+        return float((counts * np.log(diag).sum(axis=1) + (projected / diag).sum(axis=1)).sum())
 
     current = value(current_diag, _project(orientation, scatter))
     for _ in range(max_iter):
