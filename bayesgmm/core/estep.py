@@ -447,7 +447,7 @@ def e_step(
     if (
         n_chunks == 1
         and plan.patterns[0] is None
-        and center is None
+        and statistics
         and w is None
         and not outputs
         and n_workers is not None
@@ -465,8 +465,6 @@ def e_step(
         L += log_w
         lpn, col_total = _logsumexp_columns(L)
         total = float(lpn.sum(dtype=np.float64))
-        if not statistics:
-            return EStep(total, None)
         L /= col_total
         acc = kernel.new_accumulator()
         kernel.accumulate(acc, block, L, kept)

@@ -188,8 +188,8 @@ def diagonal_feature_kernel(means, precisions_cholesky, log_det, dtype):
     if prec.ndim == 1:
         prec = prec[:, None]  # spherical: broadcasts over the features
     A_t = np.empty((n_components, 1 + 2 * d), dtype=dtype)
-    lin = A_t[:, 1 : 1 + d]
-    np.multiply(means, prec, out=lin)
+    lin = means * prec  # float64 for the constants, whatever the data's dtype
+    A_t[:, 1 : 1 + d] = lin
     A_t[:, 1 + d :] = -0.5 * prec
     A_t[:, 0] = -0.5 * np.einsum("kd,kd->k", means, lin) + (log_det - 0.5 * d * _LOG_2PI)
     return FeatureMapKernel(A_t, d, "diag")
