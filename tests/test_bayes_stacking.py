@@ -92,3 +92,67 @@ def test_progress_is_off_under_pytest_and_writes_one_status_line():
     text = stream.getvalue()
     assert "2 chains, 40/200 draws" in text
     assert "3 divergences" in text
+
+
+def test_modes_that_differ_on_a_few_points_are_not_grouped():
+    """Chains in one mode differ by Monte Carlo noise; two modes that explain 3 of 60
+    points differently differ by far more than that noise, even though their elpd
+    difference (6) is within two sampling standard errors (6.8), the yardstick that
+    would put them in one group and so give them equal weights."""
+    from bayesgmm.bayes.stacking import group_chains
+
+    rng = np.random.default_rng(0)
+    base = np.log(rng.uniform(0.05, 0.5, N))
+    other = base.copy()
+    other[:3] += 2.0  # the second mode predicts three points better
+    noise_sd = 0.01
+    lpd = np.stack([base, base, other, other]) + noise_sd * rng.standard_normal((4, N))
+    var = np.full((4, N), noise_sd**2)
+    diff = lpd[0] - lpd[2]
+    assert abs(diff.sum()) <= 2.0 * np.sqrt(N * diff.var())  # "alike" by the elpd se
+    assert group_chains(lpd, var).tolist() == [0, 0, 1, 1]
+    # with noise as large as the difference they cannot be told apart: one group
+    assert group_chains(lpd, np.full((4, N), 1.0)).tolist() == [0, 0, 0, 0]
+    # stacking the two groups: the better-predicting mode gets the larger weight, and
+    # the weights are the brute-force optimum over the two group densities
+    group_lpd = np.stack([lpd[:2].mean(0), lpd[2:].mean(0)])
+    w = stacking_weights(group_lpd)
+    grid = np.linspace(1e-6, 1 - 1e-6, 100001)
+    value = np.log(
+        grid[:, None] * np.exp(group_lpd[0]) + (1 - grid[:, None]) * np.exp(group_lpd[1])
+    )
+    np.testing.assert_allclose(w[0], grid[value.sum(axis=1).argmax()], atol=1e-4)
+    assert w[1] > 0.5
+
+
+def test_batch_variance_is_the_monte_carlo_variance_of_the_loo_values():
+    """Independent check of the noise yardstick: the batch-means variance of a chain's
+    pointwise LOO values is near the spread of the LOO values over many
+    independent chains of the same length."""
+    import arviz as az
+
+    from bayesgmm.bayes.stacking import _batch_variance
+
+    tree, _ = _normal_mean_tree([0.0] * 20, seed=5)
+    post = tree["posterior"].to_dataset()
+    ll = tree["log_likelihood"].to_dataset()
+    values = np.stack(
+        [
+            np.asarray(
+                az.loo(
+                    xr.DataTree.from_dict(
+                        {"posterior": post.isel(chain=[c]), "log_likelihood": ll.isel(chain=[c])}
+                    ),
+                    pointwise=True,
+                ).elpd_i
+            ).ravel()
+            for c in range(20)
+        ]
+    )
+    spread = values.var(axis=0, ddof=1).mean()
+    batch = np.mean(
+        [_batch_variance(post.isel(chain=[c]), ll.isel(chain=[c]), "y").mean() for c in range(20)]
+    )
+    # within a factor of two (0.61 here: PSIS-LOO of a quarter of the draws is not an
+    # average, so batch means are only an approximation; group_chains' n_se allows it)
+    assert 0.5 < batch / spread < 2.0, batch / spread

@@ -198,10 +198,13 @@ def test_fit_help_has_examples():
 def test_fit_with_posterior(data_csv, tmp_path):
     import xarray as xr
 
+    from bayesgmm import relabel_draws
+
     out = tmp_path / "posterior"
     code, stdout, stderr = _run(
         ["fit", str(data_csv), "--components", "2", "--draws", "100", "--tune", "100",
-         "--chains", "2", "--bootstrap", "20", "--quiet", "--out", str(out)]
+         "--chains", "2", "--bootstrap", "20", "--relabel", "stephens", "--quiet",
+         "--out", str(out)]
     )  # fmt: skip
     assert code == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -229,6 +232,34 @@ def test_fit_with_posterior(data_csv, tmp_path):
     assert "Sampler diagnostics" in text
     assert "No sampler problems detected" in text or "R-hat" in text
     assert "Sampler diagnostics:" in stdout
+
+    # --relabel reaches the estimator, and the report says what it did
+    posterior = models["posterior"]
+    assert posterior.relabel == "stephens"
+    info = posterior.relabel_info_
+    assert info["method"] == "stephens"
+    line = (
+        "label switching: Stephens' (2000) Kullback-Leibler relabelling of the memberships "
+        f"({info['n_permuted']} of {info['n_draws']} draws permuted"
+    )
+    assert line in stdout
+    assert "Kullback-Leibler relabelling" in text
+    # the draws in posterior.nc are the raw draws relabelled by Stephens' method, run again
+    raw = tree["posterior_raw"].to_dataset()[["weights", "means", "covariances"]]
+    again, perms = relabel_draws(raw, posterior, method="stephens", X=X.to_numpy())
+    np.testing.assert_array_equal(perms, posterior.label_permutations_)
+    np.testing.assert_allclose(tree["posterior"]["means"].values, again["means"].values)
+    assert info["n_permuted"] == int((perms != np.arange(2)).any(axis=-1).sum())
+
+
+def test_fit_relabel_choices_are_checked(data_csv, tmp_path):
+    code, _, stderr = _run(
+        ["fit", str(data_csv), "--components", "2", "--relabel", "hungarian", "--quiet",
+         "--out", str(tmp_path / "x")]
+    )  # fmt: skip
+    assert code == 2
+    assert "--relabel" in stderr
+    assert "'map', 'stephens'" in stderr
 
 
 # -- select --------------------------------------------------------------------------------

@@ -238,3 +238,26 @@ def test_parallel_chunks_equal_serial(covariance_type):
         np.testing.assert_allclose(
             getattr(threaded.stats, name), getattr(serial.stats, name), rtol=1e-12
         )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical", "VEV"])
+@pytest.mark.parametrize(("chunk", "missing"), [(None, False), (37, False), (37, True)])
+def test_e_step_cache_gives_the_same_statistics_as_a_fresh_pass(covariance_type, chunk, missing):
+    """The EM loop's ``cache`` keeps the features of X between E-steps: later calls at
+    other parameters must give what a pass without a cache gives (a cache keyed wrongly,
+    e.g. one chunk's features for another, fails this)."""
+    rng = np.random.default_rng(5)
+    X = _data(2, missing=missing) - 5.0
+    plan = plan_chunks(X, 3, covariance_type, chunk)
+    cache: dict = {}
+    for _ in range(3):
+        params = _random_params(rng, 3, 2, covariance_type)
+        cached = e_step(X, params, covariance_type, plan=plan, n_workers=1, cache=cache)
+        fresh = e_step(X, params, covariance_type, plan=plan, n_workers=1)
+        assert cached.log_likelihood == pytest.approx(fresh.log_likelihood, rel=1e-13)
+        for name in ("n", "sum_x", "sum_xx"):
+            np.testing.assert_allclose(
+                getattr(cached.stats, name), getattr(fresh.stats, name), rtol=1e-13, atol=1e-12
+            )
+    complete_chunks = sum(pieces is None for pieces in plan.patterns)
+    assert len(cache) == complete_chunks  # one feature map per chunk of complete rows

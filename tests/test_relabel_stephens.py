@@ -11,6 +11,7 @@ import pytest
 
 from bayesgmm import GaussianMixture, relabel_draws
 from bayesgmm.bayes.relabel import (
+    _relabel,
     classification_probabilities,
     stephens_objective,
     stephens_permutations,
@@ -195,6 +196,45 @@ def test_bad_input_is_named(known_posterior):
         stephens_permutations(np.ones((3, 3)))
     with pytest.raises(ValueError, match=r"`initial` must have shape \(S, K\)"):
         stephens_permutations(np.ones((2, 3, 3)) / 3, initial=np.zeros((2, 2), int))
+
+
+@pytest.mark.parametrize("draws_per_block", [1, 7])
+def test_capped_memory_gives_the_same_relabelling(known_posterior, draws_per_block):
+    """Probabilities recomputed block by block under ``max_bytes`` give the permutations,
+    objective path and Q of the in-memory algorithm, with a peak allocation far below
+    the S x N x K array (tracemalloc sees NumPy's buffers)."""
+    import tracemalloc
+
+    gm, _truth, switched, _ = known_posterior
+    n_draws = switched.sizes["chain"] * switched.sizes["draw"]
+    per_draw = DATA.X.shape[0] * 3 * 8
+    full_bytes = n_draws * per_draw
+    cap = draws_per_block * per_draw + per_draw // 2  # a ragged last block for 7
+    # the reference: Stephens on the whole array, no cap at all
+    probs = classification_probabilities(switched, DATA.X, "full")
+    _, map_perms = relabel_draws(switched, gm)
+    want = stephens_permutations(probs, initial=map_perms.reshape(-1, 3))
+    del probs
+
+    peaks = {}
+    for label, max_bytes in (("uncapped", None), ("capped", cap)):
+        tracemalloc.start()
+        _, perms, info = _relabel(switched, gm, method="stephens", X=DATA.X, max_bytes=max_bytes)
+        peaks[label] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        np.testing.assert_array_equal(perms.reshape(-1, 3), want.permutations)
+        assert info["iterations"] == want.n_iter
+        np.testing.assert_allclose(info["objective"], want.objective, rtol=1e-12)
+        assert info["probabilities_in_memory"] is (max_bytes is None)
+    assert info["draws_per_block"] == draws_per_block
+    assert peaks["uncapped"] >= full_bytes  # the array this test is about ...
+    assert peaks["capped"] < 0.2 * full_bytes  # ... never exists under the cap
+    # a cap the whole array fits in keeps it in memory (the fast path)
+    _, _, info = _relabel(switched, gm, method="stephens", X=DATA.X, max_bytes=full_bytes)
+    assert info["probabilities_in_memory"]
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="`max_bytes` must be a positive integer"):
+            relabel_draws(switched, gm, method="stephens", X=DATA.X, max_bytes=bad)
 
 
 def test_posterior_records_the_method_and_the_draws_permuted():

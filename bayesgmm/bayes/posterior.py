@@ -102,8 +102,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         (Hungarian assignment on Mahalanobis distances of the means). ``'stephens'``:
         Stephens' (2000) algorithm, which aligns the draws' classification
         probabilities of the training rows (minimum total Kullback--Leibler divergence
-        to their average), started from the MAP match; it costs a draws x N x K array
-        of probabilities (:func:`~bayesgmm.relabel_draws`).
+        to their average), started from the MAP match; it needs the draws x N x K
+        probabilities on every pass, kept in memory up to 256 MiB and recomputed block
+        by block above that (``max_bytes`` of :func:`~bayesgmm.relabel_draws`).
 
     Attributes
     ----------
@@ -121,8 +122,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     relabel_info_ : dict
         ``"method"`` used, ``"n_permuted"`` (draws whose labels were changed),
         ``"n_draws"``; for Stephens also ``"iterations"``, ``"converged"``,
-        ``"objective"`` (per iteration) and ``"n_changed_from_map"``. The same record is
-        ``diagnostics_.attrs["relabel"]``.
+        ``"objective"`` (per iteration), ``"n_changed_from_map"``,
+        ``"probabilities_in_memory"`` and ``"draws_per_block"`` (None when in memory).
+        The same record is ``diagnostics_.attrs["relabel"]``.
     diagnostics_ : pandas.DataFrame
         Max R-hat and min bulk/tail ESS per parameter, before and after relabelling.
     n_divergences_ : int

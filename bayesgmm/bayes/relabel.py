@@ -109,31 +109,57 @@ class StephensResult(NamedTuple):
 
 _CHUNK = 512  # draws per block: bounds the temporary (block, N, K) copies
 
+#: Default cap on the memory of the classification probabilities (S x N x K floats) that
+#: Stephens' method keeps: above it they are recomputed block by block on every pass.
+DEFAULT_MAX_BYTES = 2**28  # 256 MiB
 
-def _permuted_mean(probs: np.ndarray, perms: np.ndarray) -> np.ndarray:
+
+class _Blocks:
+    """Classification probabilities of ``n_draws`` draws, served block by block.
+
+    ``get(start, stop)`` returns the (stop - start, N, K) probabilities of those draws:
+    a view of an array held in memory, or a fresh computation from the draws (then
+    memory is one block, whatever the number of draws).
+    """
+
+    def __init__(
+        self, n_draws: int, n_components: int, block_size: int, get, in_memory: bool = False
+    ) -> None:
+        self.n_draws, self.n_components = n_draws, n_components
+        self.block_size, self._get = max(1, int(block_size)), get
+        self.in_memory = in_memory
+
+    @classmethod
+    def of_array(cls, probs: np.ndarray) -> _Blocks:
+        return cls(probs.shape[0], probs.shape[2], _CHUNK, lambda a, b: probs[a:b], True)
+
+    def __iter__(self):
+        for start in range(0, self.n_draws, self.block_size):
+            stop = min(start + self.block_size, self.n_draws)
+            yield slice(start, stop), self._get(start, stop)
+
+
+def _permuted_mean(blocks: _Blocks, perms: np.ndarray) -> np.ndarray:
     """Q = mean over draws of P[s][:, perms[s]], block by block."""
-    total = np.zeros(probs.shape[1:])
-    for start in range(0, probs.shape[0], _CHUNK):
-        block = slice(start, start + _CHUNK)
-        total += np.take_along_axis(probs[block], perms[block, None, :], axis=2).sum(axis=0)
-    return total / probs.shape[0]
+    total = 0.0
+    for block, probs in blocks:
+        total = total + np.take_along_axis(probs, perms[block, None, :], axis=2).sum(axis=0)
+    return total / blocks.n_draws
 
 
-def _cross_entropy(probs: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+def _cross_entropy(blocks: _Blocks, log_q: np.ndarray) -> np.ndarray:
     """cost[s, a, j] = -sum_i P[s, i, a] log Q[i, j] (draw component a as label j)."""
-    cost = np.empty((probs.shape[0], probs.shape[2], log_q.shape[1]))
-    for start in range(0, probs.shape[0], _CHUNK):
-        block = slice(start, start + _CHUNK)
-        cost[block] = -np.matmul(probs[block].transpose(0, 2, 1), log_q)
+    cost = np.empty((blocks.n_draws, blocks.n_components, log_q.shape[1]))
+    for block, probs in blocks:
+        cost[block] = -np.matmul(probs.transpose(0, 2, 1), log_q)
     return cost
 
 
-def _neg_entropy(probs: np.ndarray) -> float:
+def _neg_entropy(blocks: _Blocks) -> float:
     """sum_s sum_ik P log P (0 log 0 = 0): the permutation-invariant part of the KL."""
     total = 0.0
-    for start in range(0, probs.shape[0], _CHUNK):
-        block = probs[start : start + _CHUNK]
-        total += float(np.sum(block * np.log(np.where(block > 0, block, 1.0))))
+    for _, probs in blocks:
+        total += float(np.sum(probs * np.log(np.where(probs > 0, probs, 1.0))))
     return total
 
 
@@ -169,13 +195,17 @@ def stephens_objective(probs: np.ndarray, permutations: np.ndarray, q=None) -> f
     >>> round(stephens_objective(P, np.array([[0, 1], [1, 0]])), 12)  # aligned: Q = P
     0.0
     """
-    probs = np.asarray(probs, dtype=float)
+    blocks = _Blocks.of_array(np.asarray(probs, dtype=float))
     perms = np.asarray(permutations, dtype=np.intp)
-    q = _permuted_mean(probs, perms) if q is None else np.asarray(q, dtype=float)
-    cost = _cross_entropy(probs, _log_q(q))
+    return _objective(blocks, perms, q)
+
+
+def _objective(blocks: _Blocks, perms: np.ndarray, q=None) -> float:
+    q = _permuted_mean(blocks, perms) if q is None else np.asarray(q, dtype=float)
+    cost = _cross_entropy(blocks, _log_q(q))
     n_draws, n_components = perms.shape
     chosen = cost[np.arange(n_draws)[:, None], perms, np.arange(n_components)]
-    return (_neg_entropy(probs) + float(chosen.sum())) / n_draws
+    return (_neg_entropy(blocks) + float(chosen.sum())) / n_draws
 
 
 def stephens_permutations(
@@ -222,7 +252,12 @@ def stephens_permutations(
     probs = np.asarray(probs, dtype=float)
     if probs.ndim != 3:
         raise ValueError(f"`probs` must have shape (S, N, K); got shape {probs.shape}.")
-    n_draws, _, n_components = probs.shape
+    return _stephens(_Blocks.of_array(probs), initial=initial, max_iter=max_iter)
+
+
+def _stephens(blocks: _Blocks, *, initial=None, max_iter: int = 100) -> StephensResult:
+    """:func:`stephens_permutations` on probabilities served in blocks of draws."""
+    n_draws, n_components = blocks.n_draws, blocks.n_components
     if initial is None:
         perms = np.tile(np.arange(n_components, dtype=np.intp), (n_draws, 1))
     else:
@@ -231,14 +266,14 @@ def stephens_permutations(
             raise ValueError(
                 f"`initial` must have shape (S, K) = {(n_draws, n_components)}; got {perms.shape}."
             )
-    neg_entropy = _neg_entropy(probs)
+    neg_entropy = _neg_entropy(blocks)
     rows = np.arange(n_draws)[:, None]
     labels = np.arange(n_components)
     objective = []
     converged = False
     for _ in range(max_iter):
-        q = _permuted_mean(probs, perms)
-        cost = _cross_entropy(probs, _log_q(q))
+        q = _permuted_mean(blocks, perms)
+        cost = _cross_entropy(blocks, _log_q(q))
         objective.append((neg_entropy + float(cost[rows, perms, labels].sum())) / n_draws)
         new = np.empty_like(perms)
         for s in range(n_draws):
@@ -253,9 +288,30 @@ def stephens_permutations(
             break
         perms = new
     else:
-        q = _permuted_mean(probs, perms)
-        objective.append(stephens_objective(probs, perms, q))
+        q = _permuted_mean(blocks, perms)
+        objective.append(_objective(blocks, perms, q))
     return StephensResult(perms, q, np.asarray(objective), len(objective), converged)
+
+
+def _stacked_params(draws: xr.Dataset) -> dict[str, np.ndarray]:
+    return {
+        name: draws[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        for name in ("weights", "means", "covariances")
+    }
+
+
+def _probabilities_of(stacked: dict, X: np.ndarray, covariance_type: str, start, stop):
+    """Membership probabilities of the rows of ``X`` under draws ``start:stop``."""
+    model = get_covariance_model(covariance_type)
+    n_components = stacked["weights"].shape[1]
+    probs = np.empty((stop - start, X.shape[0], n_components))
+    for i, s in enumerate(range(start, stop)):
+        cov = stacked["covariances"][s]
+        params = GMMParams(
+            stacked["weights"][s], stacked["means"][s], cov, model.precision_cholesky(cov)
+        )
+        probs[i] = np.exp(responsibilities(X, params, covariance_type)[1])
+    return probs
 
 
 def classification_probabilities(
@@ -264,22 +320,28 @@ def classification_probabilities(
     """Each draw's membership probabilities of the rows of ``X``, shape (S, N, K).
 
     Draws are taken in (chain, draw) order, chains stacked. Memory: S x N x K floats
-    (4000 draws of N = 1000, K = 3: 96 MB).
+    (4000 draws of N = 1000, K = 3: 96 MB); :func:`relabel_draws` caps it
+    (``max_bytes``).
     """
-    model = get_covariance_model(covariance_type)
-    stacked = {
-        name: draws[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
-        for name in ("weights", "means", "covariances")
-    }
+    stacked = _stacked_params(draws)
+    return _probabilities_of(stacked, X, covariance_type, 0, stacked["weights"].shape[0])
+
+
+def _draw_blocks(draws: xr.Dataset, X: np.ndarray, covariance_type: str, max_bytes) -> _Blocks:
+    """The draws' classification probabilities, all in memory when ``S N K`` floats fit
+    in ``max_bytes`` (None: no cap), else recomputed per block of draws on every pass,
+    each block at most ``max_bytes`` (at least one draw)."""
+    stacked = _stacked_params(draws)
     n_draws, n_components = stacked["weights"].shape
-    probs = np.empty((n_draws, X.shape[0], n_components))
-    for s in range(n_draws):
-        cov = stacked["covariances"][s]
-        params = GMMParams(
-            stacked["weights"][s], stacked["means"][s], cov, model.precision_cholesky(cov)
-        )
-        probs[s] = np.exp(responsibilities(X, params, covariance_type)[1])
-    return probs
+    per_draw = X.shape[0] * n_components * np.dtype(float).itemsize
+    if max_bytes is None or n_draws * per_draw <= max_bytes:
+        return _Blocks.of_array(_probabilities_of(stacked, X, covariance_type, 0, n_draws))
+    return _Blocks(
+        n_draws,
+        n_components,
+        max(1, int(max_bytes) // per_draw),
+        lambda a, b: _probabilities_of(stacked, X, covariance_type, a, b),
+    )
 
 
 def relabel_dataset(posterior: xr.Dataset, perms: xr.DataArray) -> xr.Dataset:
@@ -293,7 +355,13 @@ def relabel_dataset(posterior: xr.Dataset, perms: xr.DataArray) -> xr.Dataset:
 
 
 def relabel_draws(
-    draws: xr.Dataset, reference, *, method: str = "map", X=None, permutations=None
+    draws: xr.Dataset,
+    reference,
+    *,
+    method: str = "map",
+    X=None,
+    permutations=None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> tuple[xr.Dataset, np.ndarray]:
     """Relabel draws of a mixture's parameters (label switching).
 
@@ -321,11 +389,18 @@ def relabel_draws(
     method : {'map', 'stephens'}, default='map'
     X : array-like of shape (N, D), optional
         The data whose classification probabilities Stephens' method aligns (needed,
-        and only used, with ``method="stephens"``; NaN marks a missing value). Memory:
-        draws x N x K floats.
+        and only used, with ``method="stephens"``; NaN marks a missing value).
     permutations : array-like of shape (chain, draw, K), optional
         ``permutations[c, s, k]`` is the component of draw ``(c, s)`` that becomes
         component ``k``. When given, no matching is done.
+    max_bytes : int or None, default=2**28 (256 MiB)
+        Memory cap for Stephens' method, which needs the draws' classification
+        probabilities (draws x N x K floats, 8 bytes each) on every pass. When they fit
+        in ``max_bytes`` they are computed once and kept; otherwise they are recomputed
+        from the draws on every pass, in blocks of at most ``max_bytes`` (at least one
+        draw), so memory stays bounded and time grows by one recomputation per pass
+        (two per iteration, usually a few iterations). The permutations found are the
+        same either way. ``None``: no cap.
 
     Returns
     -------
@@ -351,13 +426,19 @@ def relabel_draws(
     [[[1, 0]]]
     """
     relabelled, perms, _ = _relabel(
-        draws, reference, method=method, X=X, permutations=permutations
+        draws, reference, method=method, X=X, permutations=permutations, max_bytes=max_bytes
     )
     return relabelled, perms
 
 
 def _relabel(
-    draws: xr.Dataset, reference, *, method: str = "map", X=None, permutations=None
+    draws: xr.Dataset,
+    reference,
+    *,
+    method: str = "map",
+    X=None,
+    permutations=None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> tuple[xr.Dataset, np.ndarray, dict]:
     """:func:`relabel_draws`, plus a record of what was done (method, draws permuted)."""
     if method not in RELABEL_METHODS:
@@ -399,13 +480,23 @@ def _relabel(
                     "`X` for method='stephens' must have no inf and an observed value "
                     "in every row (NaN marks a missing value)."
                 )
-            probs = classification_probabilities(draws, X, model.covariance_type)
-            result = stephens_permutations(probs, initial=flat)
+            if max_bytes is not None and (
+                isinstance(max_bytes, bool)
+                or not isinstance(max_bytes, int | np.integer)
+                or max_bytes < 1
+            ):
+                raise ValueError(
+                    f"`max_bytes` must be a positive integer or None; got {max_bytes!r}."
+                )
+            blocks = _draw_blocks(draws, X, model.covariance_type, max_bytes)
+            result = _stephens(blocks, initial=flat)
             info.update(
                 n_changed_from_map=int((result.permutations != flat).any(axis=1).sum()),
                 iterations=result.n_iter,
                 converged=result.converged,
                 objective=result.objective.tolist(),
+                probabilities_in_memory=blocks.in_memory,
+                draws_per_block=None if blocks.in_memory else blocks.block_size,
             )
             flat = result.permutations
         perms = flat.reshape(chains, n_draws, n_components)

@@ -10,11 +10,20 @@ predictive density of observation ``n`` under chain ``c`` alone,
 
 Chains that predict alike make this objective flat (any split of the weight among them
 is optimal, and an optimizer picks one at random). So chains are first grouped: two
-chains are in the same group when their elpd difference is within two standard errors
-(:math:`|\Delta\mathrm{elpd}| \le 2\,\mathrm{se}`, as in :func:`arviz.compare`; groups
-are the connected components). Each group's predictive density is its chains' average;
-the groups are stacked; a group's weight is shared equally by its chains. Well-mixed
-chains are one group and get equal weights: stacking then changes nothing.
+chains are in the same group when their pointwise LOO predictions differ by no more
+than Monte Carlo error (:func:`group_chains`; groups are the connected components).
+Each group's predictive density is its chains' average; the groups are stacked; a
+group's weight is shared equally by its chains. Well-mixed chains are one group and get
+equal weights: stacking then changes nothing.
+
+Stacking weights maximize predictive accuracy, not posterior mass: where two modes
+predict some points differently, a mix of both can predict better than either, and
+then gets weight even if the posterior puts little mass on one mode. The galaxy case
+(``benchmarks/bench_galaxy_stacking.py``, the user guide's "Stacking chains that do
+not mix") shows this: a minor mode with 2% of the posterior mass gets about 45% of the
+weight, and the stacked mean deviance is about a third of the way from the pooled value
+to the exact one. Use the stacked draws for prediction; posterior expectations need
+chains that mix.
 """
 
 from __future__ import annotations
@@ -58,20 +67,56 @@ class ChainStacking(NamedTuple):
     posterior: xr.Dataset
 
 
-def group_chains(pointwise: np.ndarray, n_se: float = 2.0) -> np.ndarray:
-    """Connected components of "elpd difference within ``n_se`` standard errors"."""
+def group_chains(pointwise: np.ndarray, mc_variance: np.ndarray, n_se: float = 3.0) -> np.ndarray:
+    r"""Group chains whose pointwise predictions agree within Monte Carlo error.
+
+    Chains ``a`` and ``b`` are linked when the mean squared difference of their
+    pointwise values is at most ``n_se**2`` times their Monte Carlo variance,
+
+    .. math:: \frac1N \sum_n (\ell_{an} - \ell_{bn})^2 \le
+              n_{se}^2\, \frac1N \sum_n (v_{an} + v_{bn}),
+
+    and the groups are the connected components. Two chains in one mode differ by
+    Monte Carlo noise only (the ratio is of order 1); chains in different modes differ by a
+    fixed amount on the points the modes explain differently, which more draws do not
+    shrink. (The sampling standard error of an elpd difference, as in
+    :func:`arviz.compare`, is the wrong yardstick here: it measures whether one chain
+    predicts new data better, and for modes that differ on a few points it is large, so
+    it would put different modes in one group.)
+
+    Parameters
+    ----------
+    pointwise : ndarray of shape (C, N)
+        Each chain's pointwise values (LOO log predictive densities).
+    mc_variance : ndarray of shape (C, N)
+        Their Monte Carlo variances (e.g. batch means within each chain).
+    n_se : float, default=3.0
+
+    Returns
+    -------
+    ndarray of shape (C,)
+        Group labels 0, 1, ... in order of first appearance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lpd = np.array([[-1.0, -2.0], [-1.01, -2.01], [-1.5, -1.5]])
+    >>> group_chains(lpd, np.full((3, 2), 1e-4)).tolist()
+    [0, 0, 1]
+    """
     lpd = np.asarray(pointwise, dtype=float)
-    n_chains, n_obs = lpd.shape
+    var = np.asarray(mc_variance, dtype=float)
+    n_chains = lpd.shape[0]
     labels = np.arange(n_chains)
     for a in range(n_chains):
         for b in range(a + 1, n_chains):
-            diff = lpd[a] - lpd[b]
-            se = np.sqrt(n_obs * diff.var())
-            if abs(diff.sum()) <= n_se * se:
+            noise = float(np.mean(var[a] + var[b]))
+            if np.mean((lpd[a] - lpd[b]) ** 2) <= n_se**2 * noise:
                 old, new = labels[b], labels[a]
                 labels[labels == old] = new
-    _, groups = np.unique(labels, return_inverse=True)
-    return groups
+    _, first, groups = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # relabel groups by first appearance
+    return order[groups]
 
 
 def stacking_weights(pointwise: np.ndarray, penalty: float = 0.0) -> np.ndarray:
@@ -136,7 +181,10 @@ def stack_chains(idata, *, var_name: str | None = None, random_state=None) -> Ch
     Notes
     -----
     Each chain's pointwise ``log p_c(y_n | y_-n)`` is :func:`arviz.loo` (PSIS-LOO) on
-    that chain alone.
+    that chain alone; its Monte Carlo variance, for :func:`group_chains`, comes from
+    the LOO of four consecutive batches of the chain's draws (batch means). A chain
+    with fewer than 40 draws cannot be told apart from noise and is grouped with every
+    other chain.
 
     Examples
     --------
@@ -167,20 +215,16 @@ def stack_chains(idata, *, var_name: str | None = None, random_state=None) -> Ch
         raise ValueError(f"No log-likelihood variable {var_name!r} in `idata`.")
     posterior = idata["posterior"].to_dataset()
     chains = posterior.sizes["chain"]
-    pointwise, elpd, kmax = [], [], []
+    pointwise, elpd, kmax, mc_variance = [], [], [], []
     for c in range(chains):
-        sub = xr.DataTree.from_dict(
-            {
-                "posterior": posterior.isel(chain=[c]),
-                "log_likelihood": loglik[[var_name]].isel(chain=[c]),
-            }
-        )
-        res = az.loo(sub, pointwise=True, var_name=var_name)
+        ll = loglik[[var_name]].isel(chain=[c])
+        res = az.loo(_loo_tree(posterior.isel(chain=[c]), ll), pointwise=True, var_name=var_name)
         pointwise.append(np.asarray(res.elpd_i).ravel())
         elpd.append(float(res.elpd))
         kmax.append(float(np.nanmax(np.asarray(res.pareto_k))))
+        mc_variance.append(_batch_variance(posterior.isel(chain=[c]), ll, var_name))
     pointwise = np.stack(pointwise)
-    groups = group_chains(pointwise)
+    groups = group_chains(pointwise, np.stack(mc_variance))
     n_groups = int(groups.max()) + 1
     group_lpd = np.stack(
         [
@@ -203,3 +247,35 @@ def stack_chains(idata, *, var_name: str | None = None, random_state=None) -> Ch
     resampled = resampled.expand_dims(chain=[0]).transpose("chain", "draw", ...)
     resampled.attrs["stacking_weights"] = weights.tolist()
     return ChainStacking(weights, groups, np.array(elpd), np.array(kmax), pointwise, resampled)
+
+
+_N_BATCHES = 4
+
+
+def _loo_tree(posterior: xr.Dataset, loglik: xr.Dataset) -> xr.DataTree:
+    return xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": loglik})
+
+
+def _batch_variance(posterior: xr.Dataset, loglik: xr.Dataset, var_name: str) -> np.ndarray:
+    """Monte Carlo variance of one chain's pointwise PSIS-LOO values, by batch means:
+    the chain cut into 4 consecutive batches, each's LOO, their variance / 4."""
+    import warnings
+
+    import arviz as az
+
+    n_draws = posterior.sizes["draw"]
+    size = n_draws // _N_BATCHES
+    if size < 10:  # too short to tell noise from modes: infinite noise, one group
+        return np.full(loglik[var_name].isel(chain=0, draw=0).size, np.inf)
+    values = []
+    for b in range(_N_BATCHES):
+        part = {"draw": slice(b * size, (b + 1) * size)}
+        with warnings.catch_warnings():  # short batches: Pareto k warnings are expected
+            warnings.simplefilter("ignore")
+            res = az.loo(
+                _loo_tree(posterior.isel(part), loglik.isel(part)),
+                pointwise=True,
+                var_name=var_name,
+            )
+        values.append(np.asarray(res.elpd_i).ravel())
+    return np.var(np.stack(values), axis=0, ddof=1) / _N_BATCHES

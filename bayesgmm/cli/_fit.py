@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayesgmm._intervals import default_ci_prob, level_columns, level_label
+from bayesgmm.bayes.relabel import RELABEL_METHODS
 from bayesgmm.cli._common import (
     EM_SETTINGS,
     FIT_FILES,
@@ -107,6 +108,16 @@ def _add_fit_parser(subparsers) -> None:
         "the report states it with its hyperparameters",
     )
     _add_sampling_arguments(parser)
+    parser.add_argument(
+        "--relabel",
+        choices=RELABEL_METHODS,
+        default="map",
+        help="label switching of the posterior draws: 'map' matches each draw's "
+        "components to the MAP fit's (default); 'stephens' runs Stephens' (2000) "
+        "Kullback-Leibler relabelling of the points' membership probabilities (slower; "
+        "better when components overlap). The report says which was used and how many "
+        "draws it permuted",
+    )
     parser.add_argument(
         "--bootstrap",
         type=_n_boot,
@@ -224,6 +235,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     _check_out(command, args.out)
     standardize = getattr(args, "standardize", False)
     prior = getattr(args, "prior", "default")
+    relabel = getattr(args, "relabel", "map")  # `bayesgmm demo` has no --relabel
     if standardize and cov == "spherical":
         raise _fail(
             command,
@@ -335,6 +347,7 @@ def _run_fit(args: argparse.Namespace) -> int:
                     chains=args.chains,
                     random_state=seed,
                     progressbar=False if args.quiet else None,  # None: on a terminal
+                    relabel=relabel,
                 ).fit(X)
             timings["posterior"] = time.perf_counter() - start
             if "map" in methods:
@@ -368,6 +381,7 @@ def _run_fit(args: argparse.Namespace) -> int:
             "draws": args.draws,
             "tune": args.tune,
             "chains": args.chains,
+            "relabel": relabel,
             "bootstrap": n_boot,
         },
         models={m: models[m] for m in METHODS if m in models},

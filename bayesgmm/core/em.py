@@ -95,6 +95,7 @@ def run_em(
     elif plan is None:
         plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
     history: list[float] = []
+    cache: dict = {}  # what the E-steps keep across iterations (features of X)
     converged = False
     n_iter = 0
     # Threads over chunks for the whole loop (BLAS held to one per worker meanwhile).
@@ -111,6 +112,7 @@ def run_em(
                     sample_weight=sample_weight,
                     plan=plan,
                     n_workers=n_workers,
+                    cache=cache,
                 )
             if prior is not None:
                 objective += prior.log_prob(params, covariance_type)

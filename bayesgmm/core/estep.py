@@ -77,6 +77,9 @@ _chunk_rows: int | None = None
 # Complete rows of data with NaN take the GEMM kernel (False: the per-pattern E-step,
 # which the tests use to check that both give the same fit).
 _COMPLETE_ROWS_BY_KERNEL = True
+#: Most bytes of a feature map over all chunks that the EM loop keeps between
+#: iterations (the features do not depend on the parameters).
+CACHE_FEATURE_BYTES = 2**26
 #: Most threads over chunks (``None``: as many as the user's BLAS limit allows).
 MAX_WORKERS: int | None = None
 #: A worker thread per this many chunks at least (below, thread hand-offs cost more than
@@ -329,13 +332,20 @@ def _logsumexp_columns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     where a column is all -inf.
     """
     top = L.max(axis=0)
-    if not np.all(np.isfinite(top)):
-        top = np.where(np.isfinite(top), top, 0.0).astype(L.dtype)
-    L -= top
-    np.exp(L, out=L)
-    total = L.sum(axis=0)
-    with np.errstate(divide="ignore"):
+    finite = np.isfinite(top)
+    if finite.all():
+        # Every column's largest term is exp(0) = 1: total >= 1, no log(0).
+        L -= top
+        np.exp(L, out=L)
+        total = L.sum(axis=0)
         log_norm = np.log(total)
+    else:
+        top = np.where(finite, top, 0.0).astype(L.dtype)
+        L -= top
+        np.exp(L, out=L)
+        total = L.sum(axis=0)
+        with np.errstate(divide="ignore"):
+            log_norm = np.log(total)
     log_norm += top
     return log_norm, total
 
@@ -353,6 +363,7 @@ def e_step(
     plan: ChunkPlan | None = None,
     chunk_size: int | None = None,
     n_workers: int | None = None,
+    cache: dict | None = None,
 ) -> EStep:
     r"""One pass of the chunk kernel over ``X``.
 
@@ -386,6 +397,11 @@ def e_step(
     n_workers : int, optional
         Threads over chunks, from an enclosing :func:`worker_threads` (which already
         holds BLAS to one thread per worker); ``None`` decides here.
+    cache : dict, optional
+        Where repeated calls on the same ``X`` and ``plan`` may keep what does not
+        depend on the parameters (the EM loop passes one per run): when ``X`` is one
+        chunk, or while they take at most :data:`CACHE_FEATURE_BYTES` in all, the
+        kernel's features of each chunk.
 
     Returns
     -------
@@ -405,32 +421,72 @@ def e_step(
     True
     """
     model = get_covariance_model(covariance_type)
-    n_components = params.means.shape[0]
-    if X.dtype not in (np.float32, np.float64):
+    if X.dtype.char not in "fd":  # float32 and float64 stay as they are
         X = np.asarray(X, dtype=np.float64)
     dtype = X.dtype
     if plan is None:
-        plan = plan_chunks(X, n_components, covariance_type, chunk_size)
+        plan = plan_chunks(X, params.means.shape[0], covariance_type, chunk_size)
     means = params.means
     if statistics:
         center = None
     else:
         center = params.weights @ means
         means = means - center
-    params_c = params._replace(means=means)
     kernel = model.chunk_kernel(means, params.precisions_cholesky, dtype)
-    with np.errstate(divide="ignore"):
-        log_w64 = np.log(params.weights)
-    log_w = log_w64.astype(dtype)[:, None]
+    weights = params.weights
+    if weights.min() > 0.0:
+        log_w = np.log(weights)
+    else:
+        with np.errstate(divide="ignore"):
+            log_w = np.log(weights)
+    log_w = log_w.astype(dtype, copy=False)[:, None]
     w = None if sample_weight is None else np.asarray(sample_weight)
+    n_chunks = len(plan.chunks)
+    outputs = log_prob_norm is not None or log_resp is not None or log_weighted is not None
+    features = getattr(kernel, "features", None)  # a feature-map kernel's phi(X)
+    if (
+        n_chunks == 1
+        and plan.patterns[0] is None
+        and statistics
+        and w is None
+        and not outputs
+        and n_workers is not None
+    ):
+        # The EM loop on data that fit one chunk (e.g. small data sets): the same
+        # kernel calls as below, without the machinery for chunks, threads and outputs.
+        block = X[plan.chunks[0]]
+        if cache is not None and features is not None:
+            phi = cache.get(features)
+            if phi is None:
+                phi = cache[features] = features(block)
+            L, kept = kernel.log_gaussian_from_features(phi), phi
+        else:
+            L, kept = kernel.log_gaussian(block)
+        L += log_w
+        lpn, col_total = _logsumexp_columns(L)
+        total = float(lpn.sum(dtype=np.float64))
+        L /= col_total
+        acc = kernel.new_accumulator()
+        kernel.accumulate(acc, block, L, kept)
+        counts, sum_x, sum_xx = kernel.unpack(acc)
+        return EStep(total, SufficientStats(counts, sum_x, sum_xx, covariance_type))
+    center_d = None if center is None else center.astype(dtype)
+    # Keep each chunk's features across calls while they fit in CACHE_FEATURE_BYTES.
+    keep_features = (
+        cache is not None
+        and features is not None
+        and center_d is None
+        and X.shape[0] * kernel.width * dtype.itemsize <= CACHE_FEATURE_BYTES
+    )
 
     def missing_kernel_for(chunks: range):
         """The observed-data kernel for the chunks with NaN among ``chunks``: its tables
         cover the patterns of these chunks only (consecutive in the plan), so worker
         threads build their share of them in parallel."""
-        numbers = [p for i in chunks if plan.patterns[i] for _, _, p in plan.patterns[i].pieces]
         if not any(plan.patterns[i] is not None for i in chunks):
             return None
+        params_c = params._replace(means=means)
+        numbers = [p for i in chunks if plan.patterns[i] for _, _, p in plan.patterns[i].pieces]
         if plan.pattern_table is None or not numbers:
             return missing_chunk_kernel(params_c, covariance_type, None)
         first, last = min(numbers), max(numbers)
@@ -451,14 +507,20 @@ def e_step(
                 if plan.blocks is None or plan.blocks[index] is None
                 else plan.blocks[index]
             )
-            if center is not None:
-                block = block - center.astype(dtype)
+            if center_d is not None:
+                block = block - center_d
             w_block = None if w is None else w[rows]
             if pieces is None:
-                L, cache = kernel.log_gaussian(block)  # (K, n)
+                if keep_features:
+                    phi = cache.get((features, index))
+                    if phi is None:
+                        phi = cache[features, index] = features(block)
+                    L, kept = kernel.log_gaussian_from_features(phi), phi
+                else:
+                    L, kept = kernel.log_gaussian(block)  # (K, n)
             else:
                 # Exact observed-data densities (float64), the missing values integrated out.
-                L, cache = missing_kernel.log_gaussian(block, pieces)
+                L, kept = missing_kernel.log_gaussian(block, pieces)
             L += log_w
             if log_weighted is not None:
                 log_weighted[rows] = L.T
@@ -472,11 +534,11 @@ def e_step(
                 if w_block is not None:
                     L *= w_block.astype(L.dtype)
                 if pieces is None:
-                    kernel.accumulate(acc, block, L, cache)
+                    kernel.accumulate(acc, block, L, kept)
                 else:
                     if missing_acc is None:
                         missing_acc = missing_kernel.new_accumulator()
-                    missing_kernel.accumulate(missing_acc, block, L, cache, pieces)
+                    missing_kernel.accumulate(missing_acc, block, L, kept, pieces)
             if w_block is None:
                 total += float(np.sum(lpn, dtype=np.float64))
             else:
@@ -486,7 +548,6 @@ def e_step(
         missing_stats = None if missing_acc is None else missing_kernel.unpack(missing_acc)
         return total, acc, missing_stats
 
-    n_chunks = len(plan.chunks)
     with worker_threads(n_chunks, n_workers) as workers:
         if workers <= 1:
             parts = [run(range(n_chunks))]

@@ -28,6 +28,9 @@ the others ``(K, D, D)`` matrices.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
+
+_gesdd, _syevd = lapack.get_lapack_funcs(("gesdd", "syevd"), (np.zeros((1, 1)),))
 
 __all__ = [
     "common_orientation",
@@ -45,9 +48,12 @@ __all__ = [
 ]
 
 
-def _geomean(x: np.ndarray, axis=-1) -> np.ndarray:
+def _geomean(x: np.ndarray) -> np.ndarray:
+    """Geometric mean over the last axis (0 where a value is 0)."""
+    if x.min() > 0.0:  # no log(0): skip the error-state switch (most calls)
+        return np.exp(np.log(x).sum(axis=-1) / x.shape[-1])
     with np.errstate(divide="ignore"):
-        return np.exp(np.mean(np.log(x), axis=axis))
+        return np.exp(np.log(x).sum(axis=-1) / x.shape[-1])
 
 
 def objective(counts: np.ndarray, scatter: np.ndarray, covariances: np.ndarray) -> float:
@@ -55,13 +61,13 @@ def objective(counts: np.ndarray, scatter: np.ndarray, covariances: np.ndarray) 
     (diagonal ``(K, D)`` or full ``(K, D, D)`` inputs)."""
     if scatter.ndim == 2:
         return float(
-            np.sum(counts * np.log(covariances).sum(axis=1) + (scatter / covariances).sum(axis=1))
+            (counts * np.log(covariances).sum(axis=1) + (scatter / covariances).sum(axis=1)).sum()
         )
     sign, logdet = np.linalg.slogdet(covariances)
     if np.any(sign <= 0):
         return np.inf
     trace = np.einsum("kii->k", np.linalg.solve(covariances, scatter))
-    return float(np.sum(counts * logdet + trace))
+    return float((counts * logdet + trace).sum())
 
 
 def _converged(old: float, new: float, tol: float) -> bool:
@@ -121,6 +127,11 @@ def update_vei(
 # -- full families: inputs counts (K,), scatters (K, D, D) ----------------------------
 def _eigh_desc(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (decreasing) and eigenvectors of symmetric matrices (..., D, D)."""
+    if matrices.ndim == 2:
+        # One matrix: LAPACK's syevd (as NumPy's eigh) without NumPy's wrapper.
+        values, vectors, info = _syevd(matrices, compute_v=1, lower=1)
+        if info == 0:
+            return values[::-1], vectors[:, ::-1]
     values, vectors = np.linalg.eigh(matrices)
     return values[..., ::-1], vectors[..., ::-1]
 
@@ -174,7 +185,7 @@ def update_vev(
 
     def value(volume, shape):
         return float(
-            np.sum(n_features * counts * np.log(volume) + (values / shape).sum(axis=1) / volume)
+            (n_features * counts * np.log(volume) + (values / shape).sum(axis=1) / volume).sum()
         )
 
     current = value(volume, shape)
@@ -243,19 +254,28 @@ def _mm_orientation(
     :math:`W_k`). Each step minimizes a linear majorizer of the target over the
     orthogonal matrices (an SVD), so the target never increases."""
     # MM 1: W_k - omega_k I is negative semidefinite; gradient sum_k (W_k - w_k I) D M_k^-1.
-    grad = np.sum((shifted_scatter @ orientation) * inv_diag[:, None, :], axis=0)
-    p, _, rt = np.linalg.svd(grad)
-    orientation = -p @ rt
+    grad = ((shifted_scatter @ orientation) * inv_diag[:, None, :]).sum(axis=0)
+    orientation = _minus_polar(grad)
     # MM 2 (in B = D^T): M_k^-1 - max(M_k^-1) I is negative semidefinite.
     shifted = inv_diag - inv_diag.max(axis=1, keepdims=True)
-    grad = np.sum(shifted[:, :, None] * (orientation.T[None] @ scatter), axis=0)
-    p, _, rt = np.linalg.svd(grad)
-    return (-p @ rt).T
+    grad = (shifted[:, :, None] * (orientation.T[None] @ scatter)).sum(axis=0)
+    return _minus_polar(grad).T
+
+
+def _minus_polar(grad: np.ndarray) -> np.ndarray:
+    """``-P R^T`` from the SVD ``grad = P S R^T`` (D, D): the orthogonal matrix that
+    minimizes ``tr(grad^T O)``. LAPACK's gesdd called directly (NumPy's ``svd``
+    wrapper costs three times the factorization of a small matrix); NumPy's on failure
+    (which raises its ``LinAlgError``)."""
+    p, _, rt, info = _gesdd(grad, compute_uv=1, full_matrices=1)
+    if info != 0:
+        p, _, rt = np.linalg.svd(grad)
+    return -p @ rt
 
 
 def _project(orientation: np.ndarray, scatter: np.ndarray) -> np.ndarray:
     """Diagonals of ``D^T W_k D`` (K, D)."""
-    return np.sum(orientation[None] * (scatter @ orientation), axis=1)
+    return (orientation[None] * (scatter @ orientation)).sum(axis=1)
 
 
 def _common_orientation_update(counts, scatter, previous, tol, max_iter, diagonals):
@@ -269,7 +289,7 @@ def _common_orientation_update(counts, scatter, previous, tol, max_iter, diagona
         orientation, current_diag = common_orientation(previous)
 
     def value(diag, projected):
-        return float(np.sum(counts * np.log(diag).sum(axis=1) + (projected / diag).sum(axis=1)))
+        return float((counts * np.log(diag).sum(axis=1) + (projected / diag).sum(axis=1)).sum())
 
     current = value(current_diag, _project(orientation, scatter))
     for _ in range(max_iter):

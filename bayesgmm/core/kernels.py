@@ -91,23 +91,22 @@ class FeatureMapKernel:
 
     Parameters
     ----------
-    A : ndarray of shape (1 + F, K)
-        Row 0 holds the constants ``c_k`` (the feature 1).
+    A_t : ndarray of shape (K, 1 + F)
+        ``A`` transposed, in the dtype of the data: column 0 holds the constants
+        ``c_k`` (the feature 1).
     n_features : int
     second : {'full', 'tied', 'diag'}
         How the second-moment block is returned: per component ``(K, D, D)``, summed
         over components ``(D, D)``, or the diagonal ``(K, D)``.
-    dtype : numpy dtype
-        The dtype of the data the kernel is applied to.
     """
 
-    def __init__(self, A, n_features, second, dtype):
-        self.A_t = np.ascontiguousarray(np.asarray(A).T, dtype=dtype)  # (K, 1 + F)
+    def __init__(self, A_t, n_features, second):
+        self.A_t = A_t  # (K, 1 + F), C-contiguous, the data's dtype
         self.n_features = n_features
         self.second = second
         self.features = _diagonal_features if second == "diag" else _quadratic_features
         #: Widest per-row temporary, in elements.
-        self.width = self.A_t.shape[1]
+        self.width = A_t.shape[1]
         if second != "diag":
             self._upper = _triu_indices(n_features)
 
@@ -115,6 +114,11 @@ class FeatureMapKernel:
         """``log N(x_n | mu_k, Sigma_k)`` as (K, n), and the features (for the moments)."""
         phi = self.features(X)
         return self.A_t @ phi, phi
+
+    def log_gaussian_from_features(self, phi: np.ndarray) -> np.ndarray:
+        """:meth:`log_gaussian` from features ``self.features(X)`` computed before (they
+        do not depend on the parameters: the EM loop on one chunk keeps them)."""
+        return self.A_t @ phi
 
     def new_accumulator(self) -> list[np.ndarray]:
         """A list of float64 arrays; accumulators of two ranges of rows add elementwise."""
@@ -144,27 +148,51 @@ class FeatureMapKernel:
         return counts, sum_x, out
 
 
+@lru_cache(maxsize=64)
+def _upper_flat(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices ``i * d + j`` of ``np.triu_indices(d)`` and the coefficients
+    ``-1/2 (2 - delta_ij)`` of ``P_ij`` in the log density (read-only)."""
+    i, j = _triu_indices(d)
+    flat = i * d + j
+    coefficients = -0.5 * np.where(i == j, 1.0, 2.0)
+    flat.setflags(write=False)
+    coefficients.setflags(write=False)
+    return flat, coefficients
+
+
 def quadratic_feature_kernel(means, precisions_cholesky, log_det, tied, dtype):
     """Feature-map kernel for full ``(K, D, D)`` or tied ``(D, D)`` precision factors."""
     n_components, d = means.shape
-    chol = np.broadcast_to(precisions_cholesky, (n_components, d, d))
-    prec = chol @ np.swapaxes(chol, 1, 2)  # P_k = U_k U_k^T (no inverse)
-    i, j = _triu_indices(d)
-    A = np.empty((1 + d + i.size, n_components))
-    white_means = np.einsum("kd,kde->ke", means, chol)
-    A[0] = -0.5 * np.sum(white_means**2, axis=1) + log_det - 0.5 * d * _LOG_2PI
-    A[1 : 1 + d] = np.einsum("kij,kj->ik", prec, means)
-    A[1 + d :] = (-0.5 * np.where(i == j, 1.0, 2.0))[:, None] * prec[:, i, j].T
-    return FeatureMapKernel(A, d, "tied" if tied else "full", dtype)
+    flat, coefficients = _upper_flat(d)
+    chol = np.asarray(precisions_cholesky)
+    A_t = np.empty((n_components, 1 + d + flat.size), dtype=dtype)
+    if tied:
+        prec = chol @ chol.T  # P = U U^T (no inverse)
+        white_means = means @ chol
+        A_t[:, 1 : 1 + d] = means @ prec  # P symmetric: row k is P mu_k
+        A_t[:, 1 + d :] = prec.reshape(-1).take(flat) * coefficients
+    else:
+        prec = chol @ chol.transpose(0, 2, 1)  # P_k = U_k U_k^T
+        white_means = (means[:, None, :] @ chol)[:, 0]
+        A_t[:, 1 : 1 + d] = (prec @ means[:, :, None])[:, :, 0]
+        A_t[:, 1 + d :] = prec.reshape(n_components, -1).take(flat, axis=1) * coefficients
+    white_means *= white_means
+    A_t[:, 0] = white_means.sum(axis=1) * -0.5 + (log_det - 0.5 * d * _LOG_2PI)
+    return FeatureMapKernel(A_t, d, "tied" if tied else "full")
 
 
 def diagonal_feature_kernel(means, precisions_cholesky, log_det, dtype):
     """Feature-map kernel for diag ``(K, D)`` or spherical ``(K,)`` precision factors."""
     n_components, d = means.shape
-    prec = np.broadcast_to((precisions_cholesky**2).reshape(n_components, -1), (n_components, d))
-    c = -0.5 * np.sum(means**2 * prec, axis=1) + log_det - 0.5 * d * _LOG_2PI
-    A = np.concatenate([c[None], (means * prec).T, -0.5 * prec.T], axis=0)
-    return FeatureMapKernel(A, d, "diag", dtype)
+    prec = np.asarray(precisions_cholesky) ** 2
+    if prec.ndim == 1:
+        prec = prec[:, None]  # spherical: broadcasts over the features
+    A_t = np.empty((n_components, 1 + 2 * d), dtype=dtype)
+    lin = means * prec  # float64 for the constants, whatever the data's dtype
+    A_t[:, 1 : 1 + d] = lin
+    A_t[:, 1 + d :] = -0.5 * prec
+    A_t[:, 0] = -0.5 * np.einsum("kd,kd->k", means, lin) + (log_det - 0.5 * d * _LOG_2PI)
+    return FeatureMapKernel(A_t, d, "diag")
 
 
 class WhitenedFullKernel:

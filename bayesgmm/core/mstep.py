@@ -113,7 +113,7 @@ def m_step(
         scatter = model.scatter(nk, stats.sum_x, stats.sum_xx, means)
 
     covariances = model.update_from(
-        nk + extra_count,
+        nk + extra_count if extra_count else nk,
         scatter,
         reg_covar,
         dof,

@@ -29,6 +29,7 @@ from bayesgmm.report._tables import (
     _membership,
     _table_prob,
     estimates_table,
+    relabel_description,
     sampler_messages,
 )
 
@@ -59,6 +60,9 @@ def _header_items(result: FitResult, version: str) -> list[tuple[str, str]]:
         items.append(
             ("sampling", f"{s['chains']} chains x ({s['tune']} tuning + {s['draws']} draws)")
         )
+        info = getattr(result.models.get("posterior"), "relabel_info_", None)
+        if info is not None:
+            items.append(("label switching", relabel_description(info)))
     if result.bootstrap is not None:
         boot = result.bootstrap
         items.append(
@@ -284,7 +288,8 @@ def fit_report(
                 f"chains x {posterior.draws} draws. R-hat near 1 (at most {_RHAT_LIMIT}) "
                 "means the chains agree; ESS is the number of independent draws the "
                 "chains are worth. Rows 'raw': the draws as sampled; 'relabelled': "
-                "after aligning every draw to the MAP fit's components (label switching)."
+                "after label switching was undone by "
+                f"{relabel_description(getattr(posterior, 'relabel_info_', None))}."
             ),
             _html_table(
                 diag,

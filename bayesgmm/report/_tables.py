@@ -202,6 +202,34 @@ def _aligned_models(result: FitResult) -> dict:
     return aligned
 
 
+def relabel_description(info: dict | None) -> str:
+    """The relabelling a posterior used, in words, from its ``relabel_info_``.
+
+    Examples
+    --------
+    >>> text = relabel_description({"method": "stephens", "n_permuted": 12, "n_draws": 400,
+    ...                             "iterations": 3, "converged": True})
+    >>> text.startswith("Stephens' (2000) Kullback-Leibler relabelling")
+    True
+    >>> text.split("memberships ")[1]
+    '(12 of 400 draws permuted; converged in 3 iterations)'
+    >>> relabel_description({"method": "map", "n_permuted": 0, "n_draws": 400})
+    "relabelling every draw to the MAP fit's components (0 of 400 draws permuted)"
+    """
+    info = info or {}
+    if info.get("method") == "stephens":
+        how = "Stephens' (2000) Kullback-Leibler relabelling of the memberships"
+    else:
+        how = "relabelling every draw to the MAP fit's components"
+    details = []
+    if "n_permuted" in info and "n_draws" in info:
+        details.append(f"{info['n_permuted']} of {info['n_draws']} draws permuted")
+    if info.get("method") == "stephens" and "iterations" in info:
+        state = "converged" if info.get("converged") else "stopped without converging"
+        details.append(f"{state} in {info['iterations']} iterations")
+    return how + (f" ({'; '.join(details)})" if details else "")
+
+
 def sampler_messages(posterior) -> tuple[list[str], bool]:
     """Plain-language verdicts on the NUTS run, and whether any is a problem.
 
@@ -247,21 +275,11 @@ def sampler_messages(posterior) -> tuple[list[str], bool]:
             )
         switched = before[(before["max_rhat"] > _RHAT_LIMIT) & (after["max_rhat"] <= _RHAT_LIMIT)]
         if len(switched):
-            info = getattr(posterior, "relabel_info_", None) or {}
-            how = (
-                "Stephens' (2000) Kullback-Leibler relabelling of the memberships"
-                if info.get("method") == "stephens"
-                else "relabelling every draw to the MAP fit's components"
-            )
-            permuted = (
-                f" ({info['n_permuted']} of {info['n_draws']} draws permuted)"
-                if "n_permuted" in info and "n_draws" in info
-                else ""
-            )
             messages.append(
                 "Label switching in the raw draws (R-hat up to "
                 f"{switched['max_rhat'].max():.2f} before relabelling) was resolved by "
-                f"{how}{permuted}; no action needed."
+                f"{relabel_description(getattr(posterior, 'relabel_info_', None))}; "
+                "no action needed."
             )
         loglik = posterior.idata_["log_likelihood"].to_dataset()
         total = loglik[next(iter(loglik.data_vars))].sum("obs")
