@@ -234,3 +234,108 @@ def test_mclust_aliases_take_the_same_kernel():
         np.testing.assert_array_equal(
             kern.pack(X1, prior, alias, K), kern.pack(X1, prior, name, K)
         )
+
+
+# --------------------------------------------------------------------------------------
+# The blocked likelihood (rows in blocks of _BLOCK, one log per _LOG_GROUP rows, the
+# vectorized exp): many blocks, a partial last block, rows far from every component
+# --------------------------------------------------------------------------------------
+
+
+def _covariance_matrices(cov: np.ndarray, covariance_type: str, d: int) -> np.ndarray:
+    """(K, D, D) covariance matrices from the kernel's constrained covariances."""
+    if covariance_type == "full":
+        return cov
+    if covariance_type == "tied":
+        return np.broadcast_to(cov, (K, d, d))
+    if covariance_type == "spherical":
+        return cov[:, None, None] * np.eye(d)
+    return np.stack([np.diag(c) for c in cov])  # diag, EEI, EII: (K, D)
+
+
+def _blocked_case(covariance_type: str, d: int, seed: int = 3):
+    from bayesgmm.bayes import _kernel_numba as kn
+
+    rng = np.random.default_rng(seed)
+    n = 2 * kn._BLOCK + kn._LOG_GROUP + 5  # two full blocks, a partial one and group
+    X = _data(d, n_samples=n, seed=seed)
+    X[:4] += 40.0 * rng.normal(size=(4, d))  # outliers: exp(lg - top) underflows to 0
+    theta = 0.4 * rng.normal(size=kern.n_dim(covariance_type, K, d))
+    theta[K - 1 : K - 1 + K * d] += X[10 : 10 + K].ravel()
+    return X, theta
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5])
+@pytest.mark.parametrize("covariance_type", kern.SUPPORTED_TYPES)
+def test_blocked_likelihood_matches_scipy(covariance_type, n_features):
+    """Under a flat prior the kernel's value minus its value on no data is the mixture
+    log-likelihood; against scipy's multivariate normal log-densities."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    X, theta = _blocked_case(covariance_type, n_features)
+    prior = GMMPrior()
+    full = kern.make_kernel_model(X, prior, covariance_type, K).logp_and_grad(theta)[0]
+    empty = kern.make_kernel_model(X[:0], prior, covariance_type, K).logp_and_grad(theta)[0]
+    w, mu, cov = kern.to_constrained(theta, covariance_type, K, n_features)
+    sigmas = _covariance_matrices(cov, covariance_type, n_features)
+    log_dens = np.stack(
+        [
+            np.log(w[k]) + multivariate_normal(mu[k], sigmas[k]).logpdf(X).reshape(-1)
+            for k in range(K)
+        ],
+        axis=1,
+    )
+    expected = logsumexp(log_dens, axis=1).sum()
+    np.testing.assert_allclose(full - empty, expected, rtol=1e-11)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5])
+@pytest.mark.parametrize("covariance_type", kern.SUPPORTED_TYPES)
+def test_blocked_gradient_matches_finite_differences(covariance_type, n_features):
+    X, theta = _blocked_case(covariance_type, n_features, seed=7)
+    km = kern.make_kernel_model(X, GMMPrior.default(X, K, covariance_type), covariance_type, K)
+    _, grad = km.logp_and_grad(theta)
+    eps = 1e-5
+    fd = np.array(
+        [
+            (km.logp_and_grad(theta + eps * e)[0] - km.logp_and_grad(theta - eps * e)[0])
+            / (2 * eps)
+            for e in np.eye(km.n_dim)
+        ]
+    )
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-4)
+
+
+def test_vectorized_exp_matches_numpy():
+    from bayesgmm.bayes import _kernel_numba as kn
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [
+            -rng.exponential(5.0, 200),
+            -rng.uniform(0.0, 707.9, 200),
+            [0.0, -0.0, -1e-300, -0.34657359, -0.34657360, -707.99, -708.0, -709.0],
+            [-1e4, -np.inf, np.nan],
+        ]
+    )
+    rows = np.stack([x, x[::-1]])
+    bits = np.empty(x.size, dtype=np.int64)
+    kn._exp_nonpositive(rows, 1, bits, x.size)
+    got = rows[1][::-1]
+    np.testing.assert_array_equal(rows[0], x)  # the other row is untouched
+    ok = x > -708.0
+    np.testing.assert_allclose(got[ok], np.exp(x[ok]), rtol=4e-16, atol=0)
+    assert np.all(got[x <= -708.0] == 0.0)
+    assert np.isnan(got[-1])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_non_finite_parameters_give_a_non_finite_gradient(covariance_type):
+    """nutpie rejects a step on the callback's status (non-finite gradient or value);
+    a NaN parameter must not come out as a finite density and gradient."""
+    X, theta = _blocked_case(covariance_type, 2)
+    km = kern.make_kernel_model(X, GMMPrior.default(X, K, covariance_type), covariance_type, K)
+    theta[K - 1] = np.nan  # a mean
+    logp, grad = km.logp_and_grad(theta)
+    assert not (np.isfinite(logp) and np.all(np.isfinite(grad)))

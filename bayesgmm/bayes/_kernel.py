@@ -21,8 +21,9 @@ The parameterization is PyMC's (so the density is exactly ``model.logp()`` of
 - 'full' / 'tied' covariances: :class:`~pymc.distributions.transforms.CholeskyCovTransform`
   per matrix, the packed lower Cholesky factor ``L`` (row-major lower triangle) with a
   log diagonal; log-Jacobian :math:`D\log 2 + \sum_i (D - i + 1) \log L_{ii}` (0-based
-  ``i``). The density is evaluated *on the factor*: one triangular solve per row and
-  component, no Cholesky decomposition and no matrix inverse;
+  ``i``). The density is evaluated *on the factor*: one triangular solve per block of
+  rows and component (vectorized over the rows, see ``_kernel_numba``), no Cholesky
+  decomposition and no matrix inverse;
 - 'diag' / 'spherical' variances: the log transform; EII and EEI (mclust's shared
   variance, shared diagonal): the log of the shared variance(s) only, once;
 - VEI / EVI: the log-shape(s) on PyMC's zero-sum transform (``D - 1`` reals per
@@ -130,9 +131,9 @@ def supports(prior: GMMPrior, covariance_type: str) -> bool:
 
 
 def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int) -> np.ndarray:
-    """The buffer: header, ``X`` (N*D), alpha (K), m0 (D), P0 (D*D), the covariance
-    prior's scale (B (D*D) for full/tied: its Cholesky factor; b (D) for diag, b (1)
-    for spherical: half the scale)."""
+    """The buffer: header, ``X`` feature-major (``X.T``, D*N), alpha (K), m0 (D),
+    P0 (D*D), the covariance prior's scale (B (D*D) for full/tied: its Cholesky factor;
+    b (D) for diag, b (1) for spherical: half the scale)."""
     covariance_type = _canonical(covariance_type)
     n, d = X.shape
     k = n_components
@@ -193,7 +194,8 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
     header = np.array(
         [0.0, n, d, k, mean_form, cov_prior, const, kappa0, nu, variant], dtype=np.float64
     )
-    buf = np.concatenate([header, X.ravel(), alpha, m0, P0.ravel(), np.ravel(scale)]).astype(
+    # X feature-major (X^T, D x N): the kernels' loops run over contiguous rows
+    buf = np.concatenate([header, X.T.ravel(), alpha, m0, P0.ravel(), np.ravel(scale)]).astype(
         np.float64
     )
     buf[0] = buf.size
@@ -230,12 +232,7 @@ def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
     from bayesgmm.bayes import _kernel_numba as kn
 
     theta = np.ascontiguousarray(theta, dtype=np.float64)
-    grad = np.zeros_like(theta)
-    kind = _KERNEL_KIND[covariance_type]
-    if kind in ("vei", "evi"):
-        return float(kn.logp_volume_shape(theta, grad, buf, kind == "vei")), grad
-    kernel = kn.logp_spd if kind == "spd" else kn.logp_diagonal
-    return float(kernel(theta, grad, buf)), grad
+    return kn.evaluate(_KERNEL_KIND[covariance_type], theta, buf)
 
 
 def _cfuncs(covariance_type: str):

@@ -4,12 +4,18 @@ Module-level functions with ``cache=True``: numba stores their machine code on d
 (``NUMBA_CACHE_DIR`` or ``__pycache__``), so only the first process ever compiles them.
 """
 
+import ctypes
 import math
 
 import numba
 import numpy as np
 
 njit = numba.njit(cache=True, nogil=True, error_model="numpy")
+# The two densities are inlined (at numba's IR level) into their C callbacks, the only
+# compiled form of them: Python calls the callback too (:func:`evaluate`). A separately
+# compiled njit function would be optimized by LLVM once on its own and once more
+# inside the callback's module (about 2 s of a cold start).
+_inlined = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 @njit
@@ -104,7 +110,173 @@ def _chol_grad(L, A, cdiag, grad, start, d, tmp_col, tmp_out):
             pos += 1
 
 
-@njit
+# Rows are processed in blocks of _BLOCK, all components at once, with the data stored
+# feature-major (``X^T``, see ``_kernel.pack``) so that every inner loop runs over the
+# rows of a block, contiguous in memory: LLVM vectorizes them (SIMD), and the forward
+# substitution z = L^{-1}(x - mu) becomes D(D+1)/2 vector multiply-adds per block
+# instead of a chain of scalar divisions per row.
+_BLOCK = 128
+# The log of the row totals is taken once per _LOG_GROUP rows, on their product (each
+# total lies in [1, K], so the product cannot overflow for K < 10^19).
+_LOG_GROUP = 16
+# Exact IEEE arithmetic except contraction into FMA (the exp below relies on its
+# Cody-Waite split staying in this order: no reassociation there).
+_FM_EXACT = {"contract", "nsz"}
+# Reductions over the rows of a block (sums of products): reassociation lets LLVM
+# vectorize them (partial sums); no finite-math assumptions, so NaN/inf still propagate.
+_FM_SUM = {"contract", "nsz", "reassoc"}
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125  # Cody-Waite split of log(2): k * _LN2_HI is exact
+_LN2_LO = 1.42860682030941723212e-6
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _exp_nonpositive(x, j, bits, nb):
+    """x[j, :nb] = exp(x[j, :nb]) in place, for x <= 0, vectorizable (math.exp is a scalar
+    libm call): exp(x) = 2^k exp(r), r = x - k log 2 in [-log(2)/2, log(2)/2], exp(r) by
+    its Taylor polynomial of degree 13 (truncation < 1e-17), 2^k built in the exponent
+    bits. Accurate to about 1 ulp; at -708 and below (where exp reaches the subnormals)
+    it is 0: such a row carries a responsibility below 1e-307 for that component. NaN
+    propagates."""
+    for i in range(nb):
+        v = x[j, i]
+        w = max(v, -708.0)
+        k = math.floor(w * _LOG2E + 0.5)
+        r = w - k * _LN2_HI
+        r = r - k * _LN2_LO
+        p = 1.6059043836821613e-10
+        p = p * r + 2.08767569878681e-09
+        p = p * r + 2.505210838544172e-08
+        p = p * r + 2.755731922398589e-07
+        p = p * r + 2.7557319223985893e-06
+        p = p * r + 2.48015873015873e-05
+        p = p * r + 0.0001984126984126984
+        p = p * r + 0.001388888888888889
+        p = p * r + 0.008333333333333333
+        p = p * r + 0.041666666666666664
+        p = p * r + 0.16666666666666666
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        x[j, i] = p if v > -708.0 else (0.0 if v <= -708.0 else v)
+        bits[i] = (np.int64(k) + 1023) << 52
+    scale = bits.view(np.float64)
+    for i in range(nb):
+        x[j, i] *= scale[i]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _responsibilities(lg, k, nb, top, tot, bits):
+    """Log-sum-exp over the components of a block: lg (K, block) holds
+    log pi_k + log N(x_n | k) (up to a constant) on entry and the responsibilities
+    r_kn on exit; returns sum_n log sum_k exp(lg_kn). One log per _LOG_GROUP rows."""
+    for m in range(nb):
+        top[m] = lg[0, m]
+        tot[m] = 0.0
+    for j in range(1, k):
+        for m in range(nb):
+            top[m] = max(top[m], lg[j, m])
+    for j in range(k):
+        for m in range(nb):
+            lg[j, m] -= top[m]
+        _exp_nonpositive(lg, j, bits, nb)
+        for m in range(nb):
+            tot[m] += lg[j, m]
+    total = 0.0
+    for m in range(nb):
+        total += top[m]
+    for g in range(0, nb, _LOG_GROUP):
+        prod = 1.0
+        for m in range(g, min(g + _LOG_GROUP, nb)):
+            prod *= tot[m]
+        total += math.log(prod)
+    for m in range(nb):
+        tot[m] = 1.0 / tot[m]
+    for j in range(k):
+        for m in range(nb):
+            lg[j, m] *= tot[m]
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_SUM)
+def _accumulate(Z, r, j, f, W, nb, d, A, svec):
+    """Responsibility-weighted statistics of component j (factor f) over a block of
+    rows: returns sum_n r_jn; svec[j] += sum_n r_jn z_jn; lower triangle of
+    A[f] += sum_n r_jn z_jn z_jn^T (Z: (K, D, block), r: (K, block), W: (D, block))."""
+    total = 0.0
+    for n in range(nb):
+        total += r[j, n]
+    for a in range(d):
+        s = 0.0
+        for n in range(nb):
+            wv = r[j, n] * Z[j, a, n]
+            W[a, n] = wv
+            s += wv
+        svec[j, a] += s
+        for b in range(a + 1):
+            t = 0.0
+            for n in range(nb):
+                t += W[a, n] * Z[j, b, n]
+            A[f, a, b] += t
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _mixture_spd(Xt, n, d, k, tied, logw, means, Ls, logdets, counts, cdiag, svec, A):
+    """The likelihood part of logp_spd: returns sum_n log sum_k pi_k N(x_n | mu_k, L_k L_k^T)
+    without the -N D log(2 pi) / 2 constant, and accumulates the responsibility-weighted
+    statistics (counts, cdiag, svec, A) the gradient is built from. Xt: (D, N)."""
+    bs = _BLOCK
+    Z = np.empty((k, d, bs))
+    lg = np.empty((k, bs))
+    top = np.empty(bs)
+    tot = np.empty(bs)
+    bits = np.empty(bs, dtype=np.int64)
+    W = np.empty((d, bs))
+    inv_diag = np.empty((Ls.shape[0], d))
+    for f in range(Ls.shape[0]):
+        for a in range(d):
+            inv_diag[f, a] = 1.0 / Ls[f, a, a]
+    total = 0.0
+    for i0 in range(0, n, bs):
+        nb = min(bs, n - i0)
+        for j in range(k):
+            for m in range(nb):
+                lg[j, m] = 0.0
+        for a in range(d):  # forward substitution, vectorized over the rows
+            # row a of the block as a contiguous view, indexed by the loop counter (a
+            # computed index such as i0 + m may be negative for LLVM: its wraparound
+            # select turns contiguous loads into gathers)
+            xa = Xt[a, i0 : i0 + nb]
+            for j in range(k):
+                f = 0 if tied else j
+                mu = means[j, a]
+                for m in range(nb):
+                    Z[j, a, m] = xa[m] - mu
+                for b in range(a):
+                    lab = Ls[f, a, b]
+                    for m in range(nb):
+                        Z[j, a, m] -= lab * Z[j, b, m]
+                ia = inv_diag[f, a]
+                for m in range(nb):
+                    za = Z[j, a, m] * ia
+                    Z[j, a, m] = za
+                    lg[j, m] += za * za
+        for j in range(k):
+            c = logw[j] - logdets[0 if tied else j]
+            for m in range(nb):
+                lg[j, m] = c - 0.5 * lg[j, m]
+        total += _responsibilities(lg, k, nb, top, tot, bits)
+        for j in range(k):
+            f = 0 if tied else j
+            rsum = _accumulate(Z, lg, j, f, W, nb, d, A, svec)
+            counts[j] += rsum
+            cdiag[f] -= rsum
+    return total
+
+
+@_inlined
 def logp_spd(theta, grad, buf):
     """Log density and gradient for 'full' (tied=False) and 'tied' covariances."""
     n = int(buf[1])
@@ -117,7 +289,7 @@ def logp_spd(theta, grad, buf):
     nu = buf[8]
     tied = buf[9] != 0.0
     off = 10
-    X = buf[off : off + n * d].reshape((n, d))
+    Xt = buf[off : off + n * d].reshape((d, n))  # feature-major
     off += n * d
     alpha = buf[off : off + k]
     off += k
@@ -147,43 +319,8 @@ def logp_spd(theta, grad, buf):
     for j in range(k):
         logp += alpha[j] * logw[j]
     # likelihood
-    Z = np.empty((k, d))
+    logp += _mixture_spd(Xt, n, d, k, tied, logw, means, Ls, logdets, counts, cdiag, svec, A)
     diff = np.empty(d)
-    lg = np.empty(k)
-    ex = np.empty(k)
-    for i in range(n):
-        for j in range(k):
-            f = 0 if tied else j
-            q = 0.0
-            for a in range(d):  # forward substitution, z = L^{-1} (x - mu), in place
-                acc = X[i, a] - means[j, a]
-                for b in range(a):
-                    acc -= Ls[f, a, b] * Z[j, b]
-                za = acc / Ls[f, a, a]
-                Z[j, a] = za
-                q += za * za
-            lg[j] = logw[j] - logdets[f] - 0.5 * q
-        top = lg[0]
-        for j in range(1, k):
-            top = max(top, lg[j])
-        tot = 0.0
-        for j in range(k):
-            ex[j] = math.exp(lg[j] - top)
-            tot += ex[j]
-        logp += top + math.log(tot)
-        inv_tot = 1.0 / tot
-        for j in range(k):
-            r = ex[j] * inv_tot
-            if r == 0.0:
-                continue
-            f = 0 if tied else j
-            counts[j] += r
-            cdiag[f] -= r
-            for a in range(d):
-                za = r * Z[j, a]
-                svec[j, a] += za
-                for b in range(a + 1):
-                    A[f, a, b] += za * Z[j, b]
     # means prior
     u = np.empty(d)
     if mean_form == 1:
@@ -251,7 +388,64 @@ def logp_spd(theta, grad, buf):
     return logp
 
 
-@njit
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_EXACT)
+def _mixture_diagonal(Xt, n, d, k, spherical, logw, means, inv, halfsum, counts, gmu, gv):
+    """The likelihood part of logp_diagonal, blocked like _mixture_spd: returns
+    sum_n log sum_k pi_k N(x_n | mu_k, diag(v_k)) without the -N D log(2 pi) / 2
+    constant; adds to counts (sum_n r_kn), gmu (d/d mu) and gv (d/d log v) per
+    component. inv: (K, 1 or D) inverse variances; halfsum: sum_d log v_kd / 2."""
+    bs = _BLOCK
+    E = np.empty((k, d, bs))
+    lg = np.empty((k, bs))
+    top = np.empty(bs)
+    tot = np.empty(bs)
+    bits = np.empty(bs, dtype=np.int64)
+    total = 0.0
+    for i0 in range(0, n, bs):
+        nb = min(bs, n - i0)
+        for j in range(k):
+            for m in range(nb):
+                lg[j, m] = 0.0
+        for a in range(d):
+            xa = Xt[a, i0 : i0 + nb]  # contiguous, indexed by the loop counter
+            for j in range(k):
+                mu = means[j, a]
+                ia = inv[j, 0 if spherical else a]
+                for m in range(nb):
+                    e = xa[m] - mu
+                    E[j, a, m] = e
+                    lg[j, m] += e * e * ia
+        for j in range(k):
+            c = logw[j] - halfsum[j]
+            for m in range(nb):
+                lg[j, m] = c - 0.5 * lg[j, m]
+        total += _responsibilities(lg, k, nb, top, tot, bits)
+        for j in range(k):
+            counts[j] += _moments(E, lg, j, nb, d, gmu, gv, inv, spherical)
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM_SUM)
+def _moments(E, r, j, nb, d, gmu, gv, inv, spherical):
+    """Block sums for component j of a diagonal model: returns sum_n r and adds
+    sum_n r e inv to gmu[j] and sum_n r (e^2 inv - 1) / 2 to gv[j] (e = x - mu)."""
+    s0 = 0.0
+    for m in range(nb):
+        s0 += r[j, m]
+    for a in range(d):
+        c = 0 if spherical else a
+        s1 = 0.0
+        s2 = 0.0
+        for m in range(nb):
+            re = r[j, m] * E[j, a, m]
+            s1 += re
+            s2 += re * E[j, a, m]
+        gmu[j, a] += s1 * inv[j, c]
+        gv[j, c] += 0.5 * (s2 * inv[j, c] - s0)
+    return s0
+
+
+@_inlined
 def logp_diagonal(theta, grad, buf):
     """Log density and gradient for diagonal variances: variant (``buf[9]``) 0 'diag',
     1 'spherical', 2 EEI (one diagonal shared by the components), 3 EII (one shared
@@ -268,7 +462,7 @@ def logp_diagonal(theta, grad, buf):
     spherical = variant == 1 or variant == 3
     shared = variant >= 2
     off = 10
-    X = buf[off : off + n * d].reshape((n, d))
+    Xt = buf[off : off + n * d].reshape((d, n))  # feature-major
     off += n * d
     alpha = buf[off : off + k]
     off += k
@@ -304,34 +498,7 @@ def logp_diagonal(theta, grad, buf):
     for j in range(k):
         for a in range(d):
             halfsum[j] += 0.5 * logv[j, 0 if spherical else a]
-    lg = np.empty(k)
-    ex = np.empty(k)
-    for i in range(n):
-        for j in range(k):
-            q = 0.0
-            for a in range(d):
-                e = X[i, a] - means[j, a]
-                q += e * e * inv[j, 0 if spherical else a]
-            lg[j] = logw[j] - halfsum[j] - 0.5 * q
-        top = lg[0]
-        for j in range(1, k):
-            top = max(top, lg[j])
-        tot = 0.0
-        for j in range(k):
-            ex[j] = math.exp(lg[j] - top)
-            tot += ex[j]
-        logp += top + math.log(tot)
-        inv_tot = 1.0 / tot
-        for j in range(k):
-            r = ex[j] * inv_tot
-            if r == 0.0:
-                continue
-            counts[j] += r
-            for a in range(d):
-                c = 0 if spherical else a
-                e = X[i, a] - means[j, a]
-                gmu[j, a] += r * e * inv[j, c]
-                gv[j, c] += 0.5 * r * (e * e * inv[j, c] - 1.0)
+    logp += _mixture_diagonal(Xt, n, d, k, spherical, logw, means, inv, halfsum, counts, gmu, gv)
     if mean_form == 1:
         for j in range(k):
             for a in range(d):
@@ -381,7 +548,7 @@ def logp_diagonal(theta, grad, buf):
 # --------------------------------------------------------------------------------------
 
 
-@njit
+@_inlined
 def logp_volume_shape(theta, grad, buf, shared_shape):
     """VEI (``shared_shape``: log-shape ``u`` (D), log-volumes (K)) and EVI (log-shapes
     ``u_k`` (K, D), one log-volume): after the weights and means, the zero-sum
@@ -547,3 +714,22 @@ def cfunc_for(kind: str):
         }[kind]
         _CFUNCS[kind] = numba.cfunc(sig, cache=True, nogil=True)(py)
     return _CFUNCS[kind]
+
+
+_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+
+
+def evaluate(kind: str, theta: np.ndarray, buf: np.ndarray) -> tuple[float, np.ndarray]:
+    """(logp, gradient) at ``theta`` (contiguous float64) from Python, through the C
+    callback of ``kind`` ('spd' or 'diagonal') that nutpie calls."""
+    fn = cfunc_for(kind).ctypes
+    grad = np.zeros(theta.size)
+    value = np.zeros(1)
+    fn(
+        theta.size,
+        theta.ctypes.data_as(_DOUBLE_P),
+        grad.ctypes.data_as(_DOUBLE_P),
+        value.ctypes.data_as(_DOUBLE_P),
+        buf.ctypes.data_as(ctypes.c_void_p),
+    )
+    return float(value[0]), grad
