@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -421,48 +422,73 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         return idata
 
     def _sample_pymc(self, data, sample_seed, jitter_seed, progressbar, timings):
-        """``pm.sample`` on :func:`build_model` (compiled for every fit): the PyMC and
-        numpyro samplers, and nutpie where the kernel does not apply (missing
-        values, a prior form the kernel does not know)."""
+        """NUTS on :func:`build_model`: the PyMC and numpyro samplers, and nutpie where
+        the kernel does not apply (missing values, a prior form the kernel does not
+        know). nutpie's compiled functions, and the log-likelihood's for every
+        sampler, are reused across fits of the same structure (covariance type, K, D,
+        missing values or not, the prior's form: :mod:`bayesgmm.bayes._compiled`);
+        ``pm.sample`` (samplers 'pymc' and 'numpyro') still compiles its own."""
         import pymc as pm
         from threadpoolctl import threadpool_limits
 
+        from bayesgmm.bayes import _compiled
         from bayesgmm.bayes.model import build_model, initial_values
 
         t0 = time.perf_counter()
         model = build_model(
             data, self.n_components, covariance_type=self.covariance_type, prior=self.prior_
         )
+        entry, _new = _compiled.lookup(model)
+        timings["build"] = time.perf_counter() - t0
         start = {name: getattr(self.map_, f"{name}_") for name in _PARAMS}
-        kwargs = {
-            "draws": self.draws,
-            "tune": self.tune,
-            "chains": self.chains,
-            "random_seed": sample_seed,
-            "progressbar": progressbar,
-            "target_accept": self.target_accept,
-            "model": model,
-            "compute_convergence_checks": False,
-        }
-        if self.sampler == "pymc":
-            jitter_rng = np.random.default_rng(jitter_seed)
-            kwargs["initvals"] = [
-                initial_values(
-                    _jittered(start, self.covariance_type, jitter_rng), self.covariance_type
-                )
-                for _ in range(self.chains)
-            ]
-            kwargs["cores"] = 1
-        else:
-            kwargs["nuts_sampler"] = self.sampler
-            kwargs["initvals"] = initial_values(start, self.covariance_type)  # one for all chains
-            if self.sampler == "nutpie":
-                kwargs["compile_kwargs"] = {"jitter_rvs": set()}
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initvals.*")
-            idata = pm.sample(**kwargs)
-            pm.compute_log_likelihood(idata, model=model, progressbar=False)
-        timings["sampling"] = time.perf_counter() - t0  # compilation included
+            if self.sampler == "nutpie":
+                idata, seconds = _compiled.sample_nutpie(
+                    entry,
+                    model,
+                    initial_values(start, self.covariance_type),  # one for all chains
+                    draws=self.draws,
+                    tune=self.tune,
+                    chains=self.chains,
+                    cores=min(self.chains, os.cpu_count() or 1),
+                    seed=sample_seed,
+                    target_accept=self.target_accept,
+                    progressbar=progressbar,
+                )
+                timings.update(seconds)
+            else:
+                kwargs = {
+                    "draws": self.draws,
+                    "tune": self.tune,
+                    "chains": self.chains,
+                    "random_seed": sample_seed,
+                    "progressbar": progressbar,
+                    "target_accept": self.target_accept,
+                    "model": model,
+                    "compute_convergence_checks": False,
+                    "nuts_sampler": self.sampler,
+                }
+                if self.sampler == "pymc":
+                    jitter_rng = np.random.default_rng(jitter_seed)
+                    kwargs["initvals"] = [
+                        initial_values(
+                            _jittered(start, self.covariance_type, jitter_rng),
+                            self.covariance_type,
+                        )
+                        for _ in range(self.chains)
+                    ]
+                    kwargs["cores"] = 1
+                else:
+                    kwargs["initvals"] = initial_values(start, self.covariance_type)
+                t0 = time.perf_counter()
+                idata = pm.sample(**kwargs)
+                timings["sampling"] = time.perf_counter() - t0  # compilation included
+            t0 = time.perf_counter()
+            posterior = idata["posterior"].to_dataset()
+            log_lik = _compiled.log_likelihood(entry, model, posterior)
+            idata["log_likelihood"] = xr.DataTree(log_lik)
+            timings["log_likelihood"] = time.perf_counter() - t0
         return idata
 
     def _store(self, idata, X: np.ndarray) -> None:

@@ -1,0 +1,275 @@
+"""Compiled functions of :func:`~bayesgmm.bayes.build_model`'s model, reused across fits.
+
+The model reads its data (``x_data``, and for data with NaN the pattern containers
+``x_pattern``, ``x_masks``) and its prior hyperparameters (``prior_*``) from shared
+variables, and its likelihood with NaN is a masked one whose graph does not depend on
+which missingness patterns occur. So two models of the same *structure* (covariance
+type, K, D, missing values or not, the prior's form) have the same logp graph up to the
+values of those shared variables, and the functions compiled for the first serve the
+second with its data swapped in (``CompiledPyMCModel.with_data`` for nutpie): no
+PyTensor rewriting, no numba compilation.
+
+Reuse is decided in two steps: a key from the model's structure picks a cache entry,
+and ``pytensor.graph.basic.equal_computations`` then checks that the new model's logp
+graph is the entry's, variable for variable, constants included (the shared variables
+and value variables matched by name). A model that differs in anything baked into the
+graph (a new K or D, another prior form, a constant added by a user's extension) is
+compiled afresh, never sampled with another model's functions.
+
+What still compiles: the first fit of each structure in a process (nutpie's logp and
+gradient, its expand function, this module's start and log-likelihood functions).
+The number of rows N, the data, the hyperparameters and the missingness patterns
+(which and how many) are inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["COMPILES", "clear_cache", "log_likelihood", "lookup", "sample_nutpie"]
+
+#: How many times each kind of function was compiled in this process ("nutpie": logp,
+#: gradient and expand functions; "start"; "log_likelihood"). Tests read it.
+COMPILES: Counter = Counter()
+
+_PARAMETERS = ("weights", "means", "covariances")
+
+
+@dataclass
+class _Entry:
+    """The functions compiled for one model (``model``), and its logp graph."""
+
+    model: Any
+    logp: Any
+    values: dict[str, Any]  # value variables by name
+    shared: dict[str, Any]  # shared variables of the logp graph by name
+    nutpie: Any = None
+    start: Any = None
+    loglik: Any = None
+    loglik_inputs: list[str] = field(default_factory=list)
+
+
+_CACHE: dict[tuple, _Entry] = {}
+
+
+def clear_cache() -> None:
+    """Forget every compiled model (the next fit of each structure compiles again)."""
+    _CACHE.clear()
+
+
+def _graph(model):
+    """``model``'s logp graph, its value variables and the shared variables it reads."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.replace import clone_replace
+    from pytensor.graph.traversal import graph_inputs
+
+    # a copy: compiling rewrites graphs in place (nutpie's rewrite_graph), and the
+    # logp graph shares nodes with the model's (the hyperparameters' expressions)
+    logp = clone_replace(model.logp())
+    shared = {
+        v.name: v for v in graph_inputs([logp]) if isinstance(v, SharedVariable) and not _is_rng(v)
+    }
+    values = {v.name: v for v in model.value_vars}
+    return logp, values, shared
+
+
+def _is_rng(var) -> bool:
+    from pytensor.tensor.random.type import RandomType
+
+    return isinstance(var.type, RandomType)
+
+
+def _key(model, shared: dict[str, Any], values: dict[str, Any]) -> tuple:
+    """The structure: free variables, observed variables, coords' lengths other than
+    ``obs``, and the names and ranks of the shared inputs (the prior's form shows in
+    which ``prior_*`` containers exist)."""
+    lengths = tuple(
+        (name, len(vals)) for name, vals in model.coords.items() if name != "obs" and vals
+    )
+    return (
+        tuple(sorted(values)),
+        tuple(rv.name for rv in model.observed_RVs),
+        lengths,
+        tuple(sorted((name, var.ndim, var.dtype) for name, var in shared.items())),
+    )
+
+
+def lookup(model) -> tuple[_Entry, bool]:
+    """The cache entry whose functions compute ``model``'s logp; ``True`` if it is new
+    (``model``'s own, nothing compiled yet) and ``False`` if an earlier model's is
+    reused (its functions then read ``model``'s data, swapped in)."""
+    from pytensor.graph.basic import equal_computations
+
+    logp, values, shared = _graph(model)
+    key = _key(model, shared, values)
+    entry = _CACHE.get(key)
+    if entry is not None and set(entry.values) == set(values) and set(entry.shared) == set(shared):
+        names_v, names_s = sorted(values), sorted(shared)
+        same = equal_computations(
+            [logp],
+            [entry.logp],
+            in_xs=[values[n] for n in names_v] + [shared[n] for n in names_s],
+            in_ys=[entry.values[n] for n in names_v] + [entry.shared[n] for n in names_s],
+        )
+        if same:
+            return entry, False
+    entry = _Entry(model=model, logp=logp, values=values, shared=shared)
+    _CACHE[key] = entry
+    return entry, True
+
+
+def _shared_values(model) -> dict[str, np.ndarray]:
+    """The current values of every shared variable of ``model`` that is data: its
+    data containers, ``x_data`` and the coords' lengths."""
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    out = {}
+    for var in [*model.data_vars, *model.rvs_to_values.values(), *model.dim_lengths.values()]:
+        if isinstance(var, SharedVariable) and var.name is not None:
+            out[var.name] = var.get_value()
+    return out
+
+
+def _start_function(model):
+    """Constrained values of the free variables (by name) -> the flat unconstrained
+    vector nutpie samples (its order: ``model.free_RVs``)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    inputs, outputs = [], []
+    for rv in model.free_RVs:
+        x = rv.type()
+        transform = model.rvs_to_transforms.get(rv)
+        y = x if transform is None else transform.forward(x, *rv.owner.inputs)
+        inputs.append(x)
+        outputs.append(pt.as_tensor(y).ravel())
+    fn = pytensor.function(
+        inputs, pt.concatenate(outputs), mode="FAST_COMPILE", on_unused_input="ignore"
+    )
+    names = [rv.name for rv in model.free_RVs]
+    COMPILES["start"] += 1
+
+    def start(values: dict[str, np.ndarray]) -> np.ndarray:
+        args = [np.asarray(values[n], dtype=model[n].dtype) for n in names]
+        return np.asarray(fn(*args), dtype=np.float64)
+
+    return start
+
+
+def sample_nutpie(
+    entry: _Entry,
+    model,
+    start: dict[str, np.ndarray],
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int,
+    target_accept: float,
+    progressbar: bool,
+) -> tuple[xr.DataTree, dict[str, float]]:
+    """nutpie on ``model``, every chain from ``start`` (constrained values of the free
+    variables, by name), with the functions of ``entry`` (:func:`lookup`), compiled
+    for ``model`` or an earlier model of the same structure.
+
+    Returns the DataTree (posterior, sample_stats, observed_data, constant_data; the
+    same groups as ``pm.sample(nuts_sampler="nutpie")``) and the seconds spent
+    compiling (0 on reuse) and sampling.
+    """
+    import nutpie
+    from nutpie.compile_pymc import _prepare_dims_and_coords
+    from pymc.backends.arviz import patch_nutpie_idata
+
+    t0 = time.perf_counter()
+    if entry.nutpie is None:
+        entry.nutpie = nutpie.compile_pymc_model(entry.model, jitter_rvs=set())
+        COMPILES["nutpie"] += 1
+    if entry.start is None:
+        entry.start = _start_function(entry.model)
+    compiled = entry.nutpie
+    if entry.model is not model:
+        data = _shared_values(model)
+        names = {var.name for var in compiled.shared_var_keys}
+        compiled = compiled.with_data(**{n: data[n] for n in names if n in data})
+        dims, coords = _prepare_dims_and_coords(
+            model, compiled.shape_info, compiled.reparameterized_names
+        )
+        compiled = dataclasses.replace(compiled, dims=dims, _coords=coords)
+    flat = entry.start(start)
+
+    def initial_point(seed=None):
+        return flat.copy()
+
+    compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
+    t_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    idata = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=max(tune, 1),  # nuts-rs needs at least one tuning step
+        chains=chains,
+        cores=cores,
+        seed=int(seed),
+        save_warmup=False,
+        progress_bar=progressbar,
+        target_accept=target_accept,
+    )
+    t_sample = time.perf_counter() - t0
+    patch_nutpie_idata(idata, model, sampling_time=t_sample)
+    return idata, {"compile": t_compile, "sampling": t_sample}
+
+
+def _loglik_function(model):
+    """A compiled ``(weights, means, covariances, *data) -> log p(x_n | theta)`` (N,),
+    the data (``x_data`` and the pattern containers) as explicit inputs."""
+    import pymc as pm
+    import pytensor
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.replace import clone_replace
+    from pytensor.graph.traversal import graph_inputs
+
+    x = model["x"]
+    elementwise = pm.logp(x, model.rvs_to_values[x])
+    params = [model[name] for name in _PARAMETERS]
+    param_inputs = [p.type(name=p.name) for p in params]
+    graph = clone_replace(elementwise, dict(zip(params, param_inputs, strict=True)))
+    shared = [v for v in graph_inputs([graph]) if isinstance(v, SharedVariable) and not _is_rng(v)]
+    data_inputs = [v.type(name=v.name) for v in shared]
+    graph = clone_replace(graph, dict(zip(shared, data_inputs, strict=True)))
+    fn = pytensor.function([*param_inputs, *data_inputs], graph, on_unused_input="ignore")
+    COMPILES["log_likelihood"] += 1
+    return fn, [v.name for v in shared]
+
+
+def log_likelihood(entry: _Entry, model, posterior: xr.Dataset) -> xr.Dataset:
+    """``log p(x_n | theta_s)`` of ``model``'s observed rows for every draw of
+    ``posterior`` (``weights``, ``means``, ``covariances``): the ``log_likelihood``
+    group (``x``: chain, draw, obs), from ``entry``'s function (compiled once per
+    structure)."""
+    if entry.loglik is None:
+        entry.loglik, entry.loglik_inputs = _loglik_function(entry.model)
+    data = _shared_values(model)
+    args = [data[name] for name in entry.loglik_inputs]
+    arrays = [posterior[name].values for name in _PARAMETERS]
+    chains, draws = arrays[0].shape[:2]
+    n_obs = len(model.coords["obs"])
+    out = np.empty((chains, draws, n_obs))
+    for c in range(chains):
+        for d in range(draws):
+            out[c, d] = entry.loglik(*(a[c, d] for a in arrays), *args)
+    return xr.Dataset(
+        {"x": (("chain", "draw", "obs"), out)},
+        coords={
+            "chain": posterior["chain"].values,
+            "draw": posterior["draw"].values,
+            "obs": list(model.coords["obs"]),
+        },
+    )
