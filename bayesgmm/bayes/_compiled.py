@@ -17,7 +17,7 @@ graph (a new K or D, another prior form, a constant added by a user's extension)
 compiled afresh, never sampled with another model's functions.
 
 What still compiles: the first fit of each structure in a process (nutpie's logp and
-gradient, its expand function, this module's start and log-likelihood functions).
+gradient, its expand function, and the small start function here).
 The number of rows N, the data, the hyperparameters and the missingness patterns
 (which and how many) are inputs.
 """
@@ -27,19 +27,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["COMPILES", "clear_cache", "log_likelihood", "lookup", "sample_nutpie"]
+__all__ = ["COMPILES", "clear_cache", "compiled_for", "lookup", "sample_nutpie"]
 
 #: How many times each kind of function was compiled in this process ("nutpie": logp,
-#: gradient and expand functions; "start"; "log_likelihood"). Tests read it.
+#: gradient and expand functions; "start": the map to nutpie's unconstrained vector).
+#: Tests read it.
 COMPILES: Counter = Counter()
-
-_PARAMETERS = ("weights", "means", "covariances")
 
 
 @dataclass
@@ -52,11 +51,9 @@ class _Entry:
     shared: dict[str, Any]  # shared variables of the logp graph by name
     nutpie: Any = None
     start: Any = None
-    loglik: Any = None
-    loglik_inputs: list[str] = field(default_factory=list)
 
 
-_CACHE: dict[tuple, _Entry] = {}
+_CACHE: dict[tuple, list[_Entry]] = {}
 
 
 def clear_cache() -> None:
@@ -109,19 +106,18 @@ def lookup(model) -> tuple[_Entry, bool]:
 
     logp, values, shared = _graph(model)
     key = _key(model, shared, values)
-    entry = _CACHE.get(key)
-    if entry is not None and set(entry.values) == set(values) and set(entry.shared) == set(shared):
-        names_v, names_s = sorted(values), sorted(shared)
-        same = equal_computations(
+    entries = _CACHE.setdefault(key, [])
+    names_v, names_s = sorted(values), sorted(shared)
+    for entry in entries:
+        if equal_computations(
             [logp],
             [entry.logp],
             in_xs=[values[n] for n in names_v] + [shared[n] for n in names_s],
             in_ys=[entry.values[n] for n in names_v] + [entry.shared[n] for n in names_s],
-        )
-        if same:
+        ):
             return entry, False
     entry = _Entry(model=model, logp=logp, values=values, shared=shared)
-    _CACHE[key] = entry
+    entries.append(entry)
     return entry, True
 
 
@@ -163,6 +159,30 @@ def _start_function(model):
     return start
 
 
+def compiled_for(entry: _Entry, model):
+    """``entry``'s nutpie model (compiled now if it is not yet) reading ``model``'s data,
+    hyperparameters and coords (``with_data``: no compilation)."""
+    import nutpie
+    from nutpie.compile_pymc import _prepare_dims_and_coords
+
+    if entry.nutpie is None:
+        entry.nutpie = nutpie.compile_pymc_model(entry.model, jitter_rvs=set())
+        COMPILES["nutpie"] += 1
+    compiled = entry.nutpie
+    if entry.model is model:
+        return compiled
+    data = _shared_values(model)
+    names = {var.name for var in compiled.shared_var_keys}
+    missing = names - set(data)
+    if missing:  # not a data container of the model: the key and graph check prevent it
+        raise RuntimeError(f"No value for the shared inputs {sorted(missing)} of the model.")
+    compiled = compiled.with_data(**{name: data[name] for name in names})
+    dims, coords = _prepare_dims_and_coords(
+        model, compiled.shape_info, compiled.reparameterized_names
+    )
+    return dataclasses.replace(compiled, dims=dims, _coords=coords)
+
+
 def sample_nutpie(
     entry: _Entry,
     model,
@@ -185,24 +205,12 @@ def sample_nutpie(
     compiling (0 on reuse) and sampling.
     """
     import nutpie
-    from nutpie.compile_pymc import _prepare_dims_and_coords
     from pymc.backends.arviz import patch_nutpie_idata
 
     t0 = time.perf_counter()
-    if entry.nutpie is None:
-        entry.nutpie = nutpie.compile_pymc_model(entry.model, jitter_rvs=set())
-        COMPILES["nutpie"] += 1
+    compiled = compiled_for(entry, model)
     if entry.start is None:
         entry.start = _start_function(entry.model)
-    compiled = entry.nutpie
-    if entry.model is not model:
-        data = _shared_values(model)
-        names = {var.name for var in compiled.shared_var_keys}
-        compiled = compiled.with_data(**{n: data[n] for n in names if n in data})
-        dims, coords = _prepare_dims_and_coords(
-            model, compiled.shape_info, compiled.reparameterized_names
-        )
-        compiled = dataclasses.replace(compiled, dims=dims, _coords=coords)
     flat = entry.start(start)
 
     def initial_point(seed=None):
@@ -225,51 +233,3 @@ def sample_nutpie(
     t_sample = time.perf_counter() - t0
     patch_nutpie_idata(idata, model, sampling_time=t_sample)
     return idata, {"compile": t_compile, "sampling": t_sample}
-
-
-def _loglik_function(model):
-    """A compiled ``(weights, means, covariances, *data) -> log p(x_n | theta)`` (N,),
-    the data (``x_data`` and the pattern containers) as explicit inputs."""
-    import pymc as pm
-    import pytensor
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.replace import clone_replace
-    from pytensor.graph.traversal import graph_inputs
-
-    x = model["x"]
-    elementwise = pm.logp(x, model.rvs_to_values[x])
-    params = [model[name] for name in _PARAMETERS]
-    param_inputs = [p.type(name=p.name) for p in params]
-    graph = clone_replace(elementwise, dict(zip(params, param_inputs, strict=True)))
-    shared = [v for v in graph_inputs([graph]) if isinstance(v, SharedVariable) and not _is_rng(v)]
-    data_inputs = [v.type(name=v.name) for v in shared]
-    graph = clone_replace(graph, dict(zip(shared, data_inputs, strict=True)))
-    fn = pytensor.function([*param_inputs, *data_inputs], graph, on_unused_input="ignore")
-    COMPILES["log_likelihood"] += 1
-    return fn, [v.name for v in shared]
-
-
-def log_likelihood(entry: _Entry, model, posterior: xr.Dataset) -> xr.Dataset:
-    """``log p(x_n | theta_s)`` of ``model``'s observed rows for every draw of
-    ``posterior`` (``weights``, ``means``, ``covariances``): the ``log_likelihood``
-    group (``x``: chain, draw, obs), from ``entry``'s function (compiled once per
-    structure)."""
-    if entry.loglik is None:
-        entry.loglik, entry.loglik_inputs = _loglik_function(entry.model)
-    data = _shared_values(model)
-    args = [data[name] for name in entry.loglik_inputs]
-    arrays = [posterior[name].values for name in _PARAMETERS]
-    chains, draws = arrays[0].shape[:2]
-    n_obs = len(model.coords["obs"])
-    out = np.empty((chains, draws, n_obs))
-    for c in range(chains):
-        for d in range(draws):
-            out[c, d] = entry.loglik(*(a[c, d] for a in arrays), *args)
-    return xr.Dataset(
-        {"x": (("chain", "draw", "obs"), out)},
-        coords={
-            "chain": posterior["chain"].values,
-            "draw": posterior["draw"].values,
-            "obs": list(model.coords["obs"]),
-        },
-    )
