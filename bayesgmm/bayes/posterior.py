@@ -148,7 +148,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         ``"message"``.
     backend_ : {'kernel', 'pymc'}
         ``'kernel'``: nutpie on the hand-written numba density (no compilation per fit;
-        complete data); ``'pymc'``: ``pm.sample`` on :func:`build_model`.
+        complete data); ``'pymc'``: NUTS on :func:`build_model` (with nutpie compiled
+        once per structure: covariance type, K, D, NaN or not, prior form).
     timings_ : dict
         Seconds spent in the MAP fit, kernel loading, starts, sampling, post-processing.
 
