@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["COMPILES", "clear_cache", "compiled_for", "lookup", "sample_nutpie"]
+__all__ = ["COMPILES", "clear_cache", "compiled_for", "lookup", "pymc_nuts", "sample_nutpie"]
 
 #: How many times each kind of function was compiled in this process ("nutpie": logp,
-#: gradient and expand functions; "start": the map to nutpie's unconstrained vector).
-#: Tests read it.
+#: gradient and expand functions; "start": the map to nutpie's unconstrained vector;
+#: "pymc": the logp and gradient of PyMC's NUTS). Tests read it.
 COMPILES: Counter = Counter()
 
 
@@ -51,6 +51,7 @@ class _Entry:
     shared: dict[str, Any]  # shared variables of the logp graph by name
     nutpie: Any = None
     start: Any = None
+    logp_dlogp: Any = None
 
 
 _CACHE: dict[tuple, list[_Entry]] = {}
@@ -134,29 +135,32 @@ def _shared_values(model) -> dict[str, np.ndarray]:
 
 
 def _start_function(model):
-    """Constrained values of the free variables (by name) -> the flat unconstrained
-    vector nutpie samples (its order: ``model.free_RVs``)."""
+    """Constrained values of the free variables (by name) -> their unconstrained values
+    (by value-variable name, in ``model.free_RVs`` order: nutpie's flat vector is their
+    concatenation)."""
     import pytensor
-    import pytensor.tensor as pt
 
     inputs, outputs = [], []
     for rv in model.free_RVs:
         x = rv.type()
         transform = model.rvs_to_transforms.get(rv)
-        y = x if transform is None else transform.forward(x, *rv.owner.inputs)
         inputs.append(x)
-        outputs.append(pt.as_tensor(y).ravel())
-    fn = pytensor.function(
-        inputs, pt.concatenate(outputs), mode="FAST_COMPILE", on_unused_input="ignore"
-    )
+        outputs.append(x if transform is None else transform.forward(x, *rv.owner.inputs))
+    fn = pytensor.function(inputs, outputs, mode="FAST_COMPILE", on_unused_input="ignore")
     names = [rv.name for rv in model.free_RVs]
+    value_names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
     COMPILES["start"] += 1
 
-    def start(values: dict[str, np.ndarray]) -> np.ndarray:
+    def start(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         args = [np.asarray(values[n], dtype=model[n].dtype) for n in names]
-        return np.asarray(fn(*args), dtype=np.float64)
+        out = fn(*args)
+        return {n: np.asarray(v, dtype=np.float64) for n, v in zip(value_names, out, strict=True)}
 
     return start
+
+
+def _flat(point: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.ravel(v) for v in point.values()])
 
 
 def compiled_for(entry: _Entry, model):
@@ -211,7 +215,7 @@ def sample_nutpie(
     compiled = compiled_for(entry, model)
     if entry.start is None:
         entry.start = _start_function(entry.model)
-    flat = entry.start(start)
+    flat = _flat(entry.start(start))
 
     def initial_point(seed=None):
         return flat.copy()
@@ -233,3 +237,42 @@ def sample_nutpie(
     t_sample = time.perf_counter() - t0
     patch_nutpie_idata(idata, model, sampling_time=t_sample)
     return idata, {"compile": t_compile, "sampling": t_sample}
+
+
+def pymc_nuts(entry: _Entry, model, starts: list[dict], *, seed: int, target_accept: float):
+    """A ``pm.NUTS`` step for ``pm.sample(step=...)`` on ``model``, as ``pm.sample``'s
+    ``init="jitter+adapt_diag"`` builds it (a diagonal mass matrix adapted from the mean
+    of the chains' starts ``starts``, constrained values by name), but with the logp
+    and gradient function of ``entry``, compiled once per structure, its shared
+    variables set to ``model``'s data. The entry's own model is overwritten with
+    ``model``'s data: it is private to the cache, and nutpie's compiled model keeps
+    its own copy of its data."""
+    import pymc as pm
+    from pymc.step_methods.hmc import quadpotential
+
+    if entry.logp_dlogp is None:
+        fn = entry.model.logp_dlogp_function(
+            ravel_inputs=True, initial_point=entry.model.initial_point(0)
+        )
+        fn.trust_input = True
+        entry.logp_dlogp = fn
+        COMPILES["pymc"] += 1
+    if entry.start is None:
+        entry.start = _start_function(entry.model)
+    if entry.model is not model:
+        data = _shared_values(model)
+        for name, var in entry.shared.items():
+            var.set_value(data[name])
+    points = [entry.start(values) for values in starts]
+    mean = np.mean([_flat(point) for point in points], axis=0)
+    potential = quadpotential.QuadPotentialDiagAdapt(
+        len(mean), mean, np.ones_like(mean), 10, rng=np.random.default_rng(seed)
+    )
+    return pm.NUTS(
+        potential=potential,
+        model=model,
+        rng=np.random.default_rng(seed + 1),
+        initial_point=points[0],
+        logp_dlogp_func=entry.logp_dlogp,
+        target_accept=target_accept,
+    )
