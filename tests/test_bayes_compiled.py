@@ -139,3 +139,21 @@ def test_reused_and_fresh_compilations_give_the_same_draws():
     b = fresh.idata_["posterior_raw"].to_dataset()
     for name in ("weights", "means", "covariances"):
         np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_pymc_sampler_reuses_its_logp_and_gradient():
+    def fit(X):
+        post = PosteriorGaussianMixture(
+            2, draws=100, tune=150, chains=2, n_init=2, random_state=0, sampler="pymc"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return post.fit(X)
+
+    fit(_data_a())
+    before = dict(_compiled.COMPILES)
+    post = fit(_data_b())
+    assert dict(_compiled.COMPILES) == before
+    order = lambda m: m[np.argsort(m[:, 0])]  # noqa: E731
+    np.testing.assert_allclose(order(post.means_), order(post.map_.means_), atol=0.3)
