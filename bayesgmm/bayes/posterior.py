@@ -34,7 +34,6 @@ from bayesgmm.core.missing import (
     impute_draws,
     impute_mean,
     missing_patterns,
-    observed_log_gaussian,
 )
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
@@ -929,23 +928,27 @@ def _observed_log_likelihood(
     X: np.ndarray, posterior: xr.Dataset, covariance_type: str
 ) -> np.ndarray:
     """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) and row of ``X`` (NaN
-    where missing): the ``log_likelihood`` group, in NumPy (no compilation), on the
-    same kernels as the missing-data E-step."""
-    from scipy.special import logsumexp
-
+    where missing): the ``log_likelihood`` group, in NumPy (no compilation). Pattern
+    by pattern, the complete-data function on the observed features, vectorized over
+    the draws: a Gaussian's marginal is the observed sub-vector and sub-block."""
     weights, means, covariances = (posterior[name].values for name in _PARAMS)
-    lead = weights.shape[:2]
     if not np.isnan(X).any():
         return pointwise_log_likelihood(X, weights, means, covariances, covariance_type)
-    table = get_covariance_model(covariance_type)
+    dims = get_covariance_model(covariance_type).dims
     patterns = missing_patterns(X)
-    out = np.empty((int(np.prod(lead)), X.shape[0]))
-    flat = [a.reshape(-1, *a.shape[2:]) for a in (weights, means, covariances)]
-    for s, (w, mu, cov) in enumerate(zip(*flat, strict=True)):
-        params = GMMParams(w, mu, cov, table.precision_cholesky(cov))
-        log_gauss = observed_log_gaussian(X, params, covariance_type, patterns)
-        out[s] = logsumexp(log_gauss + np.log(w)[None, :], axis=1)
-    return out.reshape(*lead, X.shape[0])
+    out = np.empty((*weights.shape[:-1], X.shape[0]))
+    for observed, rows in zip(patterns.patterns, patterns.rows, strict=True):
+        o = np.flatnonzero(observed)
+        if dims[-2:] == ("feature", "feature_bis"):  # matrices: the observed block
+            cov = covariances[..., o[:, None], o[None, :]]
+        elif len(dims) == 2:  # variances per feature
+            cov = covariances[..., o]
+        else:  # one variance per component
+            cov = covariances
+        out[..., rows] = pointwise_log_likelihood(
+            X[np.ix_(rows, o)], weights, means[..., o], cov, covariance_type
+        )
+    return out
 
 
 def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> dict:
