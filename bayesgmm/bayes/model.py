@@ -500,7 +500,11 @@ def _masked_log_gaussian(symbolic, rows, masked: MaskedRows, means, covariances)
         inv = pt.linalg.solve_triangular(
             chol, pt.broadcast_to(eye, block.shape), lower=True, b_ndim=2
         )
-        log_det = _log_det_chol(chol)[masked.pattern]  # (N, K) or (N,)
+        # the diagonal by a product with the identity, not pt.diagonal: the gradient of
+        # a batched ExtractDiag is a Blockwise AllocDiag, which numba runs in object
+        # mode (Python, under the GIL) inside nutpie's multi-threaded C callback
+        log_diag = pt.log(pt.sum(chol * eye, axis=-1))
+        log_det = 2.0 * pt.sum(log_diag, axis=-1)[masked.pattern]  # (N, K) or (N,)
         inv_rows = inv[masked.pattern]  # (N, K, D, D) or (N, D, D)
         if not per_component:
             inv_rows, log_det = inv_rows[:, None], log_det[:, None]
