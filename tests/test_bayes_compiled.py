@@ -206,3 +206,24 @@ def test_log_likelihood_group_with_nan_matches_scipy(covariance_type):
                     for j in range(k)
                 ]
                 np.testing.assert_allclose(got[c, s, i], logsumexp(terms), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+def test_no_op_of_the_nan_model_runs_in_numba_object_mode(covariance_type):
+    """nutpie calls the compiled logp from several threads at once: an op that numba
+    runs in object mode (Python) there corrupted the draws (a batched pt.diagonal's
+    gradient did, with 'tied': every draw divergent with cores=2, none with cores=1)."""
+    from nutpie.compile_pymc import _make_functions
+    from pymc.initial_point import make_initial_point_fn
+
+    model = build_model(_data_a(), 2, covariance_type=covariance_type)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _make_functions(
+            model,
+            mode="NUMBA",
+            compute_grad=True,
+            join_expanded=True,
+            pymc_initial_point_fn=make_initial_point_fn(model=model, return_transformed=True),
+        )
+    assert not [str(w.message) for w in caught if "object mode" in str(w.message)]

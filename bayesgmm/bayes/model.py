@@ -476,8 +476,8 @@ def _masked_log_gaussian(symbolic, rows, masked: MaskedRows, means, covariances)
     permutation), and :math:`\tilde x - \tilde\mu = m \odot (x - \mu)` is 0 there, so
     the D-dimensional density of the masked quantities is the observed marginal times
     :math:`(2\pi)^{-|M|/2}`, which the constant :math:`|O_n| \log 2\pi` removes.
-    Matrices are factorized once per pattern (and component); a row picks its
-    pattern's inverse factor by index. Variances need no pattern at all. The graph
+    Matrices are inverted once per pattern (and component); a row picks its
+    pattern's inverse and log-determinant by index. Variances need no pattern at all. The graph
     depends only on the storage layout (the core table's ``dims``), not on the data.
     """
     observed = ~pt.isnan(rows)
@@ -496,20 +496,18 @@ def _masked_log_gaussian(symbolic, rows, masked: MaskedRows, means, covariances)
             block = covariances[None] * outer[:, None] + fill[:, None]  # (P, K, D, D)
         else:
             block = covariances[None] * outer + fill  # (P, D, D)
-        chol = pt.linalg.cholesky(block, lower=True)
-        inv = pt.linalg.solve_triangular(
-            chol, pt.broadcast_to(eye, block.shape), lower=True, b_ndim=2
-        )
-        # the diagonal by a product with the identity, not pt.diagonal: the gradient of
-        # a batched ExtractDiag is a Blockwise AllocDiag, which numba runs in object
-        # mode (Python, under the GIL) inside nutpie's multi-threaded C callback
-        log_diag = pt.log(pt.sum(chol * eye, axis=-1))
-        log_det = 2.0 * pt.sum(log_diag, axis=-1)[masked.pattern]  # (N, K) or (N,)
-        inv_rows = inv[masked.pattern]  # (N, K, D, D) or (N, D, D)
+        # inverse and log-determinant, not a Cholesky factor: the gradients of a batched
+        # Cholesky and of a batched pt.diagonal contain a Blockwise AllocDiag, which
+        # numba runs in object mode (Python) inside nutpie's multi-threaded C callback,
+        # and that corrupted the draws (every draw divergent with 2 threads)
+        precision = pt.linalg.inv(block)  # (P, K, D, D) or (P, D, D)
+        _sign, log_det = pt.linalg.slogdet(block)
+        log_det = log_det[masked.pattern]  # (N, K) or (N,)
+        prec_rows = precision[masked.pattern]  # (N, K, D, D) or (N, D, D)
         if not per_component:
-            inv_rows, log_det = inv_rows[:, None], log_det[:, None]
-        z = pt.sum(inv_rows * diff[:, :, None, :], axis=-1)  # (N, K, D)
-        maha = pt.sum(z**2, axis=-1)
+            prec_rows, log_det = prec_rows[:, None], log_det[:, None]
+        # diff^T P diff; the missing coordinates have diff 0 (and P the identity there)
+        maha = pt.sum(pt.sum(prec_rows * diff[:, :, None, :], axis=-1) * diff, axis=-1)
     else:  # variances: (K, D) (diag, EII, EEI) or (K,) spherical
         var = covariances if len(dims) == 2 else covariances[:, None]
         var = pt.broadcast_to(var, means.shape)  # (K, D)
