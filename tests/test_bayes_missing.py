@@ -168,7 +168,7 @@ def test_without_nan_the_model_is_unchanged(covariance_type):
     prior = _priors(covariance_type)[0]
     model = build_model(complete, K, covariance_type=covariance_type, prior=prior)
     value = model.rvs_to_values[model["x"]]
-    np.testing.assert_array_equal(value.data, complete)
+    np.testing.assert_array_equal(value.get_value(), complete)
     logp = model.compile_logp(jacobian=False, mode=FAST)(_point(model, params))
     expected = log_mixture_density(complete, params, covariance_type).sum() + prior.log_prob(
         params, covariance_type
@@ -193,7 +193,7 @@ def test_rows_without_observed_values_are_dropped_with_a_warning():
         model = build_model(X, K, covariance_type="diag", prior=prior)
     kept = [i for i in range(100, 112) if i not in (102, 105)]
     assert model.coords["obs"] == tuple(kept)
-    data = model.rvs_to_values[model["x"]].data
+    data = model.rvs_to_values[model["x"]].get_value()
     np.testing.assert_array_equal(data, X.loc[kept].to_numpy())  # NaN kept in the data
     params = _random_params("diag", D)
     elementwise = model.compile_fn(
@@ -211,7 +211,7 @@ def test_pandas_na_is_missing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model = build_model(X, K, covariance_type="spherical", prior=_priors("spherical")[0])
-    assert np.isnan(model.rvs_to_values[model["x"]].data).sum() == X.isna().to_numpy().sum()
+    assert np.isnan(model.rvs_to_values[model["x"]].get_value()).sum() == X.isna().to_numpy().sum()
 
 
 @pytest.mark.parametrize(

@@ -165,7 +165,7 @@ def test_coords_dims_and_no_side_effects():
         "x": ("obs", "feature"),
     }
     pd.testing.assert_frame_equal(X, before)
-    np.testing.assert_array_equal(model.rvs_to_values[model["x"]].data, before.to_numpy())
+    np.testing.assert_array_equal(model.rvs_to_values[model["x"]].get_value(), before.to_numpy())
 
     dims = {
         "tied": ("feature", "feature_bis"),

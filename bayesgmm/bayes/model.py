@@ -15,17 +15,18 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import multigammaln
 from pymc.distributions.transforms import CholeskyCovTransform, ZeroSumTransform
 from scipy import stats
 
 from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
-from bayesgmm.core.missing import MissingPatterns, has_missing, missing_patterns
+from bayesgmm.core.missing import has_missing, missing_patterns
 from bayesgmm.priors import (
     PRIOR_NAMES,
     CovariancePrior,
@@ -42,6 +43,13 @@ __all__ = [
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _hyper(name: str, value):
+    """A prior hyperparameter as a data container (``pm.Data`` named ``prior_<name>``), not
+    a constant: the compiled logp reads it, so a model of the same structure with other
+    hyperparameters reuses the compiled functions (:mod:`bayesgmm.bayes._compiled`)."""
+    return pm.Data(f"prior_{name}", np.asarray(value, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------
@@ -127,8 +135,8 @@ def _spd_rv(name: str, prior: CovariancePrior | None, covariance_type: str, refe
     scale = table.prior_scale(prior.dof, prior.scale, n_features)
     return pm.CustomDist(
         name,
-        np.float64(prior.dof),  # float64: PyTensor makes a Python float float32
-        np.linalg.cholesky(scale),
+        _hyper("covariances_dof", prior.dof),
+        _hyper("covariances_scale_chol", np.linalg.cholesky(scale)),
         logp=_inverse_wishart_logp,
         random=_inverse_wishart_random,
         support_point=_inverse_wishart_mode,
@@ -142,9 +150,8 @@ def _variance_rv(name: str, prior: CovariancePrior | None, scale, dims):
     """Positive variances on the log transform: InvGamma(nu0/2, psi0/2) or flat."""
     if prior is None:
         return pm.HalfFlat(name, dims=dims)
-    return pm.InverseGamma(
-        name, alpha=np.float64(prior.dof / 2.0), beta=np.asarray(scale) / 2.0, dims=dims
-    )
+    dof, scale = _hyper("covariances_dof", prior.dof), _hyper("covariances_scale", scale)
+    return pm.InverseGamma(name, alpha=dof / 2.0, beta=scale / 2.0, dims=dims)
 
 
 # --------------------------------------------------------------------------------------
@@ -319,8 +326,8 @@ class _SharedDiagSymbolic(_DiagSymbolic):
             if self.spherical:
                 shared = pm.CustomDist(
                     self.free_name,
-                    np.float64(prior.dof),
-                    scale,
+                    _hyper("covariances_dof", prior.dof),
+                    _hyper("covariances_scale", scale),
                     logp=_shared_variance_logp,
                     random=_shared_variance_random,
                     support_point=_shared_variance_mode,
@@ -328,8 +335,10 @@ class _SharedDiagSymbolic(_DiagSymbolic):
                     default_transform=pm.distributions.transforms.log,
                 )
             else:
+                dof = _hyper("covariances_dof", prior.dof)
+                scale = _hyper("covariances_scale", scale)
                 shared = pm.InverseGamma(
-                    self.free_name, alpha=np.float64(prior.dof / 2.0), beta=scale / 2.0, dims=dims
+                    self.free_name, alpha=dof / 2.0, beta=scale / 2.0, dims=dims
                 )
         n_components = len(pm.modelcontext(None).coords["component"])
         shape = (n_components, n_features)
@@ -522,12 +531,17 @@ class _VolumeShapeSymbolic(_DiagSymbolic):
         else:
             table = get_covariance_model(self.name)
             half = 0.5 * np.asarray(table.prior_scale(prior.dof, prior.scale, n_features), float)
+            if not self.shared_shape:
+                half = np.broadcast_to(half, (n_components, n_features)).copy()
+            # hyperparameters as data (_hyper), so a refit reuses the compiled model
+            dof = _hyper("covariances_dof", prior.dof)
+            half = _hyper("covariances_half_scale", half)
             d = np.float64(n_features)
-            alpha = np.float64(0.5 * prior.dof)
+            alpha = 0.5 * dof
             if self.shared_shape:
                 log_shape = pm.CustomDist(
                     shape_var.name,
-                    np.float64(prior.dof),  # float64: a Python float would be float32
+                    dof,
                     half,
                     np.float64(n_components),
                     logp=_vei_log_shape_logp,
@@ -545,8 +559,8 @@ class _VolumeShapeSymbolic(_DiagSymbolic):
             else:
                 log_shape = pm.CustomDist(
                     shape_var.name,
-                    np.float64(prior.dof),
-                    np.broadcast_to(half, (n_components, n_features)).copy(),
+                    dof,
+                    half,
                     logp=_evi_log_shapes_logp,
                     random=_evi_log_shapes_random,
                     support_point=_log_shape_mode,
@@ -648,46 +662,91 @@ def _drop_batch_dims(param, core_ndim: int):
     return param.squeeze(axis=tuple(range(n_batch)))
 
 
-def _observed_log_gaussian(symbolic, rows, means, covariances, observed: np.ndarray):
-    """``log N(x_{n,O} | mu_{k,O}, Sigma_{k,OO})`` for the ``rows`` (N_p, D) of one
-    pattern, ``observed`` its boolean (D,) mask; shape (N_p, K)."""
-    if observed.all():  # complete rows: no indexing
-        return symbolic.log_gaussian(rows, means, covariances)
-    obs = np.flatnonzero(observed)
-    return symbolic.log_gaussian(rows[:, obs], means[:, obs], symbolic.marginal(covariances, obs))
+class MaskedRows(NamedTuple):
+    """The missingness of the rows of ``x`` as data (shared variables), so that the
+    graph does not depend on which patterns occur or how many rows have each.
+
+    Attributes
+    ----------
+    pattern : int tensor of shape (N,)
+        The index of each row's pattern in ``masks``.
+    masks : float tensor of shape (P, D)
+        1 where a pattern observes a feature, 0 where not.
+    """
+
+    pattern: Any
+    masks: Any
 
 
-def _make_likelihood(symbolic: _SymbolicCovariance, patterns: MissingPatterns | None = None):
+def _masked_log_gaussian(symbolic, rows, masked: MaskedRows, means, covariances):
+    r"""``log N(x_{n,O_n} | mu_{k,O_n}, Sigma_{k,O_nO_n})`` for every row at once, (N, K);
+    ``rows`` (N, D) holds NaN where a value is missing.
+
+    The missing coordinates are masked, not indexed: with :math:`m` a pattern's 0/1
+    mask, :math:`\tilde\Sigma = \Sigma \odot m m^\top + \operatorname{diag}(1 - m)` is
+    :math:`\Sigma_{OO}` and an identity block on the missing coordinates (after a
+    permutation), and :math:`\tilde x - \tilde\mu = m \odot (x - \mu)` is 0 there, so
+    the D-dimensional density of the masked quantities is the observed marginal times
+    :math:`(2\pi)^{-|M|/2}`, which the constant :math:`|O_n| \log 2\pi` removes.
+    Matrices are inverted once per pattern (and component); a row picks its
+    pattern's inverse and log-determinant by index. Variances need no pattern at all. The graph
+    depends only on the storage layout (the core table's ``dims``), not on the data.
+    """
+    observed = ~pt.isnan(rows)
+    weight = pt.cast(observed, rows.dtype)  # (N, D)
+    filled = pt.where(observed, rows, 0.0)  # the missing cells are never read
+    diff = (filled[:, None, :] - means[None, :, :]) * weight[:, None, :]  # (N, K, D)
+    n_observed = pt.sum(weight, axis=-1)  # (N,)
+    dims = symbolic.dims
+    if dims[-2:] == ("feature", "feature_bis"):  # matrices: (K, D, D) or tied (D, D)
+        per_component = len(dims) == 3
+        m = masked.masks  # (P, D)
+        eye = pt.eye(rows.shape[-1], dtype=rows.dtype)
+        outer = m[:, :, None] * m[:, None, :]  # (P, D, D)
+        fill = eye[None] * (1.0 - m)[:, None, :]  # diag(1 - m), (P, D, D)
+        if per_component:
+            block = covariances[None] * outer[:, None] + fill[:, None]  # (P, K, D, D)
+        else:
+            block = covariances[None] * outer + fill  # (P, D, D)
+        # inverse and log-determinant, not a Cholesky factor: the gradients of a batched
+        # Cholesky and of a batched pt.diagonal contain a Blockwise AllocDiag, which
+        # numba runs in object mode (Python) inside nutpie's multi-threaded C callback,
+        # and that corrupted the draws (every draw divergent with 2 threads)
+        precision = pt.linalg.inv(block)  # (P, K, D, D) or (P, D, D)
+        _sign, log_det = pt.linalg.slogdet(block)
+        log_det = log_det[masked.pattern]  # (N, K) or (N,)
+        prec_rows = precision[masked.pattern]  # (N, K, D, D) or (N, D, D)
+        if not per_component:
+            prec_rows, log_det = prec_rows[:, None], log_det[:, None]
+        # diff^T P diff; the missing coordinates have diff 0 (and P the identity there)
+        maha = pt.sum(pt.sum(prec_rows * diff[:, :, None, :], axis=-1) * diff, axis=-1)
+    else:  # variances: (K, D) (diag, EII, EEI) or (K,) spherical
+        var = covariances if len(dims) == 2 else covariances[:, None]
+        var = pt.broadcast_to(var, means.shape)  # (K, D)
+        maha = pt.sum(diff**2 / var[None], axis=-1)
+        log_det = pt.dot(weight, pt.log(var).T)  # (N, K): observed variances only
+    return -0.5 * (n_observed[:, None] * _LOG_2PI + maha + log_det)
+
+
+def _make_likelihood(symbolic: _SymbolicCovariance, masked: MaskedRows | None = None):
     """The likelihood's ``logp`` and ``random``.
 
-    With ``patterns`` (the data have NaN), each row's log density is that of its
-    observed coordinates, evaluated pattern by pattern (one factorization of each
-    observed block per pattern and component) and put back in the row order; the
-    missing cells are never read. Without, the graph is the complete-data one.
+    With ``masked`` (the data have NaN), each row's log density is that of its
+    observed coordinates (:func:`_masked_log_gaussian`); the missing cells are never
+    read. Without, the graph is the complete-data one.
     """
     core_ndims = _core_ndims(symbolic.signature)
-    if patterns is not None:
-        inverse_order = np.argsort(np.concatenate(patterns.rows), kind="stable")
 
     def logp(value, *params):
         weights, means, covariances = (
             _drop_batch_dims(p, nd) for p, nd in zip(params, core_ndims, strict=True)
         )
         rows = value.reshape((-1, value.shape[-1]))  # (N, D)
-        if patterns is None:
+        if masked is None:
             log_gauss = symbolic.log_gaussian(rows, means, covariances)  # (N, K)
-            out = pt.logsumexp(log_gauss + pt.log(weights)[None, :], axis=-1)
         else:
-            log_weights = pt.log(weights)[None, :]
-            parts = [
-                pt.logsumexp(
-                    _observed_log_gaussian(symbolic, rows[index], means, covariances, observed)
-                    + log_weights,
-                    axis=-1,
-                )
-                for observed, index in zip(patterns.patterns, patterns.rows, strict=True)
-            ]
-            out = pt.concatenate(parts)[inverse_order]
+            log_gauss = _masked_log_gaussian(symbolic, rows, masked, means, covariances)
+        out = pt.logsumexp(log_gauss + pt.log(weights)[None, :], axis=-1)
         return out.reshape(value.shape[:-1])
 
     def random(*params, rng=None, size=None):
@@ -811,10 +870,12 @@ def _means_rv(prior: NormalMeanPrior | None, symbolic, covariances):
     dims = ("component", "feature")
     if prior is None:
         return pm.Flat("means", dims=dims)
+    mean = _hyper("means_mean", prior.mean)
     if prior.form == "conjugate":
-        return symbolic.conjugate_means_rv("means", prior.mean, prior.shrinkage, covariances, dims)
-    chol = np.linalg.cholesky(prior.covariance)
-    return pm.MvNormal("means", mu=prior.mean, chol=chol, dims=dims)
+        shrinkage = _hyper("means_shrinkage", prior.shrinkage)
+        return symbolic.conjugate_means_rv("means", mean, shrinkage, covariances, dims)
+    chol = _hyper("means_covariance_chol", np.linalg.cholesky(prior.covariance))
+    return pm.MvNormal("means", mu=mean, chol=chol, dims=dims)
 
 
 def _parameter_rvs(symbolic, prior: GMMPrior, data: np.ndarray, n_components: int):
@@ -826,19 +887,19 @@ def _parameter_rvs(symbolic, prior: GMMPrior, data: np.ndarray, n_components: in
         if prior.weights is not None
         else np.ones(n_components)
     )
-    weights = pm.Dirichlet("weights", a=alpha, dims="component")
+    weights = pm.Dirichlet("weights", a=_hyper("weights_concentration", alpha), dims="component")
     means = _means_rv(prior.means, symbolic, covariances)
     return weights, means, covariances
 
 
-def _likelihood_rv(symbolic, parameters, observed, patterns: MissingPatterns | None):
-    """The observed ``x``: the marginalized mixture, observed-data form with ``patterns``.
+def _likelihood_rv(symbolic, parameters, observed, masked: MaskedRows | None):
+    """The observed ``x``: the marginalized mixture, observed-data form with ``masked``.
 
-    Given a NumPy array with NaN and no ``patterns``, PyMC imputes the NaN by data
+    Given a NumPy array with NaN and no ``masked``, PyMC imputes the NaN by data
     augmentation (a latent variable per missing cell): the reference the tests compare
     the analytic marginalization with.
     """
-    logp, random = _make_likelihood(symbolic, patterns)
+    logp, random = _make_likelihood(symbolic, masked)
     return pm.CustomDist(
         "x",
         *parameters,
@@ -847,6 +908,19 @@ def _likelihood_rv(symbolic, parameters, observed, patterns: MissingPatterns | N
         signature=symbolic.signature,
         observed=observed,
         dims=("obs", "feature"),
+    )
+
+
+def _masked_rows(data: np.ndarray) -> MaskedRows:
+    """The missingness patterns of ``data`` as data containers ``x_pattern`` (obs) and
+    ``x_masks``, in the current model."""
+    patterns = missing_patterns(data)
+    index = np.empty(len(data), dtype=np.int64)
+    for p, rows in enumerate(patterns.rows):
+        index[rows] = p
+    return MaskedRows(
+        pm.Data("x_pattern", index, dims="obs"),
+        pm.Data("x_masks", patterns.patterns.astype(np.float64)),
     )
 
 
@@ -1041,12 +1115,10 @@ def build_model(
     }
     with pm.Model(coords=coords) as model:
         parameters = _parameter_rvs(symbolic, prior, data, n_components)
-        if has_missing(data):
-            patterns = missing_patterns(data)
-            # a constant, not an array: PyMC would impute the NaN of an array, one
-            # latent variable per missing cell; the likelihood never reads them
-            observed = pt.as_tensor_variable(data, name="x")
-        else:
-            patterns, observed = None, data
-        _likelihood_rv(symbolic, parameters, observed, patterns)
+        masked = _masked_rows(data) if has_missing(data) else None
+        # a shared variable, not an array (PyMC would impute the NaN of an array, one
+        # latent variable per missing cell) nor pm.Data (which refuses NaN): the data
+        # are an input of the compiled logp, swapped without recompiling
+        observed = pytensor.shared(data, name="x_data")
+        _likelihood_rv(symbolic, parameters, observed, masked)
     return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -21,11 +22,19 @@ from bayesgmm._validation import (
     observed_rows,
 )
 from bayesgmm.bayes._kernel import supports
-from bayesgmm.bayes._sampling import mean_responsibilities, progress_default
+from bayesgmm.bayes._sampling import (
+    mean_responsibilities,
+    pointwise_log_likelihood,
+    progress_default,
+)
 from bayesgmm.bayes.relabel import RELABEL_METHODS, _relabel
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
-from bayesgmm.core.missing import impute_draws, impute_mean
+from bayesgmm.core.missing import (
+    impute_draws,
+    impute_mean,
+    missing_patterns,
+)
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.mixture import GaussianMixture
@@ -143,7 +152,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         ``"message"``.
     backend_ : {'kernel', 'pymc'}
         ``'kernel'``: nutpie on the hand-written numba density (no compilation per fit;
-        complete data); ``'pymc'``: ``pm.sample`` on :func:`build_model`.
+        complete data); ``'pymc'``: NUTS on :func:`build_model` (with nutpie compiled
+        once per structure: covariance type, K, D, NaN or not, prior form).
     timings_ : dict
         Seconds spent in the MAP fit, kernel loading, starts, sampling, post-processing.
 
@@ -426,48 +436,94 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         return idata
 
     def _sample_pymc(self, data, sample_seed, jitter_seed, progressbar, timings):
-        """``pm.sample`` on :func:`build_model` (compiled for every fit): the PyMC and
-        numpyro samplers, and nutpie where the kernel does not apply (missing
-        values, a prior form the kernel does not know)."""
+        """NUTS on :func:`build_model`: the PyMC and numpyro samplers, and nutpie where
+        the kernel does not apply (missing values, a prior form the kernel does not
+        know). nutpie's compiled model, and the logp and gradient of PyMC's NUTS, are
+        reused across fits of the same structure (covariance type, K, D, missing
+        values or not, the prior's form: :mod:`bayesgmm.bayes._compiled`);
+        ``pm.sample`` still compiles its small initial-point and trace functions
+        ('pymc') or everything ('numpyro'). The log-likelihood is NumPy."""
         import pymc as pm
         from threadpoolctl import threadpool_limits
 
+        from bayesgmm.bayes import _compiled
         from bayesgmm.bayes.model import build_model, initial_values
 
         t0 = time.perf_counter()
         model = build_model(
             data, self.n_components, covariance_type=self.covariance_type, prior=self.prior_
         )
+        entry, _new = _compiled.lookup(model)
+        timings["build"] = time.perf_counter() - t0
         start = {name: getattr(self.map_, f"{name}_") for name in _PARAMS}
-        kwargs = {
-            "draws": self.draws,
-            "tune": self.tune,
-            "chains": self.chains,
-            "random_seed": sample_seed,
-            "progressbar": progressbar,
-            "target_accept": self.target_accept,
-            "model": model,
-            "compute_convergence_checks": False,
-        }
-        if self.sampler == "pymc":
-            jitter_rng = np.random.default_rng(jitter_seed)
-            kwargs["initvals"] = [
-                initial_values(
-                    _jittered(start, self.covariance_type, jitter_rng), self.covariance_type
-                )
-                for _ in range(self.chains)
-            ]
-            kwargs["cores"] = 1
-        else:
-            kwargs["nuts_sampler"] = self.sampler
-            kwargs["initvals"] = initial_values(start, self.covariance_type)  # one for all chains
-            if self.sampler == "nutpie":
-                kwargs["compile_kwargs"] = {"jitter_rvs": set()}
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initvals.*")
-            idata = pm.sample(**kwargs)
-            pm.compute_log_likelihood(idata, model=model, progressbar=False)
-        timings["sampling"] = time.perf_counter() - t0  # compilation included
+            if self.sampler == "nutpie":
+                idata, seconds = _compiled.sample_nutpie(
+                    entry,
+                    model,
+                    initial_values(start, self.covariance_type),  # one for all chains
+                    draws=self.draws,
+                    tune=self.tune,
+                    chains=self.chains,
+                    cores=min(self.chains, os.cpu_count() or 1),
+                    seed=sample_seed,
+                    target_accept=self.target_accept,
+                    progressbar=progressbar,
+                )
+                timings.update(seconds)
+            else:
+                kwargs = {
+                    "draws": self.draws,
+                    "tune": self.tune,
+                    "chains": self.chains,
+                    "random_seed": sample_seed,
+                    "progressbar": progressbar,
+                    "target_accept": self.target_accept,
+                    "model": model,
+                    "compute_convergence_checks": False,
+                    "nuts_sampler": self.sampler,
+                }
+                if self.sampler == "pymc":
+                    jitter_rng = np.random.default_rng(jitter_seed)
+                    kwargs["initvals"] = [
+                        initial_values(
+                            _jittered(start, self.covariance_type, jitter_rng),
+                            self.covariance_type,
+                        )
+                        for _ in range(self.chains)
+                    ]
+                    kwargs["cores"] = 1
+                    t0 = time.perf_counter()
+                    kwargs["step"] = _compiled.pymc_nuts(  # compiled once per structure
+                        entry,
+                        model,
+                        kwargs["initvals"],
+                        seed=sample_seed,
+                        target_accept=kwargs.pop("target_accept"),
+                    )
+                    del kwargs["nuts_sampler"]
+                    timings["compile"] = time.perf_counter() - t0
+                else:
+                    kwargs["initvals"] = initial_values(start, self.covariance_type)
+                t0 = time.perf_counter()
+                idata = pm.sample(**kwargs)
+                timings["sampling"] = time.perf_counter() - t0  # pm.sample's compiles included
+        t0 = time.perf_counter()
+        X = data.to_numpy()
+        posterior = idata["posterior"].to_dataset()
+        log_lik = _observed_log_likelihood(X, posterior, self.covariance_type)
+        idata["log_likelihood"] = xr.DataTree(
+            xr.Dataset(
+                {"x": (("chain", "draw", "obs"), log_lik)},
+                coords={
+                    "chain": posterior["chain"].values,
+                    "draw": posterior["draw"].values,
+                    "obs": list(model.coords["obs"]),
+                },
+            )
+        )
+        timings["log_likelihood"] = time.perf_counter() - t0
         return idata
 
     def _store(self, idata, X: np.ndarray) -> None:
@@ -871,6 +927,33 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
         check_is_fitted(self)
         return az.summary(self.idata_, var_names=list(_PARAMS), **kwargs)
+
+
+def _observed_log_likelihood(
+    X: np.ndarray, posterior: xr.Dataset, covariance_type: str
+) -> np.ndarray:
+    """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) and row of ``X`` (NaN
+    where missing): the ``log_likelihood`` group, in NumPy (no compilation). Pattern
+    by pattern, the complete-data function on the observed features, vectorized over
+    the draws: a Gaussian's marginal is the observed sub-vector and sub-block."""
+    weights, means, covariances = (posterior[name].values for name in _PARAMS)
+    if not np.isnan(X).any():
+        return pointwise_log_likelihood(X, weights, means, covariances, covariance_type)
+    dims = get_covariance_model(covariance_type).dims
+    patterns = missing_patterns(X)
+    out = np.empty((*weights.shape[:-1], X.shape[0]))
+    for observed, rows in zip(patterns.patterns, patterns.rows, strict=True):
+        o = np.flatnonzero(observed)
+        if dims[-2:] == ("feature", "feature_bis"):  # matrices: the observed block
+            cov = covariances[..., o[:, None], o[None, :]]
+        elif len(dims) == 2:  # variances per feature
+            cov = covariances[..., o]
+        else:  # one variance per component
+            cov = covariances
+        out[..., rows] = pointwise_log_likelihood(
+            X[np.ix_(rows, o)], weights, means[..., o], cov, covariance_type
+        )
+    return out
 
 
 def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> dict:
