@@ -127,6 +127,31 @@ def test_the_graph_check_refuses_a_model_that_differs():
     assert not _compiled.lookup(build_model(X, 2, covariance_type="diag"))[1]
 
 
+def test_nan_chains_start_at_their_own_points_and_reproduce():
+    """With missing values (the PyMC model under nutpie) every chain starts at its own
+    point, chain 0 at the MAP fit's unconstrained values, and the same random_state
+    gives the same draws."""
+    X = _data_a()
+    post = _fit(X, seed=3)
+    starts = post.chain_starts_
+    assert starts.shape[0] == 2
+    assert np.abs(starts[0] - starts[1]).max() > 1e-3, "the chains share a start"
+    model = build_model(X, 2, prior=post.prior_)
+    entry, _ = _compiled.lookup(model)
+    compiled = _compiled.compiled_for(entry, model)
+    names, slices, _shapes = compiled.shape_info
+    means = starts[0][slices[names.index("means")]].reshape(post.map_.means_.shape)
+    np.testing.assert_allclose(means, post.map_.means_, rtol=1e-12)
+    again = _fit(X, seed=3)
+    np.testing.assert_array_equal(again.chain_starts_, starts)
+    a = post.idata_["posterior_raw"].to_dataset()
+    b = again.idata_["posterior_raw"].to_dataset()
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    other = _fit(X, seed=4)
+    assert not np.array_equal(other.idata_["posterior_raw"]["means"].values, a["means"].values)
+
+
 @pytest.mark.slow
 def test_reused_and_fresh_compilations_give_the_same_draws():
     _fit(_data_a())

@@ -190,53 +190,76 @@ def compiled_for(entry: _Entry, model):
 def sample_nutpie(
     entry: _Entry,
     model,
-    start: dict[str, np.ndarray],
+    starts: list[dict[str, np.ndarray]],
     *,
     draws: int,
     tune: int,
-    chains: int,
-    cores: int,
-    seed: int,
+    seeds: list[int],
     target_accept: float,
     progressbar: bool,
-) -> tuple[xr.DataTree, dict[str, float]]:
-    """nutpie on ``model``, every chain from ``start`` (constrained values of the free
-    variables, by name), with the functions of ``entry`` (:func:`lookup`), compiled
-    for ``model`` or an earlier model of the same structure.
+) -> tuple[xr.DataTree, dict[str, float], np.ndarray]:
+    """nutpie on ``model``, chain ``c`` from ``starts[c]`` (constrained values of the
+    free variables, by name) with ``seeds[c]``, with the functions of ``entry``
+    (:func:`lookup`), compiled for ``model`` or an earlier model of the same structure.
+    One single-chain nutpie run per chain (nutpie gives every chain of one run the same
+    start), the runs concurrent, as the kernel path does
+    (:func:`bayesgmm.bayes._sampling.run_chains`).
 
     Returns the DataTree (posterior, sample_stats, observed_data, constant_data; the
-    same groups as ``pm.sample(nuts_sampler="nutpie")``) and the seconds spent
-    compiling (0 on reuse) and sampling.
+    same groups as ``pm.sample(nuts_sampler="nutpie")``), the seconds spent compiling
+    (0 on reuse) and sampling, and the starts as nutpie's unconstrained vectors
+    (chains, n_dim).
     """
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
+
+    from bayesgmm.bayes._sampling import ChainProgress
 
     t0 = time.perf_counter()
     compiled = compiled_for(entry, model)
     if entry.start is None:
         entry.start = _start_function(entry.model)
-    flat = _flat(entry.start(start))
-
-    def initial_point(seed=None):
-        return flat.copy()
-
-    compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
+    flats = [_flat(entry.start(start)) for start in starts]
     t_compile = time.perf_counter() - t0
+    progress = ChainProgress(len(starts), draws + tune) if progressbar else None
     t0 = time.perf_counter()
-    idata = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=max(tune, 1),  # nuts-rs needs at least one tuning step
-        chains=chains,
-        cores=cores,
-        seed=int(seed),
-        save_warmup=False,
-        progress_bar=progressbar,
-        target_accept=target_accept,
-    )
+    runs = []
+    for c, flat in enumerate(flats):
+
+        def initial_point(seed=None, flat=flat):
+            return flat.copy()
+
+        runs.append(
+            nutpie.sample(
+                dataclasses.replace(compiled, initial_point_func=initial_point),
+                draws=draws,
+                tune=max(tune, 1),  # nuts-rs needs at least one tuning step
+                chains=1,
+                cores=1,
+                seed=int(seeds[c]),
+                save_warmup=False,
+                progress_bar=False,
+                progress_callback=None if progress is None else progress.callback(c),
+                blocking=False,
+                target_accept=target_accept,
+            )
+        )
+    results = [run.wait() for run in runs]
     t_sample = time.perf_counter() - t0
+    if progress is not None:
+        progress.show(final=True)
+    groups = {}
+    for name in results[0].children:
+        parts = [r[name].to_dataset() for r in results]
+        if "chain" in parts[0].dims:
+            merged = xr.concat(parts, dim="chain", coords="minimal", compat="override")
+            merged = merged.assign_coords(chain=np.arange(len(parts)))
+        else:
+            merged = parts[0]
+        groups[name] = merged.assign_attrs(parts[0].attrs)
+    idata = xr.DataTree.from_dict(groups)
     patch_nutpie_idata(idata, model, sampling_time=t_sample)
-    return idata, {"compile": t_compile, "sampling": t_sample}
+    return idata, {"compile": t_compile, "sampling": t_sample}, np.stack(flats)
 
 
 def pymc_nuts(entry: _Entry, model, starts: list[dict], *, seed: int, target_accept: float):

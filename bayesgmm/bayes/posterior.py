@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -138,7 +137,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         Max R-hat and min bulk/tail ESS per parameter, before and after relabelling.
     n_divergences_ : int
     chain_starts_ : ndarray of shape (chains, n_dim)
-        Each chain's start in the sampler's unconstrained space (nutpie kernel).
+        Each chain's start in the sampler's unconstrained space (nutpie, on the kernel
+        or, with missing values, on the PyMC model's value variables; not set by
+        ``sampler="pymc"/"numpyro"``).
     chains_disagree_ : bool
         Whether the chains settled in different modes: R-hat of the total
         log-likelihood above 1.05, or one chain's posterior-mean membership
@@ -315,6 +316,23 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             random_state=seed,
         )
 
+    def _start_fit(self, X: np.ndarray, chain: int, rng: np.random.Generator) -> dict:
+        """The optimum chain ``chain`` starts near (weights, means, covariances): the MAP
+        fit for chain 0, else the MAP-EM fit from one random EM start of its own (a
+        different local optimum where the data have several; the MAP fit if that start
+        degenerates). ``X`` may hold NaN (the observed-data EM)."""
+        fit = self.map_
+        if chain > 0:
+            seed_c = int(rng.integers(2**31 - 1))  # a start, not a reference: looser tol
+            candidate = self._map_estimator(self.prior_, 1, seed_c, tol=1e-5, max_iter=300)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = candidate.fit(X)
+            except (ValueError, np.linalg.LinAlgError):  # a degenerate start
+                fit = self.map_
+        return {name: getattr(fit, f"{name}_") for name in _PARAMS}
+
     def _chain_starts(self, X: np.ndarray, kernel_model, seed: int) -> tuple[np.ndarray, list]:
         """One start per chain, in the sampler's unconstrained space.
 
@@ -331,20 +349,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         rng = np.random.default_rng(seed)
         starts, objectives = [], []
         for c in range(self.chains):
-            if c == 0:
-                fit = self.map_
-            else:
-                seed_c = int(rng.integers(2**31 - 1))  # a start, not a reference: looser tol
-                fit = self._map_estimator(self.prior_, 1, seed_c, tol=1e-5, max_iter=300)
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        fit.fit(X)
-                except (ValueError, np.linalg.LinAlgError):  # a degenerate start
-                    fit = self.map_
-            center = to_unconstrained(
-                {name: getattr(fit, f"{name}_") for name in _PARAMS}, self.covariance_type
-            )
+            center = to_unconstrained(self._start_fit(X, c, rng), self.covariance_type)
             objectives.append(float(kernel_model.logp_and_grad(center)[0]))
             scale = _laplace_scale(kernel_model, center)
             noise = rng.standard_normal(center.size)
@@ -459,15 +464,27 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initvals.*")
             if self.sampler == "nutpie":
-                idata, seconds = _compiled.sample_nutpie(
+                # Dispersed starts, as on the kernel path but without its Laplace scale
+                # (no kernel here): chain 0 at the MAP fit, chain c >= 1 at a 5% jitter
+                # of the MAP-EM fit from its own EM start.
+                t_starts = time.perf_counter()
+                rng = np.random.default_rng(jitter_seed)
+                X = data.to_numpy()
+                starts = [
+                    self._start_fit(X, c, rng) if c == 0 else _jittered(
+                        self._start_fit(X, c, rng), self.covariance_type, rng
+                    )
+                    for c in range(self.chains)
+                ]  # fmt: skip
+                timings["starts"] = time.perf_counter() - t_starts
+                seeds = np.random.default_rng(sample_seed).integers(2**31 - 1, size=self.chains)
+                idata, seconds, self.chain_starts_ = _compiled.sample_nutpie(
                     entry,
                     model,
-                    initial_values(start, self.covariance_type),  # one for all chains
+                    [initial_values(s, self.covariance_type) for s in starts],
                     draws=self.draws,
                     tune=self.tune,
-                    chains=self.chains,
-                    cores=min(self.chains, os.cpu_count() or 1),
-                    seed=sample_seed,
+                    seeds=[int(s) for s in seeds],
                     target_accept=self.target_accept,
                     progressbar=progressbar,
                 )
