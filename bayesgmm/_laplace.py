@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import check_data, check_number, check_random_state, observed_rows
@@ -331,38 +330,24 @@ def laplace(
     return xr.DataTree.from_dict(tree)
 
 
-def _pointwise_log_likelihood(X, weights, means, covariances, cov_type, block: int = 64):
+def _pointwise_log_likelihood(X, weights, means, covariances, cov_type):
     """``log p(x_n | theta_s)``, shape (S, N), for draws (S, ...) in the type's shapes.
 
-    Complete data: all draws at once in blocks of ``block`` draws (batched Cholesky
-    factors, one whitening per draw and component). With NaN: the chunk kernel, draw
-    by draw (it handles each row's observed coordinates).
+    Complete data: the posterior's vectorized pass over all draws
+    (:func:`bayesgmm.bayes._sampling.pointwise_log_likelihood`). With NaN: the chunk
+    kernel, draw by draw (it handles each row's observed coordinates).
     """
+    from bayesgmm.bayes._sampling import pointwise_log_likelihood
+
     n_draws = weights.shape[0]
-    n_components, n_features = means.shape[1:]
     table = get_covariance_model(cov_type)
+    if not np.isnan(X).any():
+        return pointwise_log_likelihood(X, weights, means, covariances, cov_type)
     out = np.empty((n_draws, X.shape[0]))
-    if np.isnan(X).any():
-        for s in range(n_draws):
-            p = GMMParams(weights[s], means[s], covariances[s], None)
-            p = p._replace(precisions_cholesky=table.precision_cholesky(p.covariances))
-            out[s] = log_mixture_density(X, p, cov_type)
-        return out
-    for start in range(0, n_draws, block):
-        part = slice(start, min(start + block, n_draws))
-        full = np.stack(
-            [table.to_full(c, n_components, n_features) for c in covariances[part]]
-        )  # (S_b, K, D, D)
-        chol = np.linalg.cholesky(full)
-        inv_chol = np.linalg.inv(chol)  # triangular, small D
-        inv_t = np.swapaxes(inv_chol, -1, -2)
-        z = np.matmul(X, inv_t)  # (S_b, K, N, D), batched GEMM
-        z -= np.matmul(means[part][:, :, None, :], inv_t)
-        log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)  # (S_b, K)
-        z *= z
-        log_gauss = -0.5 * (n_features * np.log(2 * np.pi) + z.sum(axis=-1))
-        log_gauss -= log_det[:, :, None]
-        out[part] = logsumexp(log_gauss + np.log(weights[part])[:, :, None], axis=1)
+    for s in range(n_draws):
+        p = GMMParams(weights[s], means[s], covariances[s], None)
+        p = p._replace(precisions_cholesky=table.precision_cholesky(p.covariances))
+        out[s] = log_mixture_density(X, p, cov_type)
     return out
 
 

@@ -305,7 +305,7 @@ def test_pointwise_log_likelihood_every_type(data, cov):
     holes = data.copy()
     holes[::7, 0] = np.nan
     for X in (data, holes):
-        got = _pointwise_log_likelihood(X, w, m, c, cov, block=16)
+        got = _pointwise_log_likelihood(X, w, m, c, cov)
         for s in (0, 33, 69):
             p = GMMParams(w[s], m[s], c[s], table.precision_cholesky(c[s]))
             np.testing.assert_allclose(got[s], log_mixture_density(X, p, cov), rtol=1e-10)

@@ -129,8 +129,13 @@ def run_chains(
 
 def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_floats):
     """Yield (slice of draws, log pi_k + log N(x_n | mu_k, Sigma_k) of shape (s, k, n)),
-    draws flattened; vectorized over draws in chunks of at most ``max_floats``
-    intermediate numbers (Cholesky factors and inverses of the small matrices)."""
+    draws flattened, in chunks of at most ``max_floats`` numbers per (s, k, n) array.
+
+    The draws' components of a chunk are one big mixture for the EM engine's
+    feature-map kernel (:mod:`bayesgmm.core.kernels`): the features of the centred data
+    are built once, and each chunk's log densities are one GEMM (s k, F) x (F, n)."""
+    from bayesgmm.core.kernels import diagonal_feature_kernel, quadratic_feature_kernel
+
     k = weights.shape[-1]
     n, d = X.shape
     lead = weights.shape[:-1]
@@ -146,23 +151,28 @@ def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_fl
     mu = means.reshape(-1, k, d)
     cov = covariances.reshape(-1, *covariances.shape[len(lead) :])
     n_draws = w.shape[0]
-    step = max(1, int(max_floats // max(1, k * n * d)))
+    center = X.mean(axis=0)  # the expansion's accuracy needs centred data
+    Xc = X - center
+    phi = None
+    step = max(1, int(max_floats // max(1, k * n)))
     for lo in range(0, n_draws, step):
         sl = slice(lo, min(lo + step, n_draws))
-        diff = X[None, None, :, :] - mu[sl][:, :, None, :]  # (s, k, n, d)
+        m = sl.stop - sl.start
+        centred_means = (mu[sl] - center).reshape(m * k, d)
         if storage in ("full", "tied"):
-            c = cov[sl] if storage == "full" else cov[sl][:, None]
-            L = np.linalg.cholesky(c)  # (s, k or 1, d, d)
-            Linv_t = np.swapaxes(np.linalg.inv(L), -1, -2)
-            logdet = np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)  # (s, k|1)
-            z = diff @ Linv_t  # rows of L^{-1} (x - mu)
-            maha = np.einsum("sknd,sknd->skn", z, z)
-            log_gauss = -0.5 * (d * np.log(2 * np.pi) + maha) - logdet[:, :, None]
+            c = cov[sl] if storage == "full" else np.broadcast_to(cov[sl][:, None], (m, k, d, d))
+            L = np.linalg.cholesky(c.reshape(m * k, d, d))
+            U = np.swapaxes(np.linalg.inv(L), -1, -2)  # precision Cholesky, P = U U^T
+            log_det = -np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)  # log |U|
+            kernel = quadratic_feature_kernel(centred_means, U, log_det, False, np.float64)
         else:
             var = cov[sl] if storage == "diag" else cov[sl][:, :, None]
-            var = np.broadcast_to(var, (var.shape[0], k, d))
-            maha = np.einsum("sknd,sknd->skn", diff, diff / var[:, :, None, :])
-            log_gauss = -0.5 * (d * np.log(2 * np.pi) + maha + np.log(var).sum(-1)[:, :, None])
+            var = np.broadcast_to(var, (m, k, d)).reshape(m * k, d)
+            log_det = -0.5 * np.log(var).sum(-1)
+            kernel = diagonal_feature_kernel(centred_means, var**-0.5, log_det, np.float64)
+        if phi is None:
+            phi = kernel.features(Xc)  # the same for every chunk (one storage)
+        log_gauss = kernel.log_gaussian_from_features(phi).reshape(m, k, n)
         yield sl, np.log(w[sl])[:, :, None] + log_gauss
 
 
@@ -181,7 +191,11 @@ def pointwise_log_likelihood(
         X, weights, means, covariances, covariance_type, max_floats
     ):
         top = lw.max(axis=1)
-        out[sl] = top + np.log(np.exp(lw - top[:, None]).sum(axis=1))
+        lw -= top[:, None]  # in place: lw is this chunk's own array
+        np.exp(lw, out=lw)
+        total = lw.sum(axis=1)
+        np.log(total, out=total)
+        out[sl] = total + top
     return out.reshape(*lead, X.shape[0])
 
 
