@@ -183,13 +183,6 @@ class _SymbolicCovariance(ABC):
     def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
         """``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``."""
 
-    @abstractmethod
-    def marginal(self, covariances, observed: np.ndarray):
-        """The covariances of the marginal of the features ``observed`` (int array of
-        length ``D_O``), in this type's shape with ``D_O`` features: the observed
-        sub-block of each matrix (full, tied), the observed variances (diag), or the
-        variances themselves (spherical). A Gaussian's marginal needs no regression."""
-
 
 class _FullSymbolic(_SymbolicCovariance):
     def covariance_rv(self, prior, reference):
@@ -208,9 +201,6 @@ class _FullSymbolic(_SymbolicCovariance):
         chol = pt.linalg.cholesky(covariances, lower=True) / np.sqrt(shrinkage)
         return pm.MvNormal(name, mu=mean, chol=chol, dims=dims)
 
-    def marginal(self, covariances, observed):
-        return covariances[:, observed[:, None], observed[None, :]]
-
 
 class _TiedSymbolic(_SymbolicCovariance):
     def covariance_rv(self, prior, reference):
@@ -227,9 +217,6 @@ class _TiedSymbolic(_SymbolicCovariance):
     def conjugate_means_rv(self, name, mean, shrinkage, covariances, dims):
         chol = pt.linalg.cholesky(covariances, lower=True) / np.sqrt(shrinkage)
         return pm.MvNormal(name, mu=mean, chol=chol, dims=dims)
-
-    def marginal(self, covariances, observed):
-        return covariances[observed[:, None], observed[None, :]]
 
 
 class _DiagSymbolic(_SymbolicCovariance):
@@ -254,16 +241,10 @@ class _DiagSymbolic(_SymbolicCovariance):
         sigma = pt.sqrt(self._variances(covariances) / shrinkage)
         return pm.Normal(name, mu=mean, sigma=sigma, dims=dims)
 
-    def marginal(self, covariances, observed):
-        return covariances[:, observed]
-
 
 class _SphericalSymbolic(_DiagSymbolic):
     def _variances(self, covariances):
         return covariances[:, None]  # (K, 1)
-
-    def marginal(self, covariances, observed):
-        return covariances  # one variance per component, whatever the features
 
 
 def _shared_variance_logp(value, dof, scale):
