@@ -210,10 +210,9 @@ def sample_nutpie(
     (0 on reuse) and sampling, and the starts as nutpie's unconstrained vectors
     (chains, n_dim).
     """
-    import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    from bayesgmm.bayes._sampling import ChainProgress
+    from bayesgmm.bayes._sampling import sample_each
 
     t0 = time.perf_counter()
     compiled = compiled_for(entry, model)
@@ -221,33 +220,18 @@ def sample_nutpie(
         entry.start = _start_function(entry.model)
     flats = [_flat(entry.start(start)) for start in starts]
     t_compile = time.perf_counter() - t0
-    progress = ChainProgress(len(starts), draws + tune) if progressbar else None
-    t0 = time.perf_counter()
-    runs = []
-    for c, flat in enumerate(flats):
 
-        def initial_point(seed=None, flat=flat):
-            return flat.copy()
+    def start_at(flat):
+        return lambda seed=None: flat.copy()
 
-        runs.append(
-            nutpie.sample(
-                dataclasses.replace(compiled, initial_point_func=initial_point),
-                draws=draws,
-                tune=max(tune, 1),  # nuts-rs needs at least one tuning step
-                chains=1,
-                cores=1,
-                seed=int(seeds[c]),
-                save_warmup=False,
-                progress_bar=False,
-                progress_callback=None if progress is None else progress.callback(c),
-                blocking=False,
-                target_accept=target_accept,
-            )
-        )
-    results = [run.wait() for run in runs]
-    t_sample = time.perf_counter() - t0
-    if progress is not None:
-        progress.show(final=True)
+    results, t_sample = sample_each(
+        [dataclasses.replace(compiled, initial_point_func=start_at(flat)) for flat in flats],
+        draws=draws,
+        tune=tune,
+        seeds=seeds,
+        target_accept=target_accept,
+        progressbar=progressbar,
+    )
     groups = {}
     for name in results[0].children:
         parts = [r[name].to_dataset() for r in results]

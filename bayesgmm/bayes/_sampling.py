@@ -25,6 +25,7 @@ __all__ = [
     "pointwise_log_likelihood",
     "progress_default",
     "run_chains",
+    "sample_each",
 ]
 
 
@@ -71,6 +72,46 @@ class ChainProgress:
         self.stream.flush()
 
 
+def sample_each(
+    compiled: list,
+    *,
+    draws: int,
+    tune: int,
+    seeds: list[int],
+    target_accept: float,
+    progressbar: bool,
+) -> tuple[list, float]:
+    """One single-chain nutpie run per compiled model (chain ``c``: ``compiled[c]``, which
+    carries its own start, with ``seeds[c]``), all concurrent; nutpie gives every chain of
+    one run the same start, so dispersed starts need a run each. Returns the runs'
+    results (DataTrees, in chain order) and the wall time of the sampling."""
+    import nutpie
+
+    progress = ChainProgress(len(compiled), draws + tune) if progressbar else None
+    t0 = time.perf_counter()
+    runs = [
+        nutpie.sample(
+            model,
+            draws=draws,
+            tune=max(tune, 1),  # nuts-rs needs at least one tuning step
+            chains=1,
+            cores=1,
+            seed=int(seeds[c]),
+            save_warmup=False,
+            progress_bar=False,
+            progress_callback=None if progress is None else progress.callback(c),
+            blocking=False,
+            target_accept=target_accept,
+        )
+        for c, model in enumerate(compiled)
+    ]
+    results = [run.wait() for run in runs]
+    seconds = time.perf_counter() - t0
+    if progress is not None:
+        progress.show(final=True)
+    return results, seconds
+
+
 def run_chains(
     model: KernelModel,
     starts: np.ndarray,
@@ -93,32 +134,15 @@ def run_chains(
     seconds : float
         Wall time of the sampling.
     """
-    import nutpie
-
+    results, seconds = sample_each(
+        [model.compiled(start) for start in starts],
+        draws=draws,
+        tune=tune,
+        seeds=seeds,
+        target_accept=target_accept,
+        progressbar=progressbar,
+    )
     chains = len(starts)
-    progress = ChainProgress(chains, draws + tune) if progressbar else None
-    t0 = time.perf_counter()
-    runs = []
-    for c in range(chains):
-        runs.append(
-            nutpie.sample(
-                model.compiled(starts[c]),
-                draws=draws,
-                tune=max(tune, 1),  # nuts-rs needs at least one tuning step
-                chains=1,
-                cores=1,
-                seed=int(seeds[c]),
-                save_warmup=False,
-                progress_bar=False,
-                progress_callback=None if progress is None else progress.callback(c),
-                blocking=False,
-                target_accept=target_accept,
-            )
-        )
-    results = [run.wait() for run in runs]
-    seconds = time.perf_counter() - t0
-    if progress is not None:
-        progress.show(final=True)
     theta = np.concatenate([r["posterior"].to_dataset()["theta"].values for r in results], axis=0)
     stats = [r["sample_stats"].to_dataset() for r in results]
     keep = [v for v in stats[0].data_vars if set(stats[0][v].dims) <= {"chain", "draw"}]
