@@ -254,3 +254,58 @@ def test_no_op_of_the_nan_model_runs_in_numba_object_mode(covariance_type):
             pymc_initial_point_fn=make_initial_point_fn(model=model, return_transformed=True),
         )
     assert not [str(w.message) for w in caught if "object mode" in str(w.message)]
+
+
+def test_the_cache_drops_the_least_recently_used_model(monkeypatch):
+    """With room for two models, a third structure evicts the least recently used
+    (looked up again: a new entry, i.e. it would compile), not the one just used."""
+    _compiled.clear_cache()
+    monkeypatch.setattr(_compiled, "MAX_ENTRIES", 2)
+    X = _data_b()
+    first = lambda: build_model(X, 2, covariance_type="diag")  # noqa: E731
+    second = lambda: build_model(X, 3, covariance_type="diag")  # noqa: E731
+    third = lambda: build_model(X, 2, covariance_type="spherical")  # noqa: E731
+    assert _compiled.lookup(first())[1]
+    assert _compiled.lookup(second())[1]
+    assert not _compiled.lookup(first())[1]  # first is now the most recently used
+    assert _compiled.lookup(third())[1]  # evicts second
+    assert not _compiled.lookup(first())[1]
+    assert _compiled.lookup(second())[1]  # it was dropped
+    assert len(_compiled._ORDER) == 2
+    assert sum(len(v) for v in _compiled._CACHE.values()) == 2
+    _compiled.clear_cache()
+
+
+def test_concurrent_fits_of_one_structure_compile_it_once(monkeypatch):
+    """Threads asking for the same entry's nutpie model at once compile it once (the
+    compiler is replaced by a slow stand-in that counts its calls)."""
+    import threading
+    import time
+
+    import nutpie
+
+    calls = []
+
+    def slow_compile(model, **kwargs):
+        calls.append(model)
+        time.sleep(0.3)
+        return object()
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", slow_compile)
+    _compiled.clear_cache()
+    model = build_model(_data_b(), 2, covariance_type="diag")
+    entry, new = _compiled.lookup(model)
+    assert new
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(_compiled.compiled_for(entry, model)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(results) == 4
+    assert all(r is results[0] for r in results)
+    _compiled.clear_cache()

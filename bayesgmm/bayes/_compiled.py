@@ -20,11 +20,19 @@ What still compiles: the first fit of each structure in a process (nutpie's logp
 gradient, its expand function, and the small start function here).
 The number of rows N, the data, the hyperparameters and the missingness patterns
 (which and how many) are inputs.
+
+The cache holds at most :data:`MAX_ENTRIES` models (the least recently used is dropped
+first). A lookup and each entry's compilation hold a lock, so nutpie fits of one
+structure running in several threads compile it once and each reads its own data
+(``with_data`` gives every fit its own copy); :func:`pymc_nuts` swaps the data into the
+entry's shared variables, so ``sampler='pymc'`` fits of one structure must not run
+concurrently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -33,7 +41,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["COMPILES", "clear_cache", "compiled_for", "lookup", "pymc_nuts", "sample_nutpie"]
+__all__ = [
+    "COMPILES",
+    "MAX_ENTRIES",
+    "clear_cache",
+    "compiled_for",
+    "lookup",
+    "pymc_nuts",
+    "sample_nutpie",
+]
 
 #: How many times each kind of function was compiled in this process ("nutpie": logp,
 #: gradient and expand functions; "start": the map to nutpie's unconstrained vector;
@@ -49,17 +65,42 @@ class _Entry:
     logp: Any
     values: dict[str, Any]  # value variables by name
     shared: dict[str, Any]  # shared variables of the logp graph by name
+    key: tuple = ()
     nutpie: Any = None
     start: Any = None
     logp_dlogp: Any = None
+    lock: Any = dataclasses.field(default_factory=threading.Lock, repr=False)
 
+
+#: The most models the cache keeps (each holds its compiled functions and its data);
+#: the least recently used is dropped when a new one would exceed it.
+MAX_ENTRIES = 16
 
 _CACHE: dict[tuple, list[_Entry]] = {}
+_ORDER: list[_Entry] = []  # least recently used first
+_LOCK = threading.Lock()
 
 
 def clear_cache() -> None:
     """Forget every compiled model (the next fit of each structure compiles again)."""
-    _CACHE.clear()
+    with _LOCK:
+        _CACHE.clear()
+        _ORDER.clear()
+
+
+def _touch(entry: _Entry) -> None:
+    """Mark ``entry`` most recently used and drop the least recently used entries past
+    :data:`MAX_ENTRIES` (callers hold ``_LOCK``)."""
+    if entry in _ORDER:
+        _ORDER.remove(entry)
+    _ORDER.append(entry)
+    while len(_ORDER) > max(int(MAX_ENTRIES), 1):
+        old = _ORDER.pop(0)
+        siblings = _CACHE.get(old.key, [])
+        if old in siblings:
+            siblings.remove(old)
+        if not siblings:
+            _CACHE.pop(old.key, None)
 
 
 def _graph(model):
@@ -107,19 +148,21 @@ def lookup(model) -> tuple[_Entry, bool]:
 
     logp, values, shared = _graph(model)
     key = _key(model, shared, values)
-    entries = _CACHE.setdefault(key, [])
     names_v, names_s = sorted(values), sorted(shared)
-    for entry in entries:
-        if equal_computations(
-            [logp],
-            [entry.logp],
-            in_xs=[values[n] for n in names_v] + [shared[n] for n in names_s],
-            in_ys=[entry.values[n] for n in names_v] + [entry.shared[n] for n in names_s],
-        ):
-            return entry, False
-    entry = _Entry(model=model, logp=logp, values=values, shared=shared)
-    entries.append(entry)
-    return entry, True
+    with _LOCK:
+        for entry in _CACHE.get(key, []):
+            if equal_computations(
+                [logp],
+                [entry.logp],
+                in_xs=[values[n] for n in names_v] + [shared[n] for n in names_s],
+                in_ys=[entry.values[n] for n in names_v] + [entry.shared[n] for n in names_s],
+            ):
+                _touch(entry)
+                return entry, False
+        entry = _Entry(model=model, logp=logp, values=values, shared=shared, key=key)
+        _CACHE.setdefault(key, []).append(entry)
+        _touch(entry)
+        return entry, True
 
 
 def _shared_values(model) -> dict[str, np.ndarray]:
@@ -169,9 +212,10 @@ def compiled_for(entry: _Entry, model):
     import nutpie
     from nutpie.compile_pymc import _prepare_dims_and_coords
 
-    if entry.nutpie is None:
-        entry.nutpie = nutpie.compile_pymc_model(entry.model, jitter_rvs=set())
-        COMPILES["nutpie"] += 1
+    with entry.lock:  # concurrent fits of one structure compile it once
+        if entry.nutpie is None:
+            entry.nutpie = nutpie.compile_pymc_model(entry.model, jitter_rvs=set())
+            COMPILES["nutpie"] += 1
     compiled = entry.nutpie
     if entry.model is model:
         return compiled
@@ -216,8 +260,9 @@ def sample_nutpie(
 
     t0 = time.perf_counter()
     compiled = compiled_for(entry, model)
-    if entry.start is None:
-        entry.start = _start_function(entry.model)
+    with entry.lock:
+        if entry.start is None:
+            entry.start = _start_function(entry.model)
     flats = [_flat(entry.start(start)) for start in starts]
     t_compile = time.perf_counter() - t0
 
@@ -253,19 +298,21 @@ def pymc_nuts(entry: _Entry, model, starts: list[dict], *, seed: int, target_acc
     and gradient function of ``entry``, compiled once per structure, its shared
     variables set to ``model``'s data. The entry's own model is overwritten with
     ``model``'s data: it is private to the cache, and nutpie's compiled model keeps
-    its own copy of its data."""
+    its own copy of its data. So two ``sampler='pymc'`` fits of one structure must not
+    run at the same time in two threads (nutpie's reuse, above, may)."""
     import pymc as pm
     from pymc.step_methods.hmc import quadpotential
 
-    if entry.logp_dlogp is None:
-        fn = entry.model.logp_dlogp_function(
-            ravel_inputs=True, initial_point=entry.model.initial_point(0)
-        )
-        fn.trust_input = True
-        entry.logp_dlogp = fn
-        COMPILES["pymc"] += 1
-    if entry.start is None:
-        entry.start = _start_function(entry.model)
+    with entry.lock:
+        if entry.logp_dlogp is None:
+            fn = entry.model.logp_dlogp_function(
+                ravel_inputs=True, initial_point=entry.model.initial_point(0)
+            )
+            fn.trust_input = True
+            entry.logp_dlogp = fn
+            COMPILES["pymc"] += 1
+        if entry.start is None:
+            entry.start = _start_function(entry.model)
     if entry.model is not model:
         data = _shared_values(model)
         for name, var in entry.shared.items():
