@@ -386,6 +386,7 @@ def compare_models(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
+    relabel: str = "map",
     n_init: int = 5,
     random_state=None,
     progress: bool = False,
@@ -405,6 +406,9 @@ def compare_models(
         ``'pooled'``, ``'mclust'``) resolved per cell, as in :func:`bayesgmm.select_model`.
     draws, tune, chains : int
         For the posterior fits.
+    relabel : {'map', 'stephens'}, default='map'
+        The posterior fits' relabelling (``PosteriorGaussianMixture(relabel=...)``);
+        it changes their per-component summaries, not their PSIS-LOO.
     n_init, random_state, progress
         As in :func:`bayesgmm.select_model`.
 
@@ -443,7 +447,7 @@ def compare_models(
                 print(f"posterior K={key[0]} {key[1]}", file=sys.stderr)
             post = PosteriorGaussianMixture(
                 key[0], covariance_type=key[1], prior=prior, draws=draws, tune=tune,
-                chains=chains, n_init=n_init, random_state=random_state,
+                chains=chains, relabel=relabel, n_init=n_init, random_state=random_state,
             ).fit(X)  # fmt: skip
             loo = az.loo(post.idata_)
             fitted[key] = post

@@ -286,6 +286,30 @@ def test_select_grid(data_csv, tmp_path):
     _check_self_contained(_parse(out / "report.html"), min_images=1)
 
 
+def test_select_posterior_relabel_reaches_the_fits_and_the_report(data_csv, tmp_path):
+    """`select --posterior --relabel stephens`: every posterior fit of the grid used
+    Stephens' method, and the report's sampler table says how many draws it permuted."""
+    out = tmp_path / "select"
+    code, _, stderr = _run(
+        ["select", str(data_csv), "--components", "2", "--covariance", "diag",
+         "--posterior", "--draws", "60", "--tune", "60", "--chains", "2",
+         "--relabel", "stephens", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, stderr
+    text = " ".join(_parse(out / "report.html").text)
+    assert "relabelled by Stephens' (2000) Kullback-Leibler method" in text
+    match = re.search(r"(\d+) of 120 \(stephens\)", text)  # 2 chains x 60 draws
+    assert match, text
+    assert 0 <= int(match[1]) <= 120
+
+
+def test_demo_and_select_take_relabel():
+    for command in ("demo", "select"):
+        code, stdout, _ = _run([command, "--help"])
+        assert code == 0
+        assert "--relabel {map,stephens}" in stdout
+
+
 @pytest.mark.parametrize("components", ["3-1", "a-b", "0-2", "2,,3", "1-", "x"])
 def test_select_bad_components(data_csv, tmp_path, components):
     out = tmp_path / "select"

@@ -10,6 +10,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from bayesgmm.bayes.relabel import RELABEL_METHODS
+
 PROG = "bayesgmm"
 #: Files ``bayesgmm demo`` writes into its output folder.
 DEMO_FILES = ("components.png", "bic.png", "bic_table.csv", "summary.txt")
@@ -305,4 +307,14 @@ def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
         default=4,
         metavar="N",
         help="NUTS chains (default: 4)",
+    )
+    parser.add_argument(
+        "--relabel",
+        choices=RELABEL_METHODS,
+        default="map",
+        help="label switching of the posterior draws: 'map' matches each draw's "
+        "components to the MAP fit's (default); 'stephens' runs Stephens' (2000) "
+        "Kullback-Leibler relabelling of the points' membership probabilities (slower; "
+        "better when components overlap). The report says which was used and how many "
+        "draws it permuted",
     )

@@ -146,6 +146,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             draws=args.draws,
             tune=args.tune,
             chains=args.chains,
+            relabel=args.relabel,
             bootstrap=200,
             seed=args.seed,
             out=out / "fit",

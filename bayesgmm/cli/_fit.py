@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayesgmm._intervals import default_ci_prob, level_columns, level_label
-from bayesgmm.bayes.relabel import RELABEL_METHODS
 from bayesgmm.cli._common import (
     EM_SETTINGS,
     FIT_FILES,
@@ -108,16 +107,6 @@ def _add_fit_parser(subparsers) -> None:
         "the report states it with its hyperparameters",
     )
     _add_sampling_arguments(parser)
-    parser.add_argument(
-        "--relabel",
-        choices=RELABEL_METHODS,
-        default="map",
-        help="label switching of the posterior draws: 'map' matches each draw's "
-        "components to the MAP fit's (default); 'stephens' runs Stephens' (2000) "
-        "Kullback-Leibler relabelling of the points' membership probabilities (slower; "
-        "better when components overlap). The report says which was used and how many "
-        "draws it permuted",
-    )
     parser.add_argument(
         "--bootstrap",
         type=_n_boot,
@@ -235,7 +224,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     _check_out(command, args.out)
     standardize = getattr(args, "standardize", False)
     prior = getattr(args, "prior", "default")
-    relabel = getattr(args, "relabel", "map")  # `bayesgmm demo` has no --relabel
+    relabel = args.relabel
     if standardize and cov == "spherical":
         raise _fail(
             command,

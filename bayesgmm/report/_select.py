@@ -10,6 +10,11 @@ from bayesgmm.report._fit import _text_table
 from bayesgmm.report._html import _esc, _figure_html, _html_table, _meta, _page, _para, _verdicts
 from bayesgmm.report._tables import _DASH, _RHAT_LIMIT, ReportFigure
 
+_RELABEL_NAMES = {
+    "map": "matching to the MAP fit",
+    "stephens": "Stephens' (2000) Kullback-Leibler method",
+}
+
 
 # -- the select report -------------------------------------------------------------------
 def _sampler_table(posteriors: dict) -> pd.DataFrame | None:
@@ -34,10 +39,18 @@ def _sampler_table(posteriors: dict) -> pd.DataFrame | None:
                 "divergences": int(post.n_divergences_),
                 "max R-hat": rhat,
                 "min ESS bulk": ess,
+                "draws permuted": _permuted(getattr(post, "relabel_info_", None)),
                 "verdict": "; ".join(problems) if problems else "no problems detected",
             }
         )
     return pd.DataFrame(rows)
+
+
+def _permuted(info: dict | None) -> str:
+    """'12 of 400 (stephens)': how many draws the relabelling permuted, and its method."""
+    if not info:
+        return _DASH
+    return f"{info['n_permuted']} of {info['n_draws']} ({info['method']})"
 
 
 _CRITERIA = {
@@ -101,7 +114,8 @@ def select_report(
         (
             "posterior",
             f"yes: {settings['chains']} chains x ({settings['tune']} tuning + "
-            f"{settings['draws']} draws) per model"
+            f"{settings['draws']} draws) per model, relabelled by "
+            + _RELABEL_NAMES[settings.get("relabel", "map")]
             if settings["posterior"]
             else "no (add --posterior for PSIS-LOO)",
         ),
