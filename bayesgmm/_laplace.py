@@ -18,6 +18,11 @@ rule, :math:`\nabla_z^2 = J^T (\nabla_\theta^2) J + \nabla_z^2 \log|\det J|`, wi
 :math:`J = \partial\theta/\partial z` by central differences of the (cheap) transform.
 The term :math:`\sum_i \partial_{\theta_i}\log p \, \nabla_z^2\theta_i` vanishes at the
 mode, where the gradient in :math:`\theta` is zero.
+
+mclust's diagonal families EII, EEI, VEI and EVI (no closed-form Hessian in
+:mod:`bayesgmm.core.information`): the Hessian is the central difference of the exact
+gradient of the posterior's numba kernel (:mod:`bayesgmm.bayes._kernel`), the density
+NUTS samples, in the same coordinates.
 """
 
 from __future__ import annotations
@@ -105,11 +110,14 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
     from bayesgmm.core.covariance import COVARIANCE_TYPES
     from bayesgmm.information import log_posterior_hessian
 
-    if get_covariance_model(model.covariance_type).name not in COVARIANCE_TYPES:
+    name = get_covariance_model(model.covariance_type).name
+    if name in _KERNEL_FAMILIES:
+        return _kernel_hessian(model, X, sample_weight)
+    if name not in COVARIANCE_TYPES:
         raise ValueError(
             f"The Laplace approximation lives on the PyMC model's parameterization, which "
-            f"supports covariance_type in {list(COVARIANCE_TYPES)}; got "
-            f"{model.covariance_type!r}. Use observed_information for the other families."
+            f"supports covariance_type in {list(COVARIANCE_TYPES) + list(_KERNEL_FAMILIES)}; "
+            f"got {model.covariance_type!r}. Use the bootstrap for the other families."
         )
     _, _, params, free, hessian_theta, _ = log_posterior_hessian(model, X, sample_weight)
     k, d = params.means.shape
@@ -123,6 +131,102 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
     jac = _jacobian(theta, mode)
     hessian = jac.T @ hessian_theta @ jac + layout.log_jac_det_hessian(mode)
     return mode, 0.5 * (hessian + hessian.T), layout, params
+
+
+#: mclust's diagonal families beyond scikit-learn's four, whose Hessian comes from the
+#: posterior's numba kernel (exact gradient, differenced) instead of the closed form.
+_KERNEL_FAMILIES = ("EII", "EEI", "VEI", "EVI")
+
+
+def _kernel_model(model: GaussianMixture, X, sample_weight):
+    """The posterior's numba kernel (:mod:`bayesgmm.bayes._kernel`) of ``model``'s data
+    and prior: ``logp(jacobian=True)`` and its exact gradient in the unconstrained
+    coordinates (the layout of :func:`~bayesgmm.core.unconstrained.unconstrained_layout`)."""
+    from bayesgmm.bayes._kernel import make_kernel_model, supports
+
+    data = check_data(model, X, reset=False, min_samples=2)
+    if sample_weight is not None:
+        raise ValueError(
+            f"laplace with covariance_type={model.covariance_type!r} does not take "
+            "sample_weight (its Hessian is the posterior kernel's, which has no weights)."
+        )
+    if np.isnan(data).any():
+        raise ValueError(
+            f"laplace with covariance_type={model.covariance_type!r} needs complete data "
+            "(no NaN); the types 'full', 'tied', 'diag' and 'spherical' handle missing values."
+        )
+    prior = model.prior_
+    if prior is None or not supports(prior, model.covariance_type):
+        raise ValueError(
+            f"laplace with covariance_type={model.covariance_type!r} needs the fit's "
+            "conjugate prior (prior='default', 'mclust' or a GMMPrior with all three parts); "
+            f"got prior={model.prior!r}."
+        )
+    k = model.means_.shape[0]
+    return make_kernel_model(data, prior, model.covariance_type, k)
+
+
+def _gradient_hessian(kernel, z: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Hessian of the kernel's logp at ``z``: central differences of its exact gradient,
+    Richardson-extrapolated (error O(step^4)), symmetrized."""
+    grad = lambda v: kernel.logp_and_grad(v)[1]  # noqa: E731
+    hessian = _jacobian(grad, z, step)
+    return 0.5 * (hessian + hessian.T)
+
+
+def _kernel_hessian(model: GaussianMixture, X, sample_weight):
+    """:func:`laplace_hessian` for :data:`_KERNEL_FAMILIES`."""
+    kernel = _kernel_model(model, X, sample_weight)
+    table = get_covariance_model(model.covariance_type)
+    params = GMMParams(
+        model.weights_,
+        model.means_,
+        model.covariances_,
+        table.precision_cholesky(model.covariances_),
+    )
+    k, d = params.means.shape
+    layout = unconstrained_layout(k, d, model.covariance_type)
+    mode = layout.forward(params.weights, params.means, params.covariances)
+    return mode, _gradient_hessian(kernel, mode), layout, params
+
+
+def _kernel_mode(model: GaussianMixture, X, sample_weight, start, max_iter=50):
+    """:func:`_unconstrained_mode` for :data:`_KERNEL_FAMILIES`: Newton's method on the
+    kernel's logp (with the Jacobian), the Hessian from its gradient."""
+    kernel = _kernel_model(model, X, sample_weight)
+
+    def objective(z):
+        value = kernel.logp_and_grad(z)[0]
+        return value if np.isfinite(value) else -np.inf
+
+    return _newton(objective, lambda z: (kernel.logp_and_grad(z)[1], _gradient_hessian(kernel, z)),
+                   start, max_iter)  # fmt: skip
+
+
+def _newton(objective, derivatives, start, max_iter):
+    """Damped Newton ascent of ``objective`` from ``start`` (step halving, gradient
+    fallback); returns the point and the Hessian there."""
+    z, value = start.copy(), objective(start)
+    for _ in range(max_iter):
+        grad, hess = derivatives(z)
+        step = np.linalg.solve(hess, -grad)
+        if grad @ step <= 0:  # not an ascent direction: fall back to the gradient
+            step = grad / max(np.abs(grad).max(), 1.0)
+        t = 1.0
+        while t > 1e-8:
+            try:
+                candidate = objective(z + t * step)
+            except (ValueError, np.linalg.LinAlgError):
+                candidate = -np.inf
+            if candidate >= value:
+                break
+            t /= 2.0
+        else:
+            break
+        z, value = z + t * step, candidate
+        if np.abs(t * step).max() < 1e-9:
+            break
+    return z, derivatives(z)[1]
 
 
 def _unconstrained_mode(model: GaussianMixture, X, sample_weight, start, layout, max_iter=50):
@@ -175,27 +279,7 @@ def _unconstrained_mode(model: GaussianMixture, X, sample_weight, start, layout,
         hess = jac.T @ hess_t @ jac + curvature + layout.log_jac_det_hessian(z)
         return jac.T @ grad_t + logjac_grad, 0.5 * (hess + hess.T)
 
-    z, value = start.copy(), objective(start)
-    for _ in range(max_iter):
-        grad, hess = derivatives(z)
-        step = np.linalg.solve(hess, -grad)
-        if grad @ step <= 0:  # not an ascent direction: fall back to the gradient
-            step = grad / max(np.abs(grad).max(), 1.0)
-        t = 1.0
-        while t > 1e-8:
-            try:
-                candidate = objective(z + t * step)
-            except (ValueError, np.linalg.LinAlgError):
-                candidate = -np.inf
-            if candidate >= value:
-                break
-            t /= 2.0
-        else:
-            break
-        z, value = z + t * step, candidate
-        if np.abs(t * step).max() < 1e-9:
-            break
-    return z, derivatives(z)[1]
+    return _newton(objective, derivatives, start, max_iter)
 
 
 def laplace(
@@ -225,6 +309,9 @@ def laplace(
     Parameters
     ----------
     model : GaussianMixture or PosteriorGaussianMixture
+        Of covariance type 'full', 'tied', 'diag', 'spherical' (mclust VVV, EEE, VVI,
+        VII), or mclust's EII, EEI, VEI, EVI (these need the conjugate prior, complete
+        data and no ``sample_weight``).
         A fitted MAP :class:`~bayesgmm.GaussianMixture` (with ``prior``; fitted with a
         tight ``tol``, e.g. 1e-8, and ``reg_covar=0``, so that it is the mode), a fitted
         :class:`~bayesgmm.bayes.PosteriorGaussianMixture` (its ``map_``), or an
@@ -285,7 +372,9 @@ def laplace(
     from bayesgmm.information import _feature_names
 
     mode, hessian, layout, estimate = laplace_hessian(fit, X, sample_weight)
-    if center == "mode":
+    if center == "mode" and layout.covariance_type in _KERNEL_FAMILIES:
+        mode, hessian = _kernel_mode(fit, X, sample_weight, mode)
+    elif center == "mode":
         mode, hessian = _unconstrained_mode(fit, X, sample_weight, mode, layout)
     names = _feature_names(fit)
     labels = layout.labels(names)

@@ -61,10 +61,12 @@ def data():
     return make_mixture(150, n_components=2, n_features=2, separation=5, random_state=1).X
 
 
-@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+@pytest.mark.parametrize("cov", [*COVARIANCE_TYPES, "EII", "EEI", "VEI", "EVI"])
 def test_unconstrained_hessian_equals_pymc_logp(data, cov):
     """Value-variable names/shapes, logp(jacobian=True) at a random point, and the
-    Hessian at the mode: NumPy mirror against PyMC's compiled logp (finite differences)."""
+    Hessian at the mode: NumPy mirror against PyMC's compiled logp (finite differences).
+    scikit-learn's four types: the closed-form Hessian; mclust's EII, EEI, VEI, EVI: the
+    posterior kernel's gradient, differenced."""
     from bayesgmm.bayes import build_model
     from bayesgmm.core.covariance import get_covariance_model
     from bayesgmm.core.density import log_mixture_density
@@ -261,9 +263,31 @@ def test_bad_input(data):
         laplace(gm, data, draws=0)
     with pytest.raises(ValueError, match="center"):
         laplace(gm, data, center="mean")
-    family = _map(data, 2, "VEI")
+    family = _map(data, 2, "EEV")  # oriented: no unconstrained parameterization
     with pytest.raises(ValueError, match="covariance_type"):
         laplace(family, data)
+    vei = _map(data, 2, "VEI")
+    with pytest.raises(ValueError, match="sample_weight"):
+        laplace(vei, data, sample_weight=np.ones(len(data)))
+    with pytest.raises(ValueError, match="conjugate prior"):
+        laplace(_map(data, 2, "VEI", prior=None), data)
+    holes = data.copy()
+    holes[0, 0] = np.nan
+    with pytest.raises(ValueError, match="complete data"):
+        laplace(vei, holes)
+
+
+def test_kernel_hessian_equals_the_closed_form(data):
+    """On scikit-learn's four types both routes apply: the kernel's differenced gradient
+    equals the closed-form Hessian at a converged MAP fit."""
+    from bayesgmm._laplace import _kernel_hessian
+
+    for cov in COVARIANCE_TYPES:
+        gm = _map(data, 2, cov)
+        mode, hessian, _, _ = laplace_hessian(gm, data)
+        mode_k, hessian_k, _, _ = _kernel_hessian(gm, data, None)
+        np.testing.assert_array_equal(mode, mode_k)
+        np.testing.assert_allclose(hessian_k, hessian, atol=1e-6 * np.abs(hessian).max())
 
 
 @pytest.mark.slow
