@@ -339,3 +339,45 @@ def test_non_finite_parameters_give_a_non_finite_gradient(covariance_type):
     theta[K - 1] = np.nan  # a mean
     logp, grad = km.logp_and_grad(theta)
     assert not (np.isfinite(logp) and np.all(np.isfinite(grad)))
+
+
+_SAME_BITS = """
+import sys
+import numpy as np
+from bayesgmm import GaussianMixture
+from bayesgmm.bayes import _kernel as K
+from bayesgmm.datasets import load_faithful
+from bayesgmm.priors import resolve_prior
+X = np.asarray(load_faithful(), dtype=float)
+prior = resolve_prior("default", X, 3, "tied")
+gm = GaussianMixture(3, covariance_type="tied", random_state=0).fit(X)
+buf = K.pack(X, prior, "tied", 3)
+fit = {"weights": gm.weights_, "means": gm.means_, "covariances": gm.covariances_}
+rng = np.random.default_rng(0)
+out = []
+for _ in range(5):
+    theta = K.to_unconstrained(fit, "tied") + 0.05 * rng.standard_normal(K.n_dim("tied", 3, 2))
+    lp, grad = K.logp_and_grad(theta, buf, "tied")
+    out.append(np.r_[lp, grad])
+np.save(sys.argv[1], np.array(out))
+"""
+
+
+def test_a_compiling_process_and_a_loading_one_compute_the_same_bits(tmp_path):
+    """The process that finds numba's cache empty and the next one, which loads the
+    cache, evaluate the kernel to the same bits (so one random_state gives one set of
+    draws everywhere). Before the callbacks were compiled in a child process, the
+    gradient of the compiling process differed in its last bits."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    script = tmp_path / "bits.py"
+    script.write_text(_SAME_BITS)
+    outs = [tmp_path / "cold.npy", tmp_path / "warm.npy"]
+    for out in outs:
+        subprocess.run([sys.executable, str(script), str(out)], check=True, env=env)
+    cold, warm = (np.load(out) for out in outs)
+    assert np.isfinite(cold).all()
+    np.testing.assert_array_equal(cold, warm)

@@ -4,8 +4,13 @@ Module-level functions with ``cache=True``: numba stores their machine code on d
 (``NUMBA_CACHE_DIR`` or ``__pycache__``), so only the first process ever compiles them.
 """
 
+import contextlib
 import ctypes
 import math
+import os
+import subprocess
+import sys
+import threading
 
 import numba
 import numpy as np
@@ -699,21 +704,77 @@ def _expand_c(dim, expanded, x_, out_, user_data_):
 
 
 _CFUNCS: dict = {}
+_CHILD = "BAYESGMM_KERNEL_CHILD"  # set in the child that compiles: it compiles itself
+_CFUNC_LOCK = threading.Lock()
+_KINDS = {
+    "spd": (_logp_c_spd, _LOGP_SIG),
+    "diagonal": (_logp_c_diagonal, _LOGP_SIG),
+    "vei": (_logp_c_vei, _LOGP_SIG),
+    "evi": (_logp_c_evi, _LOGP_SIG),
+    "expand": (_expand_c, _EXPAND_SIG),
+}
 
 
 def cfunc_for(kind: str):
     """The compiled callback: kind 'spd', 'diagonal', 'vei', 'evi' (logp + gradient) or
-    'expand'."""
-    if kind not in _CFUNCS:
-        py, sig = {
-            "spd": (_logp_c_spd, _LOGP_SIG),
-            "diagonal": (_logp_c_diagonal, _LOGP_SIG),
-            "vei": (_logp_c_vei, _LOGP_SIG),
-            "evi": (_logp_c_evi, _LOGP_SIG),
-            "expand": (_expand_c, _EXPAND_SIG),
-        }[kind]
-        _CFUNCS[kind] = numba.cfunc(sig, cache=True, nogil=True)(py)
-    return _CFUNCS[kind]
+    'expand'.
+
+    Loaded from numba's disk cache when it holds the callback. Otherwise a child
+    process compiles it (and writes the cache) and this one loads it: a process that
+    compiles the callback itself runs slightly different machine code from the one it
+    caches (the callees it compiled on the way are linked in place of the cached
+    copies, whose row sums LLVM vectorized in another order), so its draws would differ
+    in the last bits from every later process's. Loading in every process makes the
+    same ``random_state`` give the same draws everywhere. If the child cannot run or
+    the cache cannot be written, the callback is compiled here, as numba would."""
+    with _CFUNC_LOCK:
+        if kind not in _CFUNCS:
+            py, sig = _KINDS[kind]
+            # 'expand' calls nothing: compiling it here is safe
+            if kind != "expand" and not os.environ.get(_CHILD) and not _in_cache(py, sig):
+                _compile_in_child(kind)
+            _CFUNCS[kind] = numba.cfunc(sig, cache=True, nogil=True)(py)
+        return _CFUNCS[kind]
+
+
+def _in_cache(py, sig) -> bool:
+    """Whether numba's disk cache holds a current entry for ``py`` compiled at ``sig``
+    (the check numba's ``CFunc.compile`` makes, without loading it)."""
+    try:
+        from numba.core.caching import FunctionCache
+        from numba.core.registry import cpu_target
+
+        cache = FunctionCache(py)
+        key = cache._index_key(sig, cpu_target.target_context.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # numba internals moved: behave as numba does (compile here)
+        return True
+
+
+_CHILD_CODE = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location({name!r}, {path!r})
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+module.cfunc_for({kind!r})
+"""
+
+
+def _compile_in_child(kind: str) -> None:
+    """Compile (and cache) the callback ``kind`` in a child Python process. It loads
+    this file alone (not the bayesgmm package: numba's cache key is the file and the
+    function's code), so it starts in about a second."""
+    code = _CHILD_CODE.format(name=__name__, path=os.path.abspath(__file__), kind=kind)
+    # on failure the caller compiles in this process
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            [sys.executable, "-c", code],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, _CHILD: "1"},
+        )
 
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
