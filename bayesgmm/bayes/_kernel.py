@@ -235,6 +235,15 @@ def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
     return kn.evaluate(_KERNEL_KIND[covariance_type], theta, buf)
 
 
+def prefetch(covariance_type: str) -> None:
+    """Start compiling the kernel of ``covariance_type`` in a child process if numba's
+    disk cache lacks it (:func:`bayesgmm.bayes._kernel_numba.start_compiling`), so that
+    it compiles while the caller fits the MAP start."""
+    from bayesgmm.bayes import _kernel_numba as kn
+
+    kn.start_compiling(_KERNEL_KIND[_canonical(covariance_type)])
+
+
 def _cfuncs(covariance_type: str):
     """nutpie's C callbacks (logp + gradient, expand) for one covariance type."""
     covariance_type = _canonical(covariance_type)

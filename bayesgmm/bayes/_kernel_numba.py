@@ -705,6 +705,7 @@ def _expand_c(dim, expanded, x_, out_, user_data_):
 
 _CFUNCS: dict = {}
 _CHILD = "BAYESGMM_KERNEL_CHILD"  # set in the child that compiles: it compiles itself
+_CHILDREN: dict = {}  # kind -> the child process compiling it
 _CFUNC_LOCK = threading.Lock()
 _KINDS = {
     "spd": (_logp_c_spd, _LOGP_SIG),
@@ -726,15 +727,39 @@ def cfunc_for(kind: str):
     copies, whose row sums LLVM vectorized in another order), so its draws would differ
     in the last bits from every later process's. Loading in every process makes the
     same ``random_state`` give the same draws everywhere. If the child cannot run or
-    the cache cannot be written, the callback is compiled here, as numba would."""
+    the cache cannot be written, the callback is compiled here, as numba would.
+    :func:`start_compiling` starts the child early, so that it compiles while this
+    process does other work."""
     with _CFUNC_LOCK:
         if kind not in _CFUNCS:
             py, sig = _KINDS[kind]
-            # 'expand' calls nothing: compiling it here is safe
-            if kind != "expand" and not os.environ.get(_CHILD) and not _in_cache(py, sig):
-                _compile_in_child(kind)
+            start_compiling(kind)
+            child = _CHILDREN.pop(kind, None)
+            if child is not None:
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    child.wait()
             _CFUNCS[kind] = numba.cfunc(sig, cache=True, nogil=True)(py)
         return _CFUNCS[kind]
+
+
+def start_compiling(kind: str) -> None:
+    """Start a child process compiling (and caching) the callback ``kind`` unless the
+    cache holds it, it is loaded already or a child is at it; returns at once.
+    :func:`cfunc_for` waits for the child. 'expand' calls no other compiled function,
+    so it is compiled in this process, when asked for."""
+    if kind == "expand" or kind in _CFUNCS or kind in _CHILDREN or os.environ.get(_CHILD):
+        return
+    py, sig = _KINDS[kind]
+    if _in_cache(py, sig):
+        return
+    code = _CHILD_CODE.format(name=__name__, path=os.path.abspath(__file__), kind=kind)
+    with contextlib.suppress(OSError, subprocess.SubprocessError):  # else: compile here
+        _CHILDREN[kind] = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, _CHILD: "1"},
+        )
 
 
 def _in_cache(py, sig) -> bool:
@@ -751,6 +776,8 @@ def _in_cache(py, sig) -> bool:
         return True
 
 
+# The child loads this file alone, not the bayesgmm package (numba's cache key is the
+# file and the function's code), so it starts in well under a second.
 _CHILD_CODE = """
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location({name!r}, {path!r})
@@ -759,22 +786,6 @@ sys.modules[spec.name] = module
 spec.loader.exec_module(module)
 module.cfunc_for({kind!r})
 """
-
-
-def _compile_in_child(kind: str) -> None:
-    """Compile (and cache) the callback ``kind`` in a child Python process. It loads
-    this file alone (not the bayesgmm package: numba's cache key is the file and the
-    function's code), so it starts in about a second."""
-    code = _CHILD_CODE.format(name=__name__, path=os.path.abspath(__file__), kind=kind)
-    # on failure the caller compiles in this process
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            [sys.executable, "-c", code],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, _CHILD: "1"},
-        )
 
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)

@@ -20,7 +20,7 @@ from bayesgmm._validation import (
     check_random_state,
     observed_rows,
 )
-from bayesgmm.bayes._kernel import supports
+from bayesgmm.bayes._kernel import prefetch, supports
 from bayesgmm.bayes._sampling import (
     mean_responsibilities,
     pointwise_log_likelihood,
@@ -275,6 +275,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(
                 f"`prior` must be one of {list(PRIOR_NAMES)} or a GMMPrior; got {prior!r}."
             )
+        complete = not np.isnan(X).any()
+        if self.sampler == "nutpie" and complete and supports(prior, self.covariance_type):
+            prefetch(self.covariance_type)  # a cold kernel compiles during the MAP fit
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         map_fit = self._map_estimator(prior, self.n_init, map_seed)
