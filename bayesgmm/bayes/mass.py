@@ -27,7 +27,13 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
-__all__ = ["UnconstrainedDensity", "kernel_density", "mixture_density", "pymc_density"]
+__all__ = [
+    "UnconstrainedDensity",
+    "estimator_density",
+    "kernel_density",
+    "mixture_density",
+    "pymc_density",
+]
 
 
 class UnconstrainedDensity(NamedTuple):
@@ -168,3 +174,29 @@ def mixture_density(model, covariance_type: str) -> UnconstrainedDensity:
         return np.array([float(logp(layout.split(z))) for z in np.asarray(theta, float)])
 
     return UnconstrainedDensity(to_unconstrained, log_density)
+
+
+def estimator_density(estimator, X: np.ndarray) -> UnconstrainedDensity:
+    """The density a fitted :class:`~bayesgmm.bayes.PosteriorGaussianMixture` sampled:
+    its kernel (``backend_ == "kernel"``), else its :func:`build_model` model (data
+    ``X`` with NaN, or a prior the kernel does not cover), on the same vector."""
+    if estimator.backend_ == "kernel":
+        from bayesgmm.bayes._kernel import make_kernel_model
+
+        km = make_kernel_model(
+            X, estimator.prior_, estimator.covariance_type, estimator.n_components
+        )
+        return kernel_density(km)
+    import pandas as pd
+
+    from bayesgmm.bayes.model import build_model
+
+    names = getattr(estimator, "feature_names_in_", None)
+    columns = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
+    model = build_model(
+        pd.DataFrame(X, columns=columns),
+        estimator.n_components,
+        covariance_type=estimator.covariance_type,
+        prior=estimator.prior_,
+    )
+    return mixture_density(model, estimator.covariance_type)

@@ -395,3 +395,44 @@ def _batch_variance(posterior: xr.Dataset, loglik: xr.Dataset, var_name: str) ->
             )
         values.append(np.asarray(res.elpd_i).ravel())
     return np.var(np.stack(values), axis=0, ddof=1) / _N_BATCHES
+
+
+def combine_estimator_chains(estimator, X: np.ndarray) -> tuple[ChainStacking, str | None]:
+    """How :class:`~bayesgmm.bayes.PosteriorGaussianMixture` combines chains that
+    disagree: weighted by their modes' posterior mass (``method="mass"``, the density
+    it sampled: :func:`bayesgmm.bayes.mass.estimator_density`), so that its summaries
+    are posterior expectations; the stacking weights are reported beside them. Where
+    the mass cannot be estimated (an error of the bridge sampler), stacking, and the
+    error's text as the second value."""
+    from bayesgmm.bayes.mass import estimator_density
+
+    try:
+        density = estimator_density(estimator, X)
+        result = stack_chains(
+            estimator.idata_, random_state=estimator.random_state, method="mass", density=density
+        )
+        return result, None
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return stack_chains(estimator.idata_, random_state=estimator.random_state), str(exc)
+
+
+def combination_text(result: ChainStacking, mass_error: str | None = None) -> str:
+    """The sentence of the estimator's warning and report on how chains were combined."""
+    stacking = ", ".join(f"{w:.2f}" for w in result.stacking_weights)
+    if result.method == "mass":
+        mass = ", ".join(f"{w:.3f}" for w in result.weights)
+        log_mass = ", ".join(
+            f"{v:.2f} +- {e:.2f}"
+            for v, e in zip(result.group_log_mass, result.group_log_mass_se, strict=True)
+        )
+        return (
+            "the summaries weight each group of chains by its mode's posterior mass, "
+            f"estimated by bridge sampling (chain weights {mass}; log mass per group "
+            f"{log_mass}); for prediction, stacking by how well each chain predicts "
+            f"left-out points gives the weights {stacking}"
+        )
+    why = f" (the mass could not be estimated: {mass_error})" if mass_error else ""
+    return (
+        "the summaries use the chains stacked by how well each predicts left-out points "
+        f"(stacking weights {stacking}){why}; stacking does not weight by posterior mass"
+    )

@@ -355,7 +355,7 @@ def chain_log_masses(
 
 
 def split_inconsistent(
-    log_mass: np.ndarray, log_mass_se: np.ndarray, groups: np.ndarray, n_se: float = 4.0
+    log_mass: np.ndarray, log_mass_se: np.ndarray, groups: np.ndarray, n_se: float = 3.0
 ) -> np.ndarray:
     r"""Split groups whose chains' log masses disagree beyond Monte Carlo error.
 
