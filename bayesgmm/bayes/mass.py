@@ -15,8 +15,8 @@ included, so that it integrates to the model's normalizer over that space).
 - :func:`kernel_density`: this package's models on the numba kernel the sampler
   runs (:mod:`bayesgmm.bayes._kernel`), draws mapped by
   :func:`bayesgmm.core.unconstrained.unconstrained_layout` (the same vector).
-- :func:`mixture_density`: this package's models through the PyMC model's compiled
-  log density, on the same layout (data with NaN, where the kernel does not apply).
+- :func:`numpy_density`: this package's models in NumPy on the same layout (data with
+  NaN, where the kernel does not apply).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = [
     "UnconstrainedDensity",
     "estimator_density",
     "kernel_density",
-    "mixture_density",
+    "numpy_density",
     "pymc_density",
 ]
 
@@ -161,25 +161,47 @@ def kernel_density(kernel_model) -> UnconstrainedDensity:
     return UnconstrainedDensity(to_unconstrained, log_density)
 
 
-def mixture_density(model, covariance_type: str) -> UnconstrainedDensity:
-    """This package's model as :func:`~bayesgmm.bayes.build_model` builds it (also
-    with NaN in the data) through its compiled ``logp``, on the same vector as the
-    kernel; the draws' ``weights``, ``means``, ``covariances`` are what the estimator's
-    DataTree holds (for EII, EEI, VEI, EVI the model's free variables are others)."""
-    n_components, n_features = len(model.coords["component"]), len(model.coords["feature"])
-    layout, to_unconstrained = _layout_map(covariance_type, n_components, n_features)
-    logp = model.compile_logp()
+def numpy_density(
+    X: np.ndarray, prior, covariance_type: str, n_components: int
+) -> UnconstrainedDensity:
+    """This package's model in NumPy, also for data with NaN: the observed-data
+    mixture log-likelihood (each row's marginal of its observed coordinates, the chunk
+    kernel's), the prior's log density with every constant
+    (:meth:`~bayesgmm.priors.GMMPrior.log_prob`) and the layout's log-Jacobian: the
+    density of :func:`~bayesgmm.bayes.build_model`'s ``model.logp()`` (the MAP
+    objective plus the Jacobian, as the Laplace approximation evaluates it)."""
+    from bayesgmm.core.covariance import get_covariance_model
+    from bayesgmm.core.density import log_mixture_density
+    from bayesgmm.core.params import GMMParams
+
+    X = np.asarray(X, dtype=float)
+    X = X[~np.isnan(X).all(axis=1)]  # rows with no observed value carry nothing
+    layout, to_unconstrained = _layout_map(covariance_type, n_components, X.shape[1])
+    table = get_covariance_model(covariance_type)
+
+    def one(z: np.ndarray) -> float:
+        w, m, c = layout.backward(z)
+        try:
+            params = GMMParams(w, m, c, table.precision_cholesky(c))
+        except (np.linalg.LinAlgError, ValueError):  # numerically singular: density 0
+            return -np.inf
+        total = log_mixture_density(X, params, covariance_type).sum()
+        if prior is not None:
+            total += prior.log_prob(params, covariance_type)
+        return float(total + layout.log_jac_det(z))
 
     def log_density(theta: np.ndarray) -> np.ndarray:
-        return np.array([float(logp(layout.split(z))) for z in np.asarray(theta, float)])
+        return np.array([one(z) for z in np.asarray(theta, dtype=float)])
 
     return UnconstrainedDensity(to_unconstrained, log_density)
 
 
 def estimator_density(estimator, X: np.ndarray) -> UnconstrainedDensity:
     """The density a fitted :class:`~bayesgmm.bayes.PosteriorGaussianMixture` sampled:
-    its kernel (``backend_ == "kernel"``), else its :func:`build_model` model (data
-    ``X`` with NaN, or a prior the kernel does not cover), on the same vector."""
+    its kernel (``backend_ == "kernel"``), else the same model in NumPy
+    (:func:`numpy_density`: data ``X`` with NaN, or a prior the kernel does not
+    cover; compiling the PyMC model's logp for it took 30-40 s here), on the same
+    vector."""
     if estimator.backend_ == "kernel":
         from bayesgmm.bayes._kernel import make_kernel_model
 
@@ -187,16 +209,4 @@ def estimator_density(estimator, X: np.ndarray) -> UnconstrainedDensity:
             X, estimator.prior_, estimator.covariance_type, estimator.n_components
         )
         return kernel_density(km)
-    import pandas as pd
-
-    from bayesgmm.bayes.model import build_model
-
-    names = getattr(estimator, "feature_names_in_", None)
-    columns = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
-    model = build_model(
-        pd.DataFrame(X, columns=columns),
-        estimator.n_components,
-        covariance_type=estimator.covariance_type,
-        prior=estimator.prior_,
-    )
-    return mixture_density(model, estimator.covariance_type)
+    return numpy_density(X, estimator.prior_, estimator.covariance_type, estimator.n_components)
