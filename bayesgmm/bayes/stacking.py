@@ -19,18 +19,19 @@ equal weights: stacking then changes nothing.
 Stacking weights maximize predictive accuracy, not posterior mass: where two modes
 predict some points differently, a mix of both can predict better than either, and
 then gets weight even if the posterior puts little mass on one mode. The galaxy case
-(``benchmarks/bench_galaxy_stacking.py``, the user guide's "Stacking chains that do
-not mix") shows this: a minor mode with 2% of the posterior mass gets about 45% of the
-weight, and the stacked mean deviance is about a third of the way from the pooled value
-to the exact one. Use the stacked draws for prediction.
+(``benchmarks/bench_galaxy_stacking.py``, the user guide's "Chains that do not mix,
+weighted by mass") shows this: a minor mode with 2% of the posterior mass gets 45-48%
+of the weight, and the stacked mean deviance removes about a fifth of pooling's error
+(+1.54 against +1.98 over 7 runs). Use the stacked draws for prediction.
 
 ``method="mass"`` weights the groups by the posterior mass of the modes they sample
 instead, estimated by bridge sampling on the model's unconstrained space
 (:func:`bayesgmm.core.bridge.chain_log_masses`, the model's log density from
 :mod:`bayesgmm.bayes.mass`). When each group samples one mode, the mass-weighted draws
-are the posterior, so their averages are posterior expectations (on the galaxy data:
-``benchmarks/results/galaxy_stacking.txt``); the stacking weights are still computed
-and reported (``stacking_weights``), for prediction.
+are the posterior, so their averages are posterior expectations (on the galaxy data
+the mean deviance's error is +0.10 over the same 7 runs, the minor mode's weight
+2.4-2.6% against its 2.2%: ``benchmarks/results/galaxy_stacking.txt``); the stacking
+weights are still computed and reported (``stacking_weights``), for prediction.
 """
 
 from __future__ import annotations
