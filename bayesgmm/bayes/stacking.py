@@ -353,7 +353,7 @@ def stack_chains(
 def _mass_weights(posterior: xr.Dataset, groups, model, density, rng):
     """Bridge-sampling masses of the groups (one group: equal weights, still estimated)."""
     from bayesgmm.bayes.mass import pymc_density
-    from bayesgmm.core.bridge import chain_log_masses, split_inconsistent
+    from bayesgmm.core.bridge import chain_log_masses, group_masses, split_inconsistent
 
     if density is None:
         density = pymc_density(model)
@@ -361,8 +361,8 @@ def _mass_weights(posterior: xr.Dataset, groups, model, density, rng):
     seed = int(rng.integers(2**31 - 1))
     masses = chain_log_masses(theta, density.log_density, groups, random_state=seed)
     refined = split_inconsistent(masses.log_mass, masses.log_mass_se, groups)
-    if not np.array_equal(refined, groups):  # again, with the new groups' regions
-        masses = chain_log_masses(theta, density.log_density, refined, random_state=seed)
+    if not np.array_equal(refined, groups):  # the chains' estimates, regrouped
+        masses = group_masses(masses.log_mass, masses.log_mass_se, refined)
     return masses, refined
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "bridge_log_normalizer",
     "chain_log_masses",
     "fit_normal",
+    "group_masses",
     "integrated_time",
     "split_inconsistent",
 ]
@@ -322,9 +323,6 @@ def chain_log_masses(
     rng = np.random.default_rng(random_state)
     half = n_draws // 2
     proposals = [fit_normal(draws[c, :half]) for c in range(n_chains)]
-    n_groups = int(groups.max()) + 1
-    members = [np.flatnonzero(groups == g) for g in range(n_groups)]
-
     log_mass = np.empty(n_chains)
     log_mass_se = np.empty(n_chains)
     for c in range(n_chains):
@@ -339,6 +337,25 @@ def chain_log_masses(
             n_eff=kept.shape[0] / float(np.median(taus)),
         )  # fmt: skip
         log_mass[c], log_mass_se[c] = est.log_normalizer, est.se
+    return group_masses(log_mass, log_mass_se, groups)
+
+
+def group_masses(log_mass: np.ndarray, log_mass_se: np.ndarray, groups: np.ndarray) -> ChainMasses:
+    """Groups' log masses from their chains' (inverse-variance weighted means), their
+    consistency and the chains' weights (:class:`ChainMasses`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = group_masses(np.log([3.0, 3.0, 1.0]), np.full(3, 0.01), np.array([0, 0, 1]))
+    >>> np.round(res.weights, 3).tolist()
+    [0.375, 0.375, 0.25]
+    """
+    log_mass = np.asarray(log_mass, dtype=float)
+    log_mass_se = np.asarray(log_mass_se, dtype=float)
+    groups = np.asarray(groups, dtype=int)
+    n_groups = int(groups.max()) + 1
+    members = [np.flatnonzero(groups == g) for g in range(n_groups)]
     group_log_mass = np.empty(n_groups)
     group_se = np.empty(n_groups)
     consistency = np.full(n_groups, np.nan)
