@@ -211,3 +211,53 @@ def test_the_estimators_densities_agree_with_the_pymc_model(covariance_type):
             kernel = kernel_density(make_kernel_model(X, prior, covariance_type, 2))
             np.testing.assert_allclose(kernel.to_unconstrained(post), z, atol=1e-10)
             np.testing.assert_allclose(kernel.log_density(flat), want, rtol=1e-9)
+
+
+def _estimator_like(fitted):
+    """What combine_estimator_chains reads of a fitted estimator."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        idata_=fitted.idata_,
+        random_state=0,
+        backend_=fitted.backend_,
+        prior_=fitted.prior_,
+        covariance_type=fitted.covariance_type,
+        n_components=fitted.n_components,
+    )
+
+
+def test_the_estimators_well_mixed_chains_keep_equal_weights(two_blobs_posterior):
+    """Two chains in one mode (the shared two-blob fit): one group, equal weights, and
+    the two chains' bridge estimates of the mode's log mass agree within their errors."""
+    from bayesgmm.bayes.stacking import combination_text, combine_estimator_chains
+    from conftest import TWO_BLOBS
+
+    result, error = combine_estimator_chains(_estimator_like(two_blobs_posterior), TWO_BLOBS.X)
+    assert error is None
+    assert result.method == "mass"
+    assert result.groups.tolist() == [0, 0]
+    np.testing.assert_allclose(result.weights, 0.5, atol=1e-12)
+    gap = abs(result.log_mass[0] - result.log_mass[1])
+    assert gap < 4 * np.hypot(*result.log_mass_se)
+    assert "bridge sampling" in combination_text(result)
+
+
+def test_the_estimator_falls_back_to_stacking_and_says_why(two_blobs_posterior, monkeypatch):
+    """Where the bridge sampler fails (here made to: a chain whose draws' covariance is
+    singular), the chains are stacked and the text says why."""
+    import bayesgmm.core.bridge as bridge
+    from bayesgmm.bayes.stacking import combination_text, combine_estimator_chains
+    from conftest import TWO_BLOBS
+
+    def failing(*args, **kwargs):
+        raise np.linalg.LinAlgError("singular draws")
+
+    monkeypatch.setattr(bridge, "chain_log_masses", failing)
+    result, error = combine_estimator_chains(_estimator_like(two_blobs_posterior), TWO_BLOBS.X)
+    assert result.method == "stacking"
+    assert error == "singular draws"
+    np.testing.assert_allclose(result.weights, result.stacking_weights)
+    text = combination_text(result, error)
+    assert "could not be estimated: singular draws" in text
+    assert "stacking does not weight by posterior mass" in text
