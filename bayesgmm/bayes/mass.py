@@ -95,6 +95,9 @@ def pymc_density(model) -> UnconstrainedDensity:
     import pytensor
     from pytensor.graph.replace import graph_replace
 
+    # (bayes/_compiled.py's start function maps initial values the same way for
+    # build_model's models; here a transform's parameters may be other free variables,
+    # so they are replaced by those variables' values at the same draw)
     free = list(model.free_RVs)
     placeholders = {rv: rv.type(name=rv.name) for rv in free}
     outs = []
@@ -109,7 +112,7 @@ def pymc_density(model) -> UnconstrainedDensity:
     shapes: list[tuple] = []
 
     def one(values: dict) -> np.ndarray:
-        parts = forward(*(values[n] for n in names))
+        parts = forward(*(np.asarray(values[n], dtype=model[n].dtype) for n in names))
         if not shapes:
             shapes.extend(np.shape(p) for p in parts)
         return np.concatenate([np.ravel(p) for p in parts])
