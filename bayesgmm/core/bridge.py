@@ -273,6 +273,12 @@ def chain_log_masses(
     partition of the space between groups by their proposals, tried here, made
     overlapping modes' masses worse: the chains' draws do not follow its boundary.)
 
+    The standard error is Frühwirth-Schnatter's, which leaves out the noise of the
+    fitted proposal: for a normal target with 4 x 1000 AR(1) draws
+    (``benchmarks/results/bridge_calibration.txt``) it matches the spread of the
+    estimates up to P = 11 unconstrained coordinates (ratio 1.05-1.09) and understates
+    it 1.5 times at P = 30 and 62 (a 5-D, K = 3 'full' mixture).
+
     Label switching: a chain must stay in one labelling (or its draws be relabelled);
     chains of one group need not share one: symmetric copies of a mode have equal
     mass, and each chain estimates the mass of its own copy. A group's log mass is the
