@@ -23,7 +23,9 @@ NUTS (nutpie, through ``pm.sample``) runs 4 chains, all started at the same MLE 
 (``log_likelihood`` from ``pm.compute_log_likelihood``). For each seed the script
 reports each chain's mean deviance, the pooled mean, :func:`bayesgmm.bayes.stack_chains`
 weights and the stacked mean deviance (the exact mean of the stacked mixture,
-:math:`\sum_c w_c \bar D_c`, and the mean over the stacked resample), against
+:math:`\sum_c w_c \bar D_c`, and the mean over the stacked resample), the same with
+``stack_chains(method="mass", model=model)`` (each group of chains weighted by its
+mode's posterior mass, bridge sampling on the model's log density), against
 
 * the published answer, mixAK's Gibbs sampler (2 x 500 000 draws): 446.13;
 * a reference computed here: a Gibbs sampler for the same model (allocations, weights,
@@ -304,9 +306,9 @@ def _dirichlet(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
     return g / g.sum(axis=-1, keepdims=True)
 
 
-def summarize_chains(y: np.ndarray, idata, seed: int) -> tuple[dict, np.ndarray]:
-    """Per-chain, pooled and stacked mean deviance of a NUTS run, and the draws in
-    :func:`to_theta` coordinates, shape (chain, draw, 6)."""
+def summarize_chains(y: np.ndarray, idata, seed: int, model=None) -> tuple[dict, np.ndarray]:
+    """Per-chain, pooled, stacked and (with ``model``) mass-weighted mean deviance of a
+    NUTS run, and the draws in :func:`to_theta` coordinates, shape (chain, draw, 6)."""
     from bayesgmm.bayes import stack_chains
 
     loglik = idata["log_likelihood"].to_dataset()["x"]
@@ -326,6 +328,21 @@ def summarize_chains(y: np.ndarray, idata, seed: int) -> tuple[dict, np.ndarray]
     )
     # check: the deviance of the draws equals -2 x the log_likelihood group's sum
     direct = deviance(y, weights, means, post["covariances"].values)
+    mass_fields = {}
+    if model is not None:
+        t0 = time.perf_counter()
+        mass = stack_chains(idata, method="mass", model=model, random_state=seed)
+        mass_fields = {
+            "mass_weights": mass.weights.tolist(),
+            "mass_groups": mass.groups.tolist(),
+            "chain_log_mass": mass.log_mass.tolist(),
+            "chain_log_mass_se": mass.log_mass_se.tolist(),
+            "group_log_mass": mass.group_log_mass.tolist(),
+            "group_log_mass_se": mass.group_log_mass_se.tolist(),
+            "group_consistency": mass.group_consistency.tolist(),
+            "mass_mean_deviance": float(mass.weights @ chain_dev),
+            "mass_seconds": time.perf_counter() - t0,
+        }
     return {
         "seed": seed,
         "chain_mean_deviance": chain_dev.tolist(),
@@ -341,6 +358,7 @@ def summarize_chains(y: np.ndarray, idata, seed: int) -> tuple[dict, np.ndarray]
         "stacked_resample_mean_deviance": float(resampled_dev.mean()),
         "max_abs_deviance_check": float(np.abs(direct - dev).max()),
         "divergences": int(idata["sample_stats"]["diverging"].sum()),
+        **mass_fields,
     }, to_theta(weights, means, post["covariances"].values, post["beta"].values).reshape(
         *weights.shape[:2], 6
     )
@@ -414,7 +432,7 @@ def main() -> None:
             chains=args.chains,
             cores=args.cores,
         )
-        run, theta = summarize_chains(y, idata, seed)
+        run, theta = summarize_chains(y, idata, seed, model=model)
         run["seconds"] = time.perf_counter() - t0
         result["runs"].append(run)
         thetas.append(theta)
@@ -426,6 +444,10 @@ def main() -> None:
             f"  pooled {run['pooled_mean_deviance']:.2f}"
             f"  stacking weights [{weights}]  stacked {run['stacked_mean_deviance']:.2f}"
             f" (resample {run['stacked_resample_mean_deviance']:.2f})"
+            f"  mass weights [{', '.join(f'{w:.3f}' for w in run['mass_weights'])}]"
+            f" (chain log mass [{', '.join(f'{v:.2f}' for v in run['chain_log_mass'])}]"
+            f" +- [{', '.join(f'{v:.2f}' for v in run['chain_log_mass_se'])}])"
+            f"  mass-weighted {run['mass_mean_deviance']:.2f} ({run['mass_seconds']:.0f} s)"
             f"  published {PUBLISHED_MEAN_DEVIANCE}  divergences {run['divergences']}"
             f"  ({run['seconds']:.0f} s)",
             flush=True,
@@ -449,16 +471,51 @@ def main() -> None:
             f"{ref['mean_deviance_minor_mode']:.2f}); {ref['seconds']:.0f} s",
             flush=True,
         )
-        split = [r for r in result["runs"] if len(set(r["stacking_groups"])) > 1]
-        for label, key in (
-            ("pooled", "pooled_mean_deviance"),
-            ("stacked", "stacked_mean_deviance"),
-        ):
-            errors = [r[key] - ref["mean_deviance"] for r in split]
-            if errors:
+        fractions = [np.array(r["chain_minor_mode_fraction"]) for r in result["runs"]]
+        subsets = {
+            "runs whose stacking groups split": [
+                r for r in result["runs"] if len(set(r["stacking_groups"])) > 1
+            ],
+            "runs with chains mostly in each mode (minor fraction > 0.5 and < 0.5)": [
+                r
+                for r, f in zip(result["runs"], fractions, strict=True)
+                if (f > 0.5).any() and (f < 0.5).any()
+            ],
+        }
+        result["errors"] = {}
+        for what, runs in subsets.items():
+            if not runs:
+                continue
+            seeds = [r["seed"] for r in runs]
+            print(f"over the {len(runs)} {what} (seeds {seeds}):", flush=True)
+            for label, key in (
+                ("pooled", "pooled_mean_deviance"),
+                ("stacked", "stacked_mean_deviance"),
+                ("mass-weighted", "mass_mean_deviance"),
+            ):
+                errors = [r[key] - ref["mean_deviance"] for r in runs if key in r]
+                if errors:
+                    result["errors"].setdefault(what, {})[label] = errors
+                    print(
+                        f"  {label}: mean error {np.mean(errors):+.2f} (range "
+                        f"{min(errors):+.2f}..{max(errors):+.2f}), mean |error| "
+                        f"{np.mean(np.abs(errors)):.2f}",
+                        flush=True,
+                    )
+            shares = [
+                float(
+                    np.sum(
+                        np.array(r["mass_weights"])[np.array(r["chain_minor_mode_fraction"]) > 0.5]
+                    )
+                )
+                for r in runs
+                if "mass_weights" in r
+            ]
+            if shares:
                 print(
-                    f"{label}: mean error {np.mean(errors):+.2f} (range {min(errors):+.2f}.."
-                    f"{max(errors):+.2f}) over the {len(split)} runs whose chains split",
+                    "  mass weight of the chains mostly in the minor mode: "
+                    f"{', '.join(f'{v:.3f}' for v in shares)} (importance sampling's "
+                    f"minor-mode mass {ref['minor_mode_mass']:.3f})",
                     flush=True,
                 )
     if args.out:

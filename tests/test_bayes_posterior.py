@@ -284,3 +284,29 @@ def test_chains_in_different_modes_are_detected_and_stacked():
     assert "posterior_raw" in post.idata_.children  # raw chains kept
     stacked = post.idata_["posterior_stacked"].to_dataset()
     np.testing.assert_allclose(post.means_, stacked["means"].mean(("chain", "draw")).values)
+    # the summaries weight the chains by their modes' mass; stacking is reported too
+    assert post.diagnostics_.attrs["weights_method"] == "mass"
+    assert "bridge sampling" in messages
+    np.testing.assert_allclose(table["mass_weight"], post.stacking_.weights)
+    np.testing.assert_allclose(table["mass_weight"].sum(), 1.0)
+    np.testing.assert_allclose(post.diagnostics_.attrs["stacking"], table["stacking_weight"])
+    # each group's log mass against plain importance sampling of the same density, a
+    # multivariate t fitted to the group's (relabelled) draws
+    from scipy.special import logsumexp
+
+    from bayesgmm.bayes.mass import estimator_density
+
+    density = estimator_density(post, X)
+    theta = density.to_unconstrained(post.idata_["posterior"].to_dataset())
+    groups = post.stacking_.groups
+    assert len(set(groups.tolist())) == 2
+    for g in range(2):
+        d = theta[groups == g].reshape(-1, theta.shape[-1])
+        t = stats.multivariate_t(d.mean(0), np.cov(d.T) * 1.5**2, df=5, seed=g)
+        x = t.rvs(20000)
+        log_w = density.log_density(x) - t.logpdf(x)
+        log_z = logsumexp(log_w) - np.log(x.shape[0])
+        w = np.exp(log_w - log_w.max())
+        se_is = np.sqrt(w.var() / x.shape[0]) / w.mean()
+        se = np.hypot(se_is, post.stacking_.group_log_mass_se[g])
+        assert abs(log_z - post.stacking_.group_log_mass[g]) < 4 * se + 0.02, (g, log_z, se)

@@ -101,27 +101,32 @@ def test_gibbs_reference_agrees_with_the_published_answer(bench):
 
 @pytest.mark.slow
 def test_galaxy_chains_that_do_not_mix_are_stacked(bench):
-    """4 nutpie chains from one EM fit (seed 1 splits them 2 / 2 here): stack_chains on
-    the DataTree of the extended model separates the modes and moves the mean deviance
-    towards the importance-sampling answer, closer than pooling; within one mode it
-    would change nothing."""
+    """4 nutpie chains from one EM fit (seed 4 splits them 3 / 1 on this machine):
+    stack_chains on the DataTree of the extended model separates the modes and moves
+    the mean deviance towards the importance-sampling answer, closer than pooling;
+    weighted by the modes' mass (method="mass", bridge sampling on the extended model's
+    logp) it is closer still, and the minor mode's weight is its mass; within one mode
+    they would change nothing."""
     from bayesgmm.bayes import stack_chains
 
     y = bench.galaxy_data()
     model = bench.build_rg_model(y)
     start = bench.em_start(y)
-    idata = bench.sample_nuts(model, start, seed=1, draws=1000, tune=1000, chains=4, cores=2)
+    idata = bench.sample_nuts(model, start, seed=4, draws=1000, tune=1000, chains=4, cores=2)
     assert idata["log_likelihood"]["x"].shape == (4, 1000, 82)
     run, theta = bench.summarize_chains(y, idata, seed=0)
     assert run["max_abs_deviance_check"] < 1e-8  # log_likelihood group = NumPy mixture
     chain_dev = np.array(run["chain_mean_deviance"])
     minor = np.array(run["chain_minor_mode_fraction"]) > 0.5
     result = stack_chains(idata, random_state=0)
+    mass = stack_chains(idata, random_state=0, method="mass", model=model)
     np.testing.assert_allclose(result.weights.sum(), 1.0)
+    np.testing.assert_allclose(mass.weights.sum(), 1.0)
     groups = result.groups
     if minor.all() or not minor.any():  # no split with this seed on this machine
         assert len(set(groups.tolist())) == 1
         np.testing.assert_allclose(result.weights, 0.25, atol=1e-12)
+        np.testing.assert_allclose(mass.weights, 0.25, atol=1e-12)
         return
     # the groups are the modes
     assert len(set(groups[minor].tolist())) == 1
@@ -140,5 +145,13 @@ def test_galaxy_chains_that_do_not_mix_are_stacked(bench):
     assert abs(stacked - ref["mean_deviance"]) < abs(pooled - ref["mean_deviance"])
     # stacking weights predictive accuracy, not mass: the minor mode keeps real weight
     assert result.weights[minor].sum() > ref["minor_mode_mass"]
+    # mass weights: the minor mode gets its mass (the IS reference's within a factor
+    # 1.5) and the mean deviance is right to the reference's accuracy plus 0.3
+    assert mass.groups.tolist() == groups.tolist()
+    share = mass.weights[minor].sum()
+    assert ref["minor_mode_mass"] / 1.5 < share < 1.5 * ref["minor_mode_mass"]
+    weighted = float(mass.weights @ chain_dev)
+    assert abs(weighted - ref["mean_deviance"]) < 4 * ref["mcse"] + 0.3
+    assert abs(weighted - ref["mean_deviance"]) < abs(stacked - ref["mean_deviance"])
     # the resampled stacked posterior has the stacked mean deviance (within MC error)
     assert run["stacked_resample_mean_deviance"] == pytest.approx(stacked, abs=0.5)

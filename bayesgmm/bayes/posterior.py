@@ -145,12 +145,17 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         log-likelihood above 1.05, or one chain's posterior-mean membership
         probabilities more than 0.1 (total variation, averaged over points) from the
         others'. Then a :class:`SamplingWarning` says so and what to do, the chains are
-        stacked (:func:`~bayesgmm.bayes.stack_chains`; ``stacking_``), the point
-        summaries and predictions use ``idata_["posterior_stacked"]``, and the raw chains
-        stay in ``posterior`` / ``posterior_raw``. ``diagnostics_.attrs`` holds
-        ``"chains"`` (per chain: mean log-likelihood, membership shift, stacking weight,
-        group), ``"rhat_log_likelihood"``, ``"stacking"`` (weights or None) and
-        ``"message"``.
+        combined by their modes' posterior mass
+        (:func:`~bayesgmm.bayes.stack_chains` with ``method="mass"``, bridge sampling on
+        the density the sampler ran; ``stacking_``; Bayesian stacking if the mass cannot
+        be estimated), the point summaries and predictions use
+        ``idata_["posterior_stacked"]`` (the chains resampled with those weights), and
+        the raw chains stay in ``posterior`` / ``posterior_raw``. ``diagnostics_.attrs``
+        holds ``"chains"`` (per chain: mean log-likelihood, membership shift, stacking
+        weight, mass weight, log mass and its standard error, group),
+        ``"rhat_log_likelihood"``, ``"stacking"`` (the stacking weights, for
+        prediction, or None), ``"mass"`` (the mass weights the summaries use, or None),
+        ``"weights_method"`` and ``"message"``.
     backend_ : {'kernel', 'pymc'}
         ``'kernel'``: nutpie on the hand-written numba density (no compilation per fit;
         complete data); ``'pymc'``: NUTS on :func:`build_model` (with nutpie compiled
@@ -590,13 +595,14 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         """Do the chains sample one mode? Compare their log-likelihood levels (R-hat of
         the total log-likelihood) and their clusterings (each chain's posterior-mean
         membership probabilities against all chains': the average total-variation
-        distance per point). When they disagree, stack the chains
-        (:func:`~bayesgmm.bayes.stack_chains`): point summaries and predictions then
-        use the stacked draws (``idata_["posterior_stacked"]``); the chains stay in
-        ``posterior`` and ``posterior_raw``."""
+        distance per point). When they disagree, weight the chains by their modes'
+        posterior mass (:func:`~bayesgmm.bayes.stacking.combine_estimator_chains`):
+        point summaries and predictions then use the combined draws
+        (``idata_["posterior_stacked"]``); the chains stay in ``posterior`` and
+        ``posterior_raw``."""
         import arviz as az
 
-        from bayesgmm.bayes.stacking import stack_chains
+        from bayesgmm.bayes.stacking import combination_text, combine_estimator_chains
 
         loglik = self.idata_["log_likelihood"].to_dataset()["x"].sum("obs")
         chain_mean = loglik.mean("draw").values
@@ -632,14 +638,26 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         if start_density is not None and self.backend_ == "kernel":
             # log posterior density at the EM optimum each chain's start is drawn around
             table["start_optimum_log_density"] = start_density
-        attrs = {"chains": table, "rhat_log_likelihood": rhat_total, "stacking": None}
+        attrs = {
+            "chains": table,
+            "rhat_log_likelihood": rhat_total,
+            "stacking": None,
+            "mass": None,
+            "weights_method": None,
+        }
         self.stacking_ = None
         if self.chains_disagree_:
-            stacking = stack_chains(self.idata_, random_state=self.random_state)
+            stacking, mass_error = combine_estimator_chains(self, X)
             self.stacking_ = stacking
-            table["stacking_weight"] = stacking.weights
+            table["stacking_weight"] = stacking.stacking_weights
+            if stacking.method == "mass":
+                table["mass_weight"] = stacking.weights
+                table["log_mass"] = stacking.log_mass
+                table["log_mass_se"] = stacking.log_mass_se
             table["group"] = stacking.groups
-            attrs["stacking"] = stacking.weights
+            attrs["stacking"] = stacking.stacking_weights
+            attrs["mass"] = stacking.weights if stacking.method == "mass" else None
+            attrs["weights_method"] = stacking.method
             self.idata_["posterior_stacked"] = xr.DataTree(stacking.posterior)
             stacked_mean = stacking.posterior.mean(("chain", "draw"))
             self.weights_ = stacked_mean["weights"].values
@@ -658,14 +676,14 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
                     f"different clusterings (chain {worst}'s membership probabilities "
                     f"differ from the others' by {shift.max():.0%} on average)"
                 )
-            weights = ", ".join(f"{w:.2f}" for w in stacking.weights)
             attrs["message"] = (
                 "The chains settled in different modes of the posterior: "
                 + " and ".join(why)
                 + ". Pooling them would weight each mode by how many chains happened to "
-                "land there, so the summaries use the chains stacked by how well each "
-                f"predicts left-out points (stacking weights {weights}; raw chains kept "
-                "in idata_). What to do: a mixture with components the data do not "
+                "land there, so "
+                + combination_text(stacking, mass_error)
+                + " (raw chains kept in idata_). What to do: a mixture with components "
+                "the data do not "
                 "support often does this, so compare fits with fewer (or more) "
                 "components (`bayesgmm select`, or BIC of GaussianMixture); a stronger "
                 "prior (larger shrinkage or covariance dof) can remove a minor mode; "
