@@ -202,6 +202,39 @@ def pack(X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
     return np.ascontiguousarray(buf)
 
 
+def pack_missing(
+    X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
+) -> np.ndarray:
+    """The buffer of data with NaN (missing at random): :func:`pack` of the complete
+    rows (the kernels' blocked path reads it unchanged), then a trailer with the other
+    rows grouped by missingness pattern (:func:`~bayesgmm.core.missing.missing_patterns`):
+    the number of patterns, then per pattern its number of observed coordinates ``p``,
+    of rows ``n``, the ``p`` observed indices and the rows' observed values (``n * p``,
+    row-major); the last entry is the trailer's offset. Each such row contributes its
+    density of the observed coordinates (``_kernel_numba._missing_spd`` /
+    ``_missing_diagonal``); its ``-p log(2 pi) / 2`` is added to the constant
+    ``buf[6]``. A row with no observed value contributes nothing (density 1)."""
+    from bayesgmm.core.missing import missing_patterns
+
+    observed = ~np.isnan(X)
+    complete = observed.all(axis=1)
+    head = pack(X[complete], prior, covariance_type, n_components)
+    partial = X[~complete & observed.any(axis=1)]
+    parts = []
+    n_cells = 0
+    if partial.shape[0]:
+        patterns = missing_patterns(partial)
+        for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
+            o = np.flatnonzero(pattern)
+            parts += [[o.size, rows.size], o, partial[np.ix_(rows, o)].ravel()]
+            n_cells += o.size * rows.size
+    trailer = np.concatenate([[len(parts) // 3], *parts]).astype(np.float64)
+    head[6] -= 0.5 * n_cells * _LOG_2PI
+    buf = np.concatenate([head, trailer, [head.size]])
+    buf[0] = buf.size
+    return np.ascontiguousarray(buf)
+
+
 # --------------------------------------------------------------------------------------
 # Unconstrained <-> constrained (NumPy, vectorized over draws)
 # --------------------------------------------------------------------------------------
@@ -226,30 +259,37 @@ def to_constrained(theta: np.ndarray, covariance_type: str, n_components: int, n
 # --------------------------------------------------------------------------------------
 
 
-def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str):
-    """The kernel called from Python (tests, starting points): (logp, gradient)."""
-    covariance_type = _canonical(covariance_type)
+def _kind(covariance_type: str, missing: bool) -> str:
+    """The numba callback's kind: the type's, with '_missing' for a buffer of data
+    with NaN (:func:`pack_missing`)."""
+    return _KERNEL_KIND[_canonical(covariance_type)] + ("_missing" if missing else "")
+
+
+def logp_and_grad(theta: np.ndarray, buf: np.ndarray, covariance_type: str, missing=False):
+    """The kernel called from Python (tests, starting points): (logp, gradient).
+    ``missing``: ``buf`` is :func:`pack_missing`'s."""
     from bayesgmm.bayes import _kernel_numba as kn
 
     theta = np.ascontiguousarray(theta, dtype=np.float64)
-    return kn.evaluate(_KERNEL_KIND[covariance_type], theta, buf)
+    return kn.evaluate(_kind(covariance_type, missing), theta, buf)
 
 
-def prefetch(covariance_type: str) -> None:
-    """Start compiling the kernel of ``covariance_type`` in a child process if numba's
-    disk cache lacks it (:func:`bayesgmm.bayes._kernel_numba.start_compiling`), so that
-    it compiles while the caller fits the MAP start."""
+def prefetch(covariance_type: str, missing: bool = False) -> None:
+    """Start compiling the kernel of ``covariance_type`` (``missing``: its callback for
+    data with NaN) in a child process if numba's disk cache lacks it
+    (:func:`bayesgmm.bayes._kernel_numba.start_compiling`), so that it compiles while
+    the caller fits the MAP start."""
     from bayesgmm.bayes import _kernel_numba as kn
 
-    kn.start_compiling(_KERNEL_KIND[_canonical(covariance_type)])
+    kn.start_compiling(_kind(covariance_type, missing))
 
 
-def _cfuncs(covariance_type: str):
-    """nutpie's C callbacks (logp + gradient, expand) for one covariance type."""
-    covariance_type = _canonical(covariance_type)
+def _cfuncs(covariance_type: str, missing: bool = False):
+    """nutpie's C callbacks (logp + gradient, expand) for one covariance type (and
+    data with NaN or not: another callback, compiled on first use)."""
     from bayesgmm.bayes import _kernel_numba as kn
 
-    return kn.cfunc_for(_KERNEL_KIND[covariance_type]), kn.cfunc_for("expand")
+    return kn.cfunc_for(_kind(covariance_type, missing)), kn.cfunc_for("expand")
 
 
 # --------------------------------------------------------------------------------------
@@ -260,25 +300,27 @@ def _cfuncs(covariance_type: str):
 @dataclasses.dataclass(frozen=True)
 class KernelModel:
     """A nutpie-ready model: the compiled callbacks (shared by every model of the
-    same covariance type) and this data set's buffer."""
+    same covariance type, one set for data with NaN: ``missing``) and this data set's
+    buffer."""
 
     covariance_type: str
     n_components: int
     n_features: int
     buffer: np.ndarray
+    missing: bool = False
 
     @property
     def n_dim(self) -> int:
         return n_dim(self.covariance_type, self.n_components, self.n_features)
 
     def logp_and_grad(self, theta: np.ndarray):
-        return logp_and_grad(theta, self.buffer, self.covariance_type)
+        return logp_and_grad(theta, self.buffer, self.covariance_type, self.missing)
 
     def compiled(self, start: np.ndarray):
         """A ``nutpie.compile_pymc.CompiledPyMCModel`` that starts at ``start``."""
         from nutpie.compile_pymc import CompiledPyMCModel
 
-        logp_c, expand_c = _cfuncs(self.covariance_type)
+        logp_c, expand_c = _cfuncs(self.covariance_type, self.missing)
         dim = self.n_dim
         start = np.array(start, dtype=np.float64, copy=True)
 
@@ -307,8 +349,12 @@ class KernelModel:
 def make_kernel_model(
     X: np.ndarray, prior: GMMPrior, covariance_type: str, n_components: int
 ) -> KernelModel:
-    """The kernel model of complete data ``X`` (N, D) under ``prior``."""
+    """The kernel model of data ``X`` (N, D) under ``prior``. NaN marks a missing value:
+    each row's density is then that of its observed coordinates, the missing ones
+    integrated out (:func:`pack_missing`; the density of ``build_model``'s masked
+    likelihood)."""
     covariance_type = _canonical(covariance_type)
     X = np.ascontiguousarray(X, dtype=np.float64)
-    buf = pack(X, prior, covariance_type, n_components)
-    return KernelModel(covariance_type, n_components, X.shape[1], buf)
+    missing = bool(np.isnan(X).any())
+    buf = (pack_missing if missing else pack)(X, prior, covariance_type, n_components)
+    return KernelModel(covariance_type, n_components, X.shape[1], buf, missing)

@@ -554,18 +554,12 @@ def logp_diagonal(theta, grad, buf):
 
 
 @_inlined
-def logp_volume_shape(theta, grad, buf, shared_shape):
-    """VEI (``shared_shape``: log-shape ``u`` (D), log-volumes (K)) and EVI (log-shapes
-    ``u_k`` (K, D), one log-volume): after the weights and means, the zero-sum
-    coordinates of the log-shape(s) (``D - 1`` per shape, PyMC's ``ZeroSumTransform``),
-    then the log volume(s). Maps them to the per-component log variances
-    ``log lambda_k + u_j`` (VEI) / ``log lambda + u_kj`` (EVI), evaluates the 'diag'
-    kernel there (``buf`` is a 'diag' buffer: the prior is one inverse-gamma per
-    variance, as MAP-EM's), replaces its log-transform Jacobian (one ``log v_kj`` per
-    variance) by this parameterization's (one ``log lambda`` per volume; the zero-sum
-    map is an isometry) and chains the gradient back."""
-    d = int(buf[2])
-    k = int(buf[3])
+def _volume_shape_variances(theta, d, k, shared_shape):
+    """VEI / EVI coordinates -> the 'diag' kernel's vector (weights, means, then the
+    per-component log variances ``log lambda_k + u_j`` (VEI) / ``log lambda + u_kj``
+    (EVI)); returns it and the difference of the two log-Jacobians (this
+    parameterization's one ``log lambda`` per volume minus the 'diag' kernel's one
+    ``log v_kj`` per variance; the zero-sum map is an isometry)."""
     c0 = k - 1 + k * d
     rows = 1 if shared_shape else k
     n_vol = k if shared_shape else 1
@@ -591,12 +585,22 @@ def logp_volume_shape(theta, grad, buf, shared_shape):
             value = lv + u[0 if shared_shape else j, a]
             full[c0 + j * d + a] = value
             jac_diag += value
-    g = np.zeros(c0 + k * d)
-    logp = logp_diagonal(full, g, buf)
     jac = 0.0
     for m in range(n_vol):
         jac += theta[v0 + m]
-    logp += jac - jac_diag
+    return full, jac - jac_diag
+
+
+@_inlined
+def _volume_shape_gradient(grad, g, d, k, shared_shape):
+    """Chain ``g``, the gradient in the 'diag' kernel's vector (its log-transform
+    Jacobian included), back to the VEI / EVI coordinates (``grad``, written), with
+    this parameterization's Jacobian."""
+    c0 = k - 1 + k * d
+    rows = 1 if shared_shape else k
+    n_vol = k if shared_shape else 1
+    v0 = c0 + rows * (d - 1)
+    sq = math.sqrt(d)
     for i in range(c0):
         grad[i] = g[i]
     # d logp / d log v_kj without the 'diag' Jacobian's 1 per variance
@@ -617,6 +621,310 @@ def logp_volume_shape(theta, grad, buf, shared_shape):
             head += gu[r, a]
         for a in range(d - 1):
             grad[z0 + a] = gu[r, a] - head / (sq + d) - gu[r, d - 1] / sq
+
+
+@_inlined
+def logp_volume_shape(theta, grad, buf, shared_shape):
+    """VEI (``shared_shape``: log-shape ``u`` (D), log-volumes (K)) and EVI (log-shapes
+    ``u_k`` (K, D), one log-volume): after the weights and means, the zero-sum
+    coordinates of the log-shape(s) (``D - 1`` per shape, PyMC's ``ZeroSumTransform``),
+    then the log volume(s). Maps them to the per-component log variances
+    (:func:`_volume_shape_variances`), evaluates the 'diag' kernel there (``buf`` is a
+    'diag' buffer: the prior is one inverse-gamma per variance, as MAP-EM's), replaces
+    its log-transform Jacobian by this parameterization's and chains the gradient back
+    (:func:`_volume_shape_gradient`)."""
+    d = int(buf[2])
+    k = int(buf[3])
+    full, jac = _volume_shape_variances(theta, d, k, shared_shape)
+    g = np.zeros(full.size)
+    logp = logp_diagonal(full, g, buf) + jac
+    _volume_shape_gradient(grad, g, d, k, shared_shape)
+    return logp
+
+
+# --------------------------------------------------------------------------------------
+# Missing values (NaN): the rows with a missing coordinate, their observed marginals
+# --------------------------------------------------------------------------------------
+#
+# A buffer of data with NaN (``_kernel.pack_missing``) is the complete rows' buffer,
+# read by the kernels above unchanged, followed by a trailer and, as its last entry,
+# the trailer's offset. The trailer: the number of patterns P, then per pattern
+# ``p`` (observed coordinates), ``n`` (rows), the ``p`` observed indices and the rows'
+# observed values (``n * p``, row-major). The functions below add those rows'
+# log-likelihood, each row's density of its observed coordinates
+# ``sum_k pi_k N(x_o | mu_o, Sigma_oo)``, to the value, and its gradient to ``grad``;
+# the -|o| log(2 pi) / 2 constants are in ``buf[6]``. Scalar loops, row by row: the
+# complete rows keep the blocked path.
+
+
+@njit
+def _trailer_start(buf):
+    return int(buf[int(buf[0]) - 1])
+
+
+@njit
+def _cholesky(S, C, p):
+    """C (p, p) lower = the Cholesky factor of S (p, p); returns sum of log C_ii
+    (NaN where S is not positive definite)."""
+    logdet = 0.0
+    for a in range(p):
+        for b in range(a + 1):
+            v = S[a, b]
+            for c in range(b):
+                v -= C[a, c] * C[b, c]
+            if a == b:
+                C[a, a] = math.sqrt(v) if v > 0.0 else math.nan
+                logdet += math.log(C[a, a])
+            else:
+                C[a, b] = v / C[b, b]
+        for b in range(a + 1, p):
+            C[a, b] = 0.0
+    return logdet
+
+
+@njit
+def _missing_spd(theta, grad, buf):
+    """The rows with NaN for 'full' / 'tied' (``buf`` as for ``logp_spd``, with the
+    trailer): returns their observed-data log-likelihood and adds its gradient to
+    ``grad``. Per pattern ``o`` and factor: :math:`\\Sigma_{oo} = L_o L_o^T`
+    (``L_o`` the rows ``o`` of ``L``) and its Cholesky factor ``C``; per row
+    ``z = C^{-1}(x_o - mu_o)``. With responsibilities ``r``, the gradient in
+    :math:`\\Sigma_{oo}` is ``G = C^{-T}(sum r z z^T - (sum r) I) C^{-1} / 2``,
+    embedded in D x D and chained to ``L`` by ``2 G L`` (lower triangle), to
+    ``mu_o`` by ``C^{-T} sum r z``."""
+    d = int(buf[2])
+    k = int(buf[3])
+    tied = buf[9] != 0.0
+    pos = _trailer_start(buf)
+    n_pat = int(buf[pos])
+    pos += 1
+    if n_pat == 0:
+        return 0.0
+    tri = d * (d + 1) // 2
+    n_mats = 1 if tied else k
+    m_start = k - 1
+    c_start = k - 1 + k * d
+    logw = np.empty(k)
+    w = np.empty(k)
+    _weights(theta, k, logw, w)
+    Ls = np.empty((n_mats, d, d))
+    for f in range(n_mats):
+        _unpack_chol(theta, c_start + f * tri, d, Ls[f])
+    means = theta[m_start:c_start].reshape((k, d))
+    Gemb = np.zeros((n_mats, d, d))  # d logp / d Sigma, embedded
+    gmu = np.zeros((k, d))
+    counts = np.zeros(k)
+    C = np.empty((n_mats, d, d))
+    logdetC = np.empty(n_mats)
+    S = np.empty((d, d))
+    A = np.empty((k, d, d))
+    s = np.empty((k, d))
+    R = np.empty(k)
+    e = np.empty(d)
+    z = np.empty((k, d))
+    lg = np.empty(k)
+    idx = np.empty(d, dtype=np.int64)
+    M = np.empty((d, d))
+    T = np.empty((d, d))
+    col = np.empty(d)
+    out = np.empty(d)
+    total = 0.0
+    for _ in range(n_pat):
+        p = int(buf[pos])
+        nr = int(buf[pos + 1])
+        pos += 2
+        for a in range(p):
+            idx[a] = int(buf[pos + a])
+        pos += p
+        rows = buf[pos : pos + nr * p]
+        pos += nr * p
+        for f in range(n_mats):  # Sigma_oo = L_o L_o^T and its factor
+            L = Ls[f]
+            for a in range(p):
+                ia = idx[a]
+                for b in range(a + 1):
+                    ib = idx[b]  # ib < ia: L[ib, c] = 0 for c > ib
+                    v = 0.0
+                    for c in range(ib + 1):
+                        v += L[ia, c] * L[ib, c]
+                    S[a, b] = v
+            logdetC[f] = _cholesky(S, C[f], p)
+        for j in range(k):
+            R[j] = 0.0
+            for a in range(p):
+                s[j, a] = 0.0
+                for b in range(a + 1):
+                    A[j, a, b] = 0.0
+        for r in range(nr):
+            base = r * p
+            for j in range(k):
+                f = 0 if tied else j
+                for a in range(p):
+                    e[a] = rows[base + a] - means[j, idx[a]]
+                _forward(C[f], e, z[j], p)
+                q = 0.0
+                for a in range(p):
+                    q += z[j, a] * z[j, a]
+                lg[j] = logw[j] - logdetC[f] - 0.5 * q
+            top = lg[0]
+            for j in range(1, k):
+                top = max(top, lg[j])
+            tot = 0.0
+            for j in range(k):
+                lg[j] = math.exp(lg[j] - top)
+                tot += lg[j]
+            total += top + math.log(tot)
+            for j in range(k):
+                rj = lg[j] / tot
+                R[j] += rj
+                for a in range(p):
+                    rz = rj * z[j, a]
+                    s[j, a] += rz
+                    for b in range(a + 1):
+                        A[j, a, b] += rz * z[j, b]
+        for j in range(k):
+            f = 0 if tied else j
+            counts[j] += R[j]
+            _backward(C[f], s[j], out, p)  # S^{-1} sum r (x_o - mu_o)
+            for a in range(p):
+                gmu[j, idx[a]] += out[a]
+            for a in range(p):  # M = sum r z z^T - R I (symmetric)
+                for b in range(a + 1):
+                    M[a, b] = A[j, a, b]
+                    M[b, a] = A[j, a, b]
+                M[a, a] -= R[j]
+            for c in range(p):  # T = C^{-T} M, column by column
+                for a in range(p):
+                    col[a] = M[a, c]
+                _backward(C[f], col, out, p)
+                for a in range(p):
+                    T[a, c] = out[a]
+            for c in range(p):  # G = C^{-T} T^T (= T C^{-1}, symmetric)
+                for a in range(p):
+                    col[a] = T[c, a]
+                _backward(C[f], col, out, p)
+                for a in range(p):
+                    Gemb[f, idx[a], idx[c]] += 0.5 * out[a]
+    for f in range(n_mats):  # d logp / d L = 2 G L, lower triangle; log diagonal
+        L = Ls[f]
+        q = c_start + f * tri
+        for a in range(d):
+            for b in range(a + 1):
+                v = 0.0
+                for c in range(b, d):
+                    v += Gemb[f, a, c] * L[c, b]
+                v *= 2.0
+                grad[q] += v * L[a, a] if a == b else v
+                q += 1
+    for j in range(k):
+        for a in range(d):
+            grad[m_start + j * d + a] += gmu[j, a]
+    gw = np.zeros(k)
+    _weights_grad(gw, w, counts, k)
+    for j in range(k - 1):
+        grad[j] += gw[j]
+    return total
+
+
+@njit
+def _missing_diagonal(theta, grad, buf):
+    """The rows with NaN for the diagonal variants (``buf`` as for ``logp_diagonal``,
+    with the trailer; VEI / EVI call it on their 'diag' vector): returns their
+    observed-data log-likelihood and adds its gradient to ``grad``. A row's density of
+    its observed coordinates is the product over them: the missing ones drop out."""
+    d = int(buf[2])
+    k = int(buf[3])
+    variant = int(buf[9])
+    spherical = variant == 1 or variant == 3
+    shared = variant >= 2
+    pos = _trailer_start(buf)
+    n_pat = int(buf[pos])
+    pos += 1
+    if n_pat == 0:
+        return 0.0
+    m_start = k - 1
+    c_start = k - 1 + k * d
+    nv = 1 if spherical else d
+    logw = np.empty(k)
+    w = np.empty(k)
+    _weights(theta, k, logw, w)
+    means = theta[m_start:c_start].reshape((k, d))
+    logv = np.empty((k, nv))
+    inv = np.empty((k, nv))
+    for j in range(k):
+        for c in range(nv):
+            logv[j, c] = theta[c_start + (0 if shared else j * nv) + c]
+            inv[j, c] = math.exp(-logv[j, c])
+    gv = np.zeros((k, nv))
+    gmu = np.zeros((k, d))
+    counts = np.zeros(k)
+    half = np.empty(k)
+    lg = np.empty(k)
+    E = np.empty((k, d))
+    idx = np.empty(d, dtype=np.int64)
+    total = 0.0
+    for _ in range(n_pat):
+        p = int(buf[pos])
+        nr = int(buf[pos + 1])
+        pos += 2
+        for a in range(p):
+            idx[a] = int(buf[pos + a])
+        pos += p
+        rows = buf[pos : pos + nr * p]
+        pos += nr * p
+        for j in range(k):  # log pi_k - sum_{a in o} log v_ka / 2
+            h = 0.0
+            for a in range(p):
+                h += logv[j, 0 if spherical else idx[a]]
+            half[j] = logw[j] - 0.5 * h
+        for r in range(nr):
+            base = r * p
+            for j in range(k):
+                q = 0.0
+                for a in range(p):
+                    ev = rows[base + a] - means[j, idx[a]]
+                    E[j, a] = ev
+                    q += ev * ev * inv[j, 0 if spherical else idx[a]]
+                lg[j] = half[j] - 0.5 * q
+            top = lg[0]
+            for j in range(1, k):
+                top = max(top, lg[j])
+            tot = 0.0
+            for j in range(k):
+                lg[j] = math.exp(lg[j] - top)
+                tot += lg[j]
+            total += top + math.log(tot)
+            for j in range(k):
+                rj = lg[j] / tot
+                counts[j] += rj
+                for a in range(p):
+                    c = 0 if spherical else idx[a]
+                    ev = E[j, a]
+                    gmu[j, idx[a]] += rj * ev * inv[j, c]
+                    gv[j, c] += 0.5 * rj * (ev * ev * inv[j, c] - 1.0)
+    for j in range(k):
+        for a in range(d):
+            grad[m_start + j * d + a] += gmu[j, a]
+        for c in range(nv):
+            grad[c_start + (0 if shared else j * nv) + c] += gv[j, c]
+    gw = np.zeros(k)
+    _weights_grad(gw, w, counts, k)
+    for j in range(k - 1):
+        grad[j] += gw[j]
+    return total
+
+
+@_inlined
+def logp_volume_shape_missing(theta, grad, buf, shared_shape):
+    """:func:`logp_volume_shape` on data with NaN: the rows with a missing coordinate
+    enter at the 'diag' vector (:func:`_missing_diagonal`), before the chain rule."""
+    d = int(buf[2])
+    k = int(buf[3])
+    full, jac = _volume_shape_variances(theta, d, k, shared_shape)
+    g = np.zeros(full.size)
+    logp = logp_diagonal(full, g, buf) + jac
+    logp += _missing_diagonal(full, g, buf)
+    _volume_shape_gradient(grad, g, d, k, shared_shape)
     return logp
 
 
@@ -695,6 +1003,52 @@ def _logp_c_evi(dim, x_, out_, logp_, user_data_):
     return _status(out, value)
 
 
+def _logp_c_spd_missing(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (1,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    res = numba.carray(logp_, (1,))
+    value = logp_spd(x, out, buf)
+    value += _missing_spd(x, out, buf)
+    res[0] = value
+    return _status(out, value)
+
+
+def _logp_c_diagonal_missing(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (1,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    res = numba.carray(logp_, (1,))
+    value = logp_diagonal(x, out, buf)
+    value += _missing_diagonal(x, out, buf)
+    res[0] = value
+    return _status(out, value)
+
+
+def _logp_c_vei_missing(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (1,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    res = numba.carray(logp_, (1,))
+    value = logp_volume_shape_missing(x, out, buf, True)
+    res[0] = value
+    return _status(out, value)
+
+
+def _logp_c_evi_missing(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (1,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    res = numba.carray(logp_, (1,))
+    value = logp_volume_shape_missing(x, out, buf, False)
+    res[0] = value
+    return _status(out, value)
+
+
 def _expand_c(dim, expanded, x_, out_, user_data_):
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (expanded,))
@@ -712,13 +1066,19 @@ _KINDS = {
     "diagonal": (_logp_c_diagonal, _LOGP_SIG),
     "vei": (_logp_c_vei, _LOGP_SIG),
     "evi": (_logp_c_evi, _LOGP_SIG),
+    # data with NaN (``_kernel.pack_missing``): the complete rows' kernel plus the
+    # observed marginals of the others
+    "spd_missing": (_logp_c_spd_missing, _LOGP_SIG),
+    "diagonal_missing": (_logp_c_diagonal_missing, _LOGP_SIG),
+    "vei_missing": (_logp_c_vei_missing, _LOGP_SIG),
+    "evi_missing": (_logp_c_evi_missing, _LOGP_SIG),
     "expand": (_expand_c, _EXPAND_SIG),
 }
 
 
 def cfunc_for(kind: str):
-    """The compiled callback: kind 'spd', 'diagonal', 'vei', 'evi' (logp + gradient) or
-    'expand'.
+    """The compiled callback: kind 'spd', 'diagonal', 'vei', 'evi' (logp + gradient),
+    the same with '_missing' (data with NaN), or 'expand'.
 
     Loaded from numba's disk cache when it holds the callback. Otherwise a child
     process compiles it (and writes the cache) and this one loads it: a process that
