@@ -60,10 +60,11 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     The model is :func:`bayesgmm.bayes.build_model` with the same prior a MAP fit
     uses, so the MAP-EM fit (``map_``) is the mode of the sampled posterior. With
-    complete data and nutpie, the sampler runs a numba implementation of exactly that
-    model's log density and gradient (tested equal to PyMC's): compiled once per
-    covariance family and cached on disk, so a new data set, N, D, K or prior never
-    recompiles. Draws are relabelled (label switching) to the MAP fit, or by Stephens'
+    nutpie, the sampler runs a numba implementation of exactly that model's log density
+    and gradient (tested equal to PyMC's, also on data with NaN): compiled once per
+    covariance family (and once more for data with NaN) and cached on disk, so a new
+    data set, N, D, K, missingness pattern or prior never recompiles. Draws are
+    relabelled (label switching) to the MAP fit, or by Stephens'
     Kullback--Leibler method (``relabel``), keeping the raw draws in
     ``idata_["posterior_raw"]``.
 
@@ -93,8 +94,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         overdispersed by a normal draw with twice the Laplace scale of every
         unconstrained coordinate (``chain_starts_``). So between-chain R-hat, and the
         mode check below, can see chains that settle in different modes. (With
-        ``sampler='pymc'`` a 5% jitter of the MAP fit per chain; nutpie on the PyMC
-        model, used for data with NaN, takes one start for all chains.)
+        ``sampler='pymc'``, or nutpie on the PyMC model for a prior form the kernel does
+        not know, a 5% jitter of the MAP fit per chain.)
     target_accept : float, default=0.8
         NUTS target acceptance rate; raise towards 0.95 if there are divergences.
     n_init : int, default=5
@@ -137,8 +138,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         Max R-hat and min bulk/tail ESS per parameter, before and after relabelling.
     n_divergences_ : int
     chain_starts_ : ndarray of shape (chains, n_dim)
-        Each chain's start in the sampler's unconstrained space (nutpie, on the kernel
-        or, with missing values, on the PyMC model's value variables; not set by
+        Each chain's start in the sampler's unconstrained space (nutpie: on the kernel,
+        or for a prior form it does not know on the PyMC model's value variables; not set by
         ``sampler="pymc"/"numpyro"``).
     chains_disagree_ : bool
         Whether the chains settled in different modes: R-hat of the total
@@ -158,8 +159,10 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         ``"weights_method"`` and ``"message"``.
     backend_ : {'kernel', 'pymc'}
         ``'kernel'``: nutpie on the hand-written numba density (no compilation per fit;
-        complete data); ``'pymc'``: NUTS on :func:`build_model` (with nutpie compiled
-        once per structure: covariance type, K, D, NaN or not, prior form).
+        data with or without NaN); ``'pymc'``: NUTS on :func:`build_model` (with nutpie
+        compiled once per structure: covariance type, K, D, NaN or not, prior form),
+        taken with ``sampler='pymc'`` or ``'numpyro'`` or a prior form the kernel does
+        not know.
     timings_ : dict
         Seconds spent in the MAP fit, kernel loading, starts, sampling, post-processing.
 
@@ -294,11 +297,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         self.map_ = map_fit
         self.prior_ = map_fit.prior_
         progressbar = progress_default() if self.progressbar is None else bool(self.progressbar)
-        use_kernel = (
-            self.sampler == "nutpie"
-            and not np.isnan(X).any()
-            and supports(map_fit.prior_, self.covariance_type)
-        )
+        # data with NaN too: the kernel integrates the missing coordinates out
+        use_kernel = self.sampler == "nutpie" and supports(map_fit.prior_, self.covariance_type)
         if use_kernel:
             idata = self._sample_kernel(X, data, sample_seed, jitter_seed, progressbar, timings)
         else:
@@ -374,14 +374,14 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         from threadpoolctl import threadpool_limits
 
         from bayesgmm.bayes._kernel import make_kernel_model
-        from bayesgmm.bayes._sampling import decode, pointwise_log_likelihood, run_chains
+        from bayesgmm.bayes._sampling import decode, run_chains
 
         t0 = time.perf_counter()
         km = make_kernel_model(X, self.prior_, self.covariance_type, self.n_components)
         km.logp_and_grad(np.zeros(km.n_dim))  # loads (or compiles) the kernel
         from bayesgmm.bayes._kernel import _cfuncs
 
-        _cfuncs(self.covariance_type)
+        _cfuncs(self.covariance_type, km.missing)
         timings["compile"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         starts, _objectives = self._chain_starts(X, km, jitter_seed)
@@ -427,7 +427,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             },
             attrs={"sampling_time": seconds, "tuning_steps": self.tune},
         )
-        loglik = pointwise_log_likelihood(X, weights, means, covariances, self.covariance_type)
+        loglik = _observed_log_likelihood(X, posterior, self.covariance_type)  # NaN: marginals
         log_likelihood = xr.Dataset(
             {"x": ((*sample, "obs"), loglik)},
             coords={name: coords[name] for name in ("chain", "draw", "obs")},
@@ -450,8 +450,8 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     def _sample_pymc(self, data, sample_seed, jitter_seed, progressbar, timings):
         """NUTS on :func:`build_model`: the PyMC and numpyro samplers, and nutpie where
-        the kernel does not apply (missing values, a prior form the kernel does not
-        know). nutpie's compiled model, and the logp and gradient of PyMC's NUTS, are
+        the kernel does not apply (a prior form the kernel does not know). nutpie's
+        compiled model, and the logp and gradient of PyMC's NUTS, are
         reused across fits of the same structure (covariance type, K, D, missing
         values or not, the prior's form: :mod:`bayesgmm.bayes._compiled`);
         ``pm.sample`` still compiles its small initial-point and trace functions
