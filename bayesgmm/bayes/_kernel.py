@@ -209,11 +209,12 @@ def pack_missing(
     rows (the kernels' blocked path reads it unchanged), then a trailer with the other
     rows grouped by missingness pattern (:func:`~bayesgmm.core.missing.missing_patterns`):
     the number of patterns, then per pattern its number of observed coordinates ``p``,
-    of rows ``n``, the ``p`` observed indices and the rows' observed values (``n * p``,
-    row-major); the last entry is the trailer's offset. Each such row contributes its
-    density of the observed coordinates (``_kernel_numba._missing_spd`` /
-    ``_missing_diagonal``); its ``-p log(2 pi) / 2`` is added to the constant
-    ``buf[6]``. A row with no observed value contributes nothing (density 1)."""
+    of rows ``n``, the ``p`` observed indices and the rows' observed values (``p * n``,
+    feature-major like the complete rows); the last entry is the trailer's offset.
+    Each such row contributes its density of the observed coordinates
+    (``_kernel_numba._missing_spd`` / ``_missing_diagonal``); its ``-p log(2 pi) / 2``
+    is added to the constant ``buf[6]``. A row with no observed value contributes
+    nothing (density 1)."""
     from bayesgmm.core.missing import missing_patterns
 
     observed = ~np.isnan(X)
@@ -226,7 +227,7 @@ def pack_missing(
         patterns = missing_patterns(partial)
         for pattern, rows in zip(patterns.patterns, patterns.rows, strict=True):
             o = np.flatnonzero(pattern)
-            parts += [[o.size, rows.size], o, partial[np.ix_(rows, o)].ravel()]
+            parts += [[o.size, rows.size], o, partial[np.ix_(rows, o)].T.ravel()]
             n_cells += o.size * rows.size
     trailer = np.concatenate([[len(parts) // 3], *parts]).astype(np.float64)
     head[6] -= 0.5 * n_cells * _LOG_2PI

@@ -650,11 +650,14 @@ def logp_volume_shape(theta, grad, buf, shared_shape):
 # read by the kernels above unchanged, followed by a trailer and, as its last entry,
 # the trailer's offset. The trailer: the number of patterns P, then per pattern
 # ``p`` (observed coordinates), ``n`` (rows), the ``p`` observed indices and the rows'
-# observed values (``n * p``, row-major). The functions below add those rows'
-# log-likelihood, each row's density of its observed coordinates
+# observed values (``p * n``, feature-major like the complete rows). The functions
+# below add those rows' log-likelihood, each row's density of its observed coordinates
 # ``sum_k pi_k N(x_o | mu_o, Sigma_oo)``, to the value, and its gradient to ``grad``;
-# the -|o| log(2 pi) / 2 constants are in ``buf[6]``. Scalar loops, row by row: the
-# complete rows keep the blocked path.
+# the -|o| log(2 pi) / 2 constants are in ``buf[6]``. A pattern's rows are complete
+# data in ``p`` dimensions (the observed sub-vector and block of each component): they
+# go through the same blocked functions as the complete rows (``_mixture_spd``,
+# ``_mixture_diagonal``, compiled once for both), and only the chain rule from the
+# observed block to the parameters is per pattern.
 
 
 @njit
@@ -687,11 +690,13 @@ def _missing_spd(theta, grad, buf):
     """The rows with NaN for 'full' / 'tied' (``buf`` as for ``logp_spd``, with the
     trailer): returns their observed-data log-likelihood and adds its gradient to
     ``grad``. Per pattern ``o`` and factor: :math:`\\Sigma_{oo} = L_o L_o^T`
-    (``L_o`` the rows ``o`` of ``L``) and its Cholesky factor ``C``; per row
-    ``z = C^{-1}(x_o - mu_o)``. With responsibilities ``r``, the gradient in
-    :math:`\\Sigma_{oo}` is ``G = C^{-T}(sum r z z^T - (sum r) I) C^{-1} / 2``,
-    embedded in D x D and chained to ``L`` by ``2 G L`` (lower triangle), to
-    ``mu_o`` by ``C^{-T} sum r z``."""
+    (``L_o`` the rows ``o`` of ``L``) and its Cholesky factor ``C``; then the
+    pattern's rows are complete data in ``|o|`` dimensions with factor ``C``: the
+    blocked :func:`_mixture_spd` gives their log-likelihood and, with
+    ``z = C^{-1}(x_o - mu_o)`` and responsibilities ``r``, the sums of ``r``,
+    ``r z`` and ``r z z^T``. The gradient in :math:`\\Sigma_{oo}` is
+    ``G = C^{-T}(sum r z z^T - (sum r) I) C^{-1} / 2``, embedded in D x D and chained
+    to ``L`` by ``2 G L`` (lower triangle); in ``mu_o`` it is ``C^{-T} sum r z``."""
     d = int(buf[2])
     k = int(buf[3])
     tied = buf[9] != 0.0
@@ -714,15 +719,6 @@ def _missing_spd(theta, grad, buf):
     Gemb = np.zeros((n_mats, d, d))  # d logp / d Sigma, embedded
     gmu = np.zeros((k, d))
     counts = np.zeros(k)
-    C = np.empty((n_mats, d, d))
-    logdetC = np.empty(n_mats)
-    S = np.empty((d, d))
-    A = np.empty((k, d, d))
-    s = np.empty((k, d))
-    R = np.empty(k)
-    e = np.empty(d)
-    z = np.empty((k, d))
-    lg = np.empty(k)
     idx = np.empty(d, dtype=np.int64)
     M = np.empty((d, d))
     T = np.empty((d, d))
@@ -736,8 +732,11 @@ def _missing_spd(theta, grad, buf):
         for a in range(p):
             idx[a] = int(buf[pos + a])
         pos += p
-        rows = buf[pos : pos + nr * p]
-        pos += nr * p
+        Xt = buf[pos : pos + p * nr].reshape((p, nr))  # feature-major
+        pos += p * nr
+        Cs = np.empty((n_mats, p, p))
+        logdets = np.empty(n_mats)
+        S = np.empty((p, p))
         for f in range(n_mats):  # Sigma_oo = L_o L_o^T and its factor
             L = Ls[f]
             for a in range(p):
@@ -748,61 +747,39 @@ def _missing_spd(theta, grad, buf):
                     for c in range(ib + 1):
                         v += L[ia, c] * L[ib, c]
                     S[a, b] = v
-            logdetC[f] = _cholesky(S, C[f], p)
+            logdets[f] = _cholesky(S, Cs[f], p)
+        mo = np.empty((k, p))
         for j in range(k):
-            R[j] = 0.0
             for a in range(p):
-                s[j, a] = 0.0
-                for b in range(a + 1):
-                    A[j, a, b] = 0.0
-        for r in range(nr):
-            base = r * p
-            for j in range(k):
-                f = 0 if tied else j
-                for a in range(p):
-                    e[a] = rows[base + a] - means[j, idx[a]]
-                _forward(C[f], e, z[j], p)
-                q = 0.0
-                for a in range(p):
-                    q += z[j, a] * z[j, a]
-                lg[j] = logw[j] - logdetC[f] - 0.5 * q
-            top = lg[0]
-            for j in range(1, k):
-                top = max(top, lg[j])
-            tot = 0.0
-            for j in range(k):
-                lg[j] = math.exp(lg[j] - top)
-                tot += lg[j]
-            total += top + math.log(tot)
-            for j in range(k):
-                rj = lg[j] / tot
-                R[j] += rj
-                for a in range(p):
-                    rz = rj * z[j, a]
-                    s[j, a] += rz
-                    for b in range(a + 1):
-                        A[j, a, b] += rz * z[j, b]
+                mo[j, a] = means[j, idx[a]]
+        cnt = np.zeros(k)
+        cdiag = np.zeros(n_mats)  # - sum r per factor
+        svec = np.zeros((k, p))
+        A = np.zeros((n_mats, p, p))
+        total += _mixture_spd(Xt, nr, p, k, tied, logw, mo, Cs, logdets, cnt, cdiag, svec, A)
         for j in range(k):
             f = 0 if tied else j
-            counts[j] += R[j]
-            _backward(C[f], s[j], out, p)  # S^{-1} sum r (x_o - mu_o)
+            counts[j] += cnt[j]
+            _backward(Cs[f], svec[j], out, p)  # S^{-1} sum r (x_o - mu_o)
             for a in range(p):
                 gmu[j, idx[a]] += out[a]
-            for a in range(p):  # M = sum r z z^T - R I (symmetric)
+        for f in range(n_mats):
+            C = Cs[f]
+            for a in range(p):  # M = sum r z z^T - (sum r) I (A: lower triangle)
                 for b in range(a + 1):
-                    M[a, b] = A[j, a, b]
-                    M[b, a] = A[j, a, b]
-                M[a, a] -= R[j]
+                    M[a, b] = A[f, a, b]
+                    M[b, a] = A[f, a, b]
+                M[a, a] += cdiag[f]
             for c in range(p):  # T = C^{-T} M, column by column
                 for a in range(p):
                     col[a] = M[a, c]
-                _backward(C[f], col, out, p)
+                _backward(C, col, out, p)
                 for a in range(p):
                     T[a, c] = out[a]
             for c in range(p):  # G = C^{-T} T^T (= T C^{-1}, symmetric)
                 for a in range(p):
                     col[a] = T[c, a]
-                _backward(C[f], col, out, p)
+                _backward(C, col, out, p)
                 for a in range(p):
                     Gemb[f, idx[a], idx[c]] += 0.5 * out[a]
     for f in range(n_mats):  # d logp / d L = 2 G L, lower triangle; log diagonal
@@ -831,7 +808,8 @@ def _missing_diagonal(theta, grad, buf):
     """The rows with NaN for the diagonal variants (``buf`` as for ``logp_diagonal``,
     with the trailer; VEI / EVI call it on their 'diag' vector): returns their
     observed-data log-likelihood and adds its gradient to ``grad``. A row's density of
-    its observed coordinates is the product over them: the missing ones drop out."""
+    its observed coordinates is the product over them (the missing ones drop out): per
+    pattern, the blocked :func:`_mixture_diagonal` on the observed coordinates."""
     d = int(buf[2])
     k = int(buf[3])
     variant = int(buf[9])
@@ -858,9 +836,6 @@ def _missing_diagonal(theta, grad, buf):
     gv = np.zeros((k, nv))
     gmu = np.zeros((k, d))
     counts = np.zeros(k)
-    half = np.empty(k)
-    lg = np.empty(k)
-    E = np.empty((k, d))
     idx = np.empty(d, dtype=np.int64)
     total = 0.0
     for _ in range(n_pat):
@@ -870,38 +845,28 @@ def _missing_diagonal(theta, grad, buf):
         for a in range(p):
             idx[a] = int(buf[pos + a])
         pos += p
-        rows = buf[pos : pos + nr * p]
-        pos += nr * p
-        for j in range(k):  # log pi_k - sum_{a in o} log v_ka / 2
-            h = 0.0
+        Xt = buf[pos : pos + p * nr].reshape((p, nr))  # feature-major
+        pos += p * nr
+        nvo = 1 if spherical else p
+        mo = np.empty((k, p))
+        invo = np.empty((k, nvo))
+        halfo = np.zeros(k)  # sum_{a in o} log v_ka / 2
+        for j in range(k):
             for a in range(p):
-                h += logv[j, 0 if spherical else idx[a]]
-            half[j] = logw[j] - 0.5 * h
-        for r in range(nr):
-            base = r * p
-            for j in range(k):
-                q = 0.0
-                for a in range(p):
-                    ev = rows[base + a] - means[j, idx[a]]
-                    E[j, a] = ev
-                    q += ev * ev * inv[j, 0 if spherical else idx[a]]
-                lg[j] = half[j] - 0.5 * q
-            top = lg[0]
-            for j in range(1, k):
-                top = max(top, lg[j])
-            tot = 0.0
-            for j in range(k):
-                lg[j] = math.exp(lg[j] - top)
-                tot += lg[j]
-            total += top + math.log(tot)
-            for j in range(k):
-                rj = lg[j] / tot
-                counts[j] += rj
-                for a in range(p):
-                    c = 0 if spherical else idx[a]
-                    ev = E[j, a]
-                    gmu[j, idx[a]] += rj * ev * inv[j, c]
-                    gv[j, c] += 0.5 * rj * (ev * ev * inv[j, c] - 1.0)
+                mo[j, a] = means[j, idx[a]]
+                halfo[j] += 0.5 * logv[j, 0 if spherical else idx[a]]
+            for c in range(nvo):
+                invo[j, c] = inv[j, 0 if spherical else idx[c]]
+        cnt = np.zeros(k)
+        gmuo = np.zeros((k, p))
+        gvo = np.zeros((k, nvo))
+        total += _mixture_diagonal(Xt, nr, p, k, spherical, logw, mo, invo, halfo, cnt, gmuo, gvo)
+        for j in range(k):
+            counts[j] += cnt[j]
+            for a in range(p):
+                gmu[j, idx[a]] += gmuo[j, a]
+            for c in range(nvo):
+                gv[j, 0 if spherical else idx[c]] += gvo[j, c]
     for j in range(k):
         for a in range(d):
             grad[m_start + j * d + a] += gmu[j, a]
