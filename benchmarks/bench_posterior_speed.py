@@ -20,9 +20,10 @@ Run::
 
     python benchmarks/bench_posterior_speed.py [--reference] [--out PATH]
 
-``--nan FRAC`` runs the PyMC-model path instead (data with missing values never go to
-the kernel): each data set gets a fraction ``FRAC`` of its cells set to NaN (no row
-left empty), and the cases become
+``--nan FRAC``: each data set gets a fraction ``FRAC`` of its cells set to NaN (no row
+left empty); they sample on the kernel's missing-value callback (``--reference``: on
+the PyMC model's masked likelihood), written to ``posterior_speed_nan.txt``, and the
+cases become
 
 1. first fit (cold);
 2. same shape, other data (a bootstrap resample, a new NaN mask);
@@ -169,8 +170,11 @@ def main(argv=None) -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/posterior_speed.txt"))
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.out is None:
+        name = "posterior_speed.txt" if args.nan is None else "posterior_speed_nan.txt"
+        args.out = Path("benchmarks/results") / name
     sizes = {"draws": args.draws, "tune": args.tune, "chains": args.chains}
     if args.child:
         child(args.reference, args.nan, args.sampler, sizes)
