@@ -230,3 +230,59 @@ def test_posterior_with_nan_kernel_agrees_with_the_pymc_model():
     ratio = (a.std(("chain", "draw")) / b.std(("chain", "draw"))).to_array()
     assert float(ratio.min()) > 0.85, ratio.values
     assert float(ratio.max()) < 1.15, ratio.values
+
+
+def test_nan_fit_on_the_kernel_disperses_starts_and_reproduces():
+    """PosteriorGaussianMixture on data with NaN takes the kernel: each chain starts at
+    its own point (Laplace scale of the NaN kernel), the same random_state gives the
+    same starts and draws, and log_likelihood holds each row's observed-data value."""
+    import warnings
+
+    from bayesgmm.bayes import PosteriorGaussianMixture
+    from bayesgmm.bayes.posterior import _laplace_scale
+    from conftest import TWO_BLOBS
+
+    rng = np.random.default_rng(4)
+    X = TWO_BLOBS.X.copy()
+    X[rng.random(X.shape) < 0.15] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = TWO_BLOBS.X[np.isnan(X).all(axis=1), 0]
+
+    def fit(seed):
+        post = PosteriorGaussianMixture(
+            2, covariance_type="diag", draws=100, tune=150, chains=2, n_init=2,
+            random_state=seed,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return post.fit(X)
+
+    post = fit(3)
+    assert post.backend_ == "kernel"
+    starts = post.chain_starts_
+    assert starts.shape == (2, kern.n_dim("diag", 2, 2))
+    assert np.abs(starts[0] - starts[1]).max() > 1e-3, "the chains share a start"
+    km = kern.make_kernel_model(X, post.prior_, "diag", 2)
+    center = kern.to_unconstrained(
+        {n: getattr(post.map_, f"{n}_") for n in ("weights", "means", "covariances")}, "diag"
+    )
+    scale = _laplace_scale(km, center)
+    assert np.all(np.isfinite(scale))
+    assert np.all(scale > 0)
+    assert np.all(scale != 0.1)  # a negative curvature everywhere at the MAP
+    again = fit(3)
+    np.testing.assert_array_equal(again.chain_starts_, starts)
+    a = post.idata_["posterior_raw"].to_dataset()
+    b = again.idata_["posterior_raw"].to_dataset()
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    ll = post.idata_["log_likelihood"].to_dataset()["x"].values
+    assert ll.shape == (2, 100, len(X))
+    # the stored value at a draw is the kernel's own likelihood there: flat prior, so
+    # logp(data) - logp(no data) at that draw's unconstrained point
+    theta = kern.to_unconstrained(
+        {n: a[n].values[1, 50] for n in ("weights", "means", "covariances")}, "diag"
+    )
+    flat = GMMPrior()
+    value = kern.make_kernel_model(X, flat, "diag", 2).logp_and_grad(theta)[0]
+    empty = kern.make_kernel_model(X[:0], flat, "diag", 2).logp_and_grad(theta)[0]
+    np.testing.assert_allclose(ll[1, 50].sum(), value - empty, rtol=1e-10)
