@@ -150,11 +150,7 @@ def _kernel_model(model: GaussianMixture, X, sample_weight):
             f"laplace with covariance_type={model.covariance_type!r} does not take "
             "sample_weight (its Hessian is the posterior kernel's, which has no weights)."
         )
-    if np.isnan(data).any():
-        raise ValueError(
-            f"laplace with covariance_type={model.covariance_type!r} needs complete data "
-            "(no NaN); the types 'full', 'tied', 'diag' and 'spherical' handle missing values."
-        )
+    data = data[observed_rows(data)]  # rows with no observed value carry nothing
     prior = model.prior_
     if prior is None or not supports(prior, model.covariance_type):
         raise ValueError(
@@ -310,8 +306,8 @@ def laplace(
     ----------
     model : GaussianMixture or PosteriorGaussianMixture
         Of covariance type 'full', 'tied', 'diag', 'spherical' (mclust VVV, EEE, VVI,
-        VII), or mclust's EII, EEI, VEI, EVI (these need the conjugate prior, complete
-        data and no ``sample_weight``).
+        VII), or mclust's EII, EEI, VEI, EVI (these need the conjugate prior and no
+        ``sample_weight``).
         A fitted MAP :class:`~bayesgmm.GaussianMixture` (with ``prior``; fitted with a
         tight ``tol``, e.g. 1e-8, and ``reg_covar=0``, so that it is the mode), a fitted
         :class:`~bayesgmm.bayes.PosteriorGaussianMixture` (its ``map_``), or an

@@ -15,8 +15,8 @@ included, so that it integrates to the model's normalizer over that space).
 - :func:`kernel_density`: this package's models on the numba kernel the sampler
   runs (:mod:`bayesgmm.bayes._kernel`), draws mapped by
   :func:`bayesgmm.core.unconstrained.unconstrained_layout` (the same vector).
-- :func:`numpy_density`: this package's models in NumPy on the same layout (data with
-  NaN, where the kernel does not apply).
+- :func:`numpy_density`: this package's models in NumPy on the same layout (priors the
+  kernel does not cover; also data with NaN).
 """
 
 from __future__ import annotations
@@ -152,8 +152,9 @@ def _layout_map(covariance_type: str, n_components: int, n_features: int):
 
 
 def kernel_density(kernel_model) -> UnconstrainedDensity:
-    """This package's model on the numba kernel nutpie samples (complete data): the
-    draws' ``weights``, ``means``, ``covariances`` mapped to the kernel's vector."""
+    """This package's model on the numba kernel nutpie samples (with or without NaN in
+    the data): the draws' ``weights``, ``means``, ``covariances`` mapped to the
+    kernel's vector."""
     _, to_unconstrained = _layout_map(
         kernel_model.covariance_type, kernel_model.n_components, kernel_model.n_features
     )
@@ -201,10 +202,10 @@ def numpy_density(
 
 def estimator_density(estimator, X: np.ndarray) -> UnconstrainedDensity:
     """The density a fitted :class:`~bayesgmm.bayes.PosteriorGaussianMixture` sampled:
-    its kernel (``backend_ == "kernel"``), else the same model in NumPy
-    (:func:`numpy_density`: data ``X`` with NaN, or a prior the kernel does not
-    cover; compiling the PyMC model's logp for it took 30-40 s here), on the same
-    vector."""
+    its kernel (``backend_ == "kernel"``, data with or without NaN), else the same
+    model in NumPy (:func:`numpy_density`: ``sampler='pymc'``/``'numpyro'`` or a prior
+    the kernel does not cover; compiling the PyMC model's logp for it took 30-40 s
+    here), on the same vector."""
     if estimator.backend_ == "kernel":
         from bayesgmm.bayes._kernel import make_kernel_model
 
