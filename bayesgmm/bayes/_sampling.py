@@ -17,7 +17,10 @@ import numpy as np
 import xarray as xr
 
 from bayesgmm.bayes._kernel import KernelModel, to_constrained
-from bayesgmm.core.covariance import get_covariance_model
+
+# the pointwise log-likelihood and mean memberships of draws live with the rest of the
+# post-processing (one pass over the draws); re-exported here for their callers
+from bayesgmm.bayes._postprocess import mean_responsibilities, pointwise_log_likelihood
 
 __all__ = [
     "ChainProgress",
@@ -149,99 +152,6 @@ def run_chains(
     sample_stats = xr.concat([s[keep] for s in stats], dim="chain", coords="minimal")
     sample_stats = sample_stats.assign_coords(chain=np.arange(chains))
     return theta, sample_stats, seconds
-
-
-def _log_weighted_chunks(X, weights, means, covariances, covariance_type, max_floats):
-    """Yield (slice of draws, log pi_k + log N(x_n | mu_k, Sigma_k) of shape (s, k, n)),
-    draws flattened, in chunks of at most ``max_floats`` numbers per (s, k, n) array.
-
-    The draws' components of a chunk are one big mixture for the EM engine's
-    feature-map kernel (:mod:`bayesgmm.core.kernels`): the features of the centred data
-    are built once, and each chunk's log densities are one GEMM (s k, F) x (F, n)."""
-    from bayesgmm.core.kernels import diagonal_feature_kernel, quadratic_feature_kernel
-
-    k = weights.shape[-1]
-    n, d = X.shape
-    lead = weights.shape[:-1]
-    # the storage layout, from the core table's dims (mclust's names and the diagonal
-    # families store like the four scikit-learn types)
-    storage = {
-        ("component", "feature", "feature_bis"): "full",
-        ("feature", "feature_bis"): "tied",
-        ("component", "feature"): "diag",
-        ("component",): "spherical",
-    }[get_covariance_model(covariance_type).dims]
-    w = weights.reshape(-1, k)
-    mu = means.reshape(-1, k, d)
-    cov = covariances.reshape(-1, *covariances.shape[len(lead) :])
-    n_draws = w.shape[0]
-    center = X.mean(axis=0)  # the expansion's accuracy needs centred data
-    Xc = X - center
-    phi = None
-    step = max(1, int(max_floats // max(1, k * n)))
-    for lo in range(0, n_draws, step):
-        sl = slice(lo, min(lo + step, n_draws))
-        m = sl.stop - sl.start
-        centred_means = (mu[sl] - center).reshape(m * k, d)
-        if storage in ("full", "tied"):
-            c = cov[sl] if storage == "full" else np.broadcast_to(cov[sl][:, None], (m, k, d, d))
-            L = np.linalg.cholesky(c.reshape(m * k, d, d))
-            U = np.swapaxes(np.linalg.inv(L), -1, -2)  # precision Cholesky, P = U U^T
-            log_det = -np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)  # log |U|
-            kernel = quadratic_feature_kernel(centred_means, U, log_det, False, np.float64)
-        else:
-            var = cov[sl] if storage == "diag" else cov[sl][:, :, None]
-            var = np.broadcast_to(var, (m, k, d)).reshape(m * k, d)
-            log_det = -0.5 * np.log(var).sum(-1)
-            kernel = diagonal_feature_kernel(centred_means, var**-0.5, log_det, np.float64)
-        if phi is None:
-            phi = kernel.features(Xc)  # the same for every chunk (one storage)
-        log_gauss = kernel.log_gaussian_from_features(phi).reshape(m, k, n)
-        yield sl, np.log(w[sl])[:, :, None] + log_gauss
-
-
-def pointwise_log_likelihood(
-    X: np.ndarray,
-    weights: np.ndarray,
-    means: np.ndarray,
-    covariances: np.ndarray,
-    covariance_type: str,
-    max_floats: int = 2_000_000,
-) -> np.ndarray:
-    """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and complete rows ``n``."""
-    lead = weights.shape[:-1]
-    out = np.empty((int(np.prod(lead)), X.shape[0]))
-    for sl, lw in _log_weighted_chunks(
-        X, weights, means, covariances, covariance_type, max_floats
-    ):
-        top = lw.max(axis=1)
-        lw -= top[:, None]  # in place: lw is this chunk's own array
-        np.exp(lw, out=lw)
-        total = lw.sum(axis=1)
-        np.log(total, out=total)
-        out[sl] = total + top
-    return out.reshape(*lead, X.shape[0])
-
-
-def mean_responsibilities(
-    X: np.ndarray,
-    weights: np.ndarray,
-    means: np.ndarray,
-    covariances: np.ndarray,
-    covariance_type: str,
-    max_floats: int = 2_000_000,
-) -> np.ndarray:
-    """Responsibilities averaged over the draws (leading axes flattened), (N, K)."""
-    total = np.zeros((X.shape[0], weights.shape[-1]))
-    count = 0
-    for _sl, lw in _log_weighted_chunks(
-        X, weights, means, covariances, covariance_type, max_floats
-    ):
-        resp = np.exp(lw - lw.max(axis=1, keepdims=True))
-        resp /= resp.sum(axis=1, keepdims=True)
-        total += resp.sum(axis=0).T
-        count += lw.shape[0]
-    return total / count
 
 
 def decode(theta: np.ndarray, covariance_type: str, n_components: int, n_features: int):

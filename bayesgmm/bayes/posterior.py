@@ -21,19 +21,17 @@ from bayesgmm._validation import (
     observed_rows,
 )
 from bayesgmm.bayes._kernel import prefetch, supports
-from bayesgmm.bayes._sampling import (
-    mean_responsibilities,
-    pointwise_log_likelihood,
-    progress_default,
+from bayesgmm.bayes._postprocess import (
+    _observed_log_likelihood,  # noqa: F401 (its home was here)
+    chain_agreement,
+    diagnostics_table,
+    posterior_pass,
 )
+from bayesgmm.bayes._sampling import progress_default
 from bayesgmm.bayes.relabel import RELABEL_METHODS, _relabel
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
-from bayesgmm.core.missing import (
-    impute_draws,
-    impute_mean,
-    missing_patterns,
-)
+from bayesgmm.core.missing import impute_draws, impute_mean
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
 from bayesgmm.mixture import GaussianMixture
@@ -306,7 +304,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             idata = self._sample_pymc(data, sample_seed, jitter_seed, progressbar, timings)
         self.backend_ = "kernel" if use_kernel else "pymc"
         t0 = time.perf_counter()
-        self._store(idata, X)
+        self._store(idata, X, np.asarray(data.index))
         timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - t0
         self.timings_ = timings
         return self
@@ -428,11 +426,6 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             },
             attrs={"sampling_time": seconds, "tuning_steps": self.tune},
         )
-        loglik = _observed_log_likelihood(X, posterior, self.covariance_type)  # NaN: marginals
-        log_likelihood = xr.Dataset(
-            {"x": ((*sample, "obs"), loglik)},
-            coords={name: coords[name] for name in ("chain", "draw", "obs")},
-        )
         observed = xr.Dataset(
             {"x": (("obs", "feature"), X)},
             coords={name: coords[name] for name in ("obs", "feature")},
@@ -442,8 +435,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             {
                 "posterior": posterior,
                 "sample_stats": sample_stats,
-                "log_likelihood": log_likelihood,
-                "observed_data": observed,
+                "observed_data": observed,  # log_likelihood: `_store`, before this
             }
         )
         timings["postprocess"] = time.perf_counter() - t0
@@ -456,7 +448,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         reused across fits of the same structure (covariance type, K, D, missing
         values or not, the prior's form: :mod:`bayesgmm.bayes._compiled`);
         ``pm.sample`` still compiles its small initial-point and trace functions
-        ('pymc') or everything ('numpyro'). The log-likelihood is NumPy."""
+        ('pymc') or everything ('numpyro'). The log-likelihood (NumPy) is `_store`'s."""
         import pymc as pm
         from threadpoolctl import threadpool_limits
 
@@ -535,26 +527,22 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
                 t0 = time.perf_counter()
                 idata = pm.sample(**kwargs)
                 timings["sampling"] = time.perf_counter() - t0  # pm.sample's compiles included
-        t0 = time.perf_counter()
-        X = data.to_numpy()
-        posterior = idata["posterior"].to_dataset()
-        log_lik = _observed_log_likelihood(X, posterior, self.covariance_type)
-        idata["log_likelihood"] = xr.DataTree(
-            xr.Dataset(
-                {"x": (("chain", "draw", "obs"), log_lik)},
-                coords={
-                    "chain": posterior["chain"].values,
-                    "draw": posterior["draw"].values,
-                    "obs": list(model.coords["obs"]),
-                },
-            )
-        )
-        timings["log_likelihood"] = time.perf_counter() - t0
         return idata
 
-    def _store(self, idata, X: np.ndarray) -> None:
+    def _store(self, idata, X: np.ndarray, obs: np.ndarray) -> None:
+        """Relabel, then one pass over the draws for the ``log_likelihood`` group and the
+        chains' memberships (:func:`~bayesgmm.bayes._postprocess.posterior_pass`), the
+        R-hat/ESS table and the mode check."""
         raw = idata["posterior"].to_dataset()[list(_PARAMS)]
         relabelled, perms, info = _relabel(raw, self.map_, method=self.relabel, X=X)
+        loglik, members = posterior_pass(X, raw, relabelled, perms, self.covariance_type)
+        log_likelihood = xr.Dataset(
+            {"x": (("chain", "draw", "obs"), loglik)},
+            coords={"chain": raw["chain"].values, "draw": raw["draw"].values, "obs": obs},
+        )
+        # the kernel path's tree had log_likelihood before observed_data, the PyMC one last
+        before = "observed_data" if self.backend_ == "kernel" else None
+        idata = _insert_group(idata, "log_likelihood", log_likelihood, before)
         idata["posterior_raw"] = xr.DataTree(raw)
         idata["posterior"] = xr.DataTree(relabelled)
         self.idata_ = idata
@@ -565,69 +553,23 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         self.means_ = post_mean["means"].values
         self.covariances_ = post_mean["covariances"].values
         self.n_divergences_ = int(idata["sample_stats"]["diverging"].sum())
-        self.diagnostics_ = self._diagnostics(raw, relabelled)
+        self.diagnostics_ = diagnostics_table(raw, relabelled, perms)
         self.diagnostics_.attrs["relabel"] = info
-        self._check_modes(X)
+        self._check_modes(X, loglik, members)
         self._warn_if_needed(X)
 
-    def _diagnostics(self, raw: xr.Dataset, relabelled: xr.Dataset) -> pd.DataFrame:
-        import arviz as az
-
-        rows = []
-        unchanged = bool((self.label_permutations_ == np.arange(self.n_components)).all())
-        for label, ds in (("raw", raw), ("relabelled", relabelled)):
-            if label == "raw" or not unchanged:  # no draw relabelled: the same numbers
-                rhat = az.rhat(ds)
-                bulk = az.ess(ds, method="bulk")
-                tail = az.ess(ds, method="tail")
-            for name in _PARAMS:
-                rows.append(
-                    {
-                        "parameter": name,
-                        "draws": label,
-                        "max_rhat": float(rhat[name].max()),
-                        "min_ess_bulk": float(bulk[name].min()),
-                        "min_ess_tail": float(tail[name].min()),
-                    }
-                )
-        return pd.DataFrame(rows).set_index(["parameter", "draws"])
-
-    def _check_modes(self, X: np.ndarray, max_draws: int = 100) -> None:
+    def _check_modes(self, X: np.ndarray, loglik: np.ndarray, members: np.ndarray) -> None:
         """Do the chains sample one mode? Compare their log-likelihood levels (R-hat of
-        the total log-likelihood) and their clusterings (each chain's posterior-mean
-        membership probabilities against all chains': the average total-variation
-        distance per point). When they disagree, weight the chains by their modes'
-        posterior mass (:func:`~bayesgmm.bayes.stacking.combine_estimator_chains`):
-        point summaries and predictions then use the combined draws
-        (``idata_["posterior_stacked"]``); the chains stay in ``posterior`` and
-        ``posterior_raw``."""
-        import arviz as az
-
+        the total log-likelihood ``loglik`` (chain, draw, N) summed over points) and their
+        clusterings (each chain's posterior-mean membership probabilities ``members``
+        (chain, N, K) against all chains': the average total-variation distance per
+        point). When they disagree, weight the chains by their modes' posterior mass
+        (:func:`~bayesgmm.bayes.stacking.combine_estimator_chains`): point summaries and
+        predictions then use the combined draws (``idata_["posterior_stacked"]``); the
+        chains stay in ``posterior`` and ``posterior_raw``."""
         from bayesgmm.bayes.stacking import combination_text, combine_estimator_chains
 
-        loglik = self.idata_["log_likelihood"].to_dataset()["x"].sum("obs")
-        chain_mean = loglik.mean("draw").values
-        rhat_total = float(az.rhat(loglik)) if self.chains > 1 else 1.0
-        post = self.idata_["posterior"].to_dataset()
-        model = get_covariance_model(self.covariance_type)
-        complete = not np.isnan(X).any()
-        members = []
-        for c in range(self.chains):
-            chain = post.isel(chain=c)
-            index = np.unique(
-                np.linspace(0, self.draws - 1, min(max_draws, self.draws)).astype(int)
-            )
-            w, mu, cov = (chain[name].values[index] for name in _PARAMS)
-            if complete:  # vectorized over draws
-                members.append(mean_responsibilities(X, w, mu, cov, self.covariance_type))
-                continue
-            total = 0.0
-            for s in range(len(index)):  # NaN rows: the chunk kernel's marginals
-                params = GMMParams(w[s], mu[s], cov[s], model.precision_cholesky(cov[s]))
-                total = total + np.exp(responsibilities(X, params, self.covariance_type)[1])
-            members.append(total / len(index))
-        members = np.stack(members)  # (C, N, K)
-        shift = 0.5 * np.abs(members - members.mean(axis=0)).sum(axis=-1).mean(axis=-1)
+        chain_mean, rhat_total, shift = chain_agreement(loglik.sum(axis=-1), members)
         level = self.chains > 1 and rhat_total > _RHAT_LOGLIK
         clustering = self.chains > 1 and float(shift.max()) > _MEMBERSHIP_SHIFT
         self.chains_disagree_ = bool(level or clustering)
@@ -968,31 +910,18 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         return az.summary(self.idata_, var_names=list(_PARAMS), **kwargs)
 
 
-def _observed_log_likelihood(
-    X: np.ndarray, posterior: xr.Dataset, covariance_type: str
-) -> np.ndarray:
-    """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) and row of ``X`` (NaN
-    where missing): the ``log_likelihood`` group, in NumPy (no compilation). Pattern
-    by pattern, the complete-data function on the observed features, vectorized over
-    the draws: a Gaussian's marginal is the observed sub-vector and sub-block."""
-    weights, means, covariances = (posterior[name].values for name in _PARAMS)
-    if not np.isnan(X).any():
-        return pointwise_log_likelihood(X, weights, means, covariances, covariance_type)
-    dims = get_covariance_model(covariance_type).dims
-    patterns = missing_patterns(X)
-    out = np.empty((*weights.shape[:-1], X.shape[0]))
-    for observed, rows in zip(patterns.patterns, patterns.rows, strict=True):
-        o = np.flatnonzero(observed)
-        if dims[-2:] == ("feature", "feature_bis"):  # matrices: the observed block
-            cov = covariances[..., o[:, None], o[None, :]]
-        elif len(dims) == 2:  # variances per feature
-            cov = covariances[..., o]
-        else:  # one variance per component
-            cov = covariances
-        out[..., rows] = pointwise_log_likelihood(
-            X[np.ix_(rows, o)], weights, means[..., o], cov, covariance_type
-        )
-    return out
+def _insert_group(tree: xr.DataTree, name: str, ds: xr.Dataset, before: str | None):
+    """``tree`` with the group ``name`` added before the group ``before`` (last when
+    None or absent)."""
+    if before is None or before not in tree.children:
+        tree[name] = xr.DataTree(ds)
+        return tree
+    groups: dict = {"/": tree.to_dataset(inherit=False)}
+    for key, node in tree.children.items():
+        if key == before:
+            groups[name] = ds
+        groups[key] = node.to_dataset(inherit=False)
+    return xr.DataTree.from_dict(groups)
 
 
 def _jittered(start: dict, covariance_type: str, rng: np.random.Generator) -> dict:

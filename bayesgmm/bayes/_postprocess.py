@@ -1,0 +1,468 @@
+r"""Post-processing of posterior draws: one pass for the log-likelihood and memberships,
+the R-hat/ESS table, the chains' agreement.
+
+Everything a fit computes after sampling that grows with the draws lives here, so that
+it costs a small fraction of the sampling (issue 12):
+
+- :func:`draw_pass`: one pass over the draws, in chunks, that gives the pointwise
+  log-likelihood ``log p(x_n | theta_s)`` of every draw (the ``log_likelihood`` group)
+  and, from the same log densities, the mean membership probabilities of chosen groups
+  of draws under given relabelling permutations (the mode check's per-chain
+  memberships). The log densities of a chunk of draws are one GEMM on the EM engine's
+  feature map (:mod:`bayesgmm.core.kernels`); chunks run on a few threads (NumPy and
+  BLAS release the GIL; BLAS is held to one thread per chunk), each writing its own
+  slice, so the result does not depend on the number of threads.
+- :func:`diagnostics_table`: max R-hat and min bulk/tail ESS per parameter, before and
+  after relabelling (ArviZ), without computing a number twice: a variable the
+  relabelling cannot change (no ``component`` dimension: a tied covariance), or an
+  element bitwise equal to another (the symmetric halves of a covariance matrix), is
+  taken from the first computation.
+- :func:`chain_agreement`: do the chains sample one mode (R-hat of the total
+  log-likelihood, and each chain's membership shift)?
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesgmm.core.covariance import get_covariance_model
+
+__all__ = [
+    "ChainAgreement",
+    "DrawPass",
+    "chain_agreement",
+    "diagnostics_table",
+    "draw_pass",
+    "mean_responsibilities",
+    "member_groups",
+    "pointwise_log_likelihood",
+    "posterior_pass",
+]
+
+_PARAMS = ("weights", "means", "covariances")
+
+#: Threads of :func:`draw_pass` by default: the cores this process may use, at most 4.
+DEFAULT_THREADS = max(
+    1,
+    min(
+        4,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+    ),
+)
+
+
+class DrawPass(NamedTuple):
+    """Outcome of :func:`draw_pass`.
+
+    Attributes
+    ----------
+    log_likelihood : ndarray of shape (*lead, N)
+        ``log p(x_n | theta_s)`` for every draw (leading axes of the parameters).
+    members : ndarray of shape (G, N, K) or None
+        Group ``g``'s mean membership probabilities (None when no groups were asked).
+    """
+
+    log_likelihood: np.ndarray
+    members: np.ndarray | None
+
+
+def _storage(covariance_type: str) -> str:
+    """The storage layout, from the core table's dims (mclust's names and the diagonal
+    families store like the four scikit-learn types)."""
+    return {
+        ("component", "feature", "feature_bis"): "full",
+        ("feature", "feature_bis"): "tied",
+        ("component", "feature"): "diag",
+        ("component",): "spherical",
+    }[get_covariance_model(covariance_type).dims]
+
+
+def _chunk_kernel(storage, centred_means, cov, m, k, d):
+    """The feature-map kernel of ``m`` draws' ``k`` components (one big mixture)."""
+    from bayesgmm.core.kernels import diagonal_feature_kernel, quadratic_feature_kernel
+
+    if storage in ("full", "tied"):
+        c = cov if storage == "full" else np.broadcast_to(cov[:, None], (m, k, d, d))
+        L = np.linalg.cholesky(c.reshape(m * k, d, d))
+        U = np.swapaxes(np.linalg.inv(L), -1, -2)  # precision Cholesky, P = U U^T
+        log_det = -np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)  # log |U|
+        return quadratic_feature_kernel(centred_means, U, log_det, False, np.float64)
+    var = cov if storage == "diag" else cov[:, :, None]
+    var = np.broadcast_to(var, (m, k, d)).reshape(m * k, d)
+    log_det = -0.5 * np.log(var).sum(-1)
+    return diagonal_feature_kernel(centred_means, var**-0.5, log_det, np.float64)
+
+
+def draw_pass(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    *,
+    groups: np.ndarray | None = None,
+    permutations: np.ndarray | None = None,
+    max_floats: int = 2_000_000,
+    n_threads: int | None = None,
+) -> DrawPass:
+    r"""Pointwise log-likelihood of every draw and mean memberships of groups of draws,
+    in one pass over the draws.
+
+    .. math:: \ell_{sn} = \log \sum_k \pi^{(s)}_k N(x_n \mid \mu^{(s)}_k, \Sigma^{(s)}_k),
+              \qquad M_{g,nk} = \frac{1}{|g|} \sum_{s \in g}
+              r^{(s)}_{n, \nu_s(k)}, \quad r^{(s)}_{nk} = \pi^{(s)}_k
+              N(x_n \mid \mu^{(s)}_k, \Sigma^{(s)}_k) e^{-\ell_{sn}}
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+        Complete rows.
+    weights, means, covariances : ndarray
+        Draws in the covariance type's shapes with the same leading axes (for example
+        (chain, draw)), flattened in C order for ``groups`` and ``permutations``.
+    covariance_type : str
+    groups : ndarray of shape (S,), optional
+        Group of each (flattened) draw for the memberships, ``-1`` for none.
+    permutations : ndarray of shape (S, K), optional
+        Relabelling of each draw: membership ``k`` of draw ``s`` is its component
+        ``permutations[s, k]`` (identity when None).
+    max_floats : int, default=2_000_000
+        Numbers per chunk's (draws, K, N) array of log densities.
+    n_threads : int, optional
+        Threads over the chunks (:data:`DEFAULT_THREADS` when None); the result is the
+        same for any number.
+
+    Returns
+    -------
+    DrawPass
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0]])
+    >>> w, mu, var = np.full((1, 2), 0.5), np.array([[[0.0], [1.0]]]), np.ones((1, 2))
+    >>> out = draw_pass(X, w, mu, var, "spherical", groups=np.zeros(1, dtype=int))
+    >>> out.log_likelihood.shape, out.members.shape
+    ((1, 2), (1, 2, 2))
+    """
+    k = weights.shape[-1]
+    n, d = X.shape
+    lead = weights.shape[:-1]
+    storage = _storage(covariance_type)
+    w = weights.reshape(-1, k)
+    mu = means.reshape(-1, k, d)
+    cov = covariances.reshape(-1, *covariances.shape[len(lead) :])
+    n_draws = w.shape[0]
+    center = X.mean(axis=0)  # the expansion's accuracy needs centred data
+    Xc = X - center
+    phi = _chunk_kernel(storage, (mu[:1] - center).reshape(k, d), cov[:1], 1, k, d).features(Xc)
+    out = np.empty((n_draws, n))
+    n_groups = 0
+    if groups is not None:
+        groups = np.asarray(groups, dtype=np.intp).reshape(n_draws)
+        n_groups = int(groups.max()) + 1 if groups.size else 0
+        if permutations is not None:
+            permutations = np.asarray(permutations, dtype=np.intp).reshape(n_draws, k)
+    step = max(1, int(max_floats // max(1, k * n)))
+    chunks = [slice(lo, min(lo + step, n_draws)) for lo in range(0, n_draws, step)]
+
+    def one(sl: slice):
+        m = sl.stop - sl.start
+        kernel = _chunk_kernel(storage, (mu[sl] - center).reshape(m * k, d), cov[sl], m, k, d)
+        lw = kernel.log_gaussian_from_features(phi).reshape(m, k, n)
+        lw += np.log(w[sl])[:, :, None]
+        top = lw.max(axis=1)
+        lw -= top[:, None]  # in place: lw is this chunk's own array
+        np.exp(lw, out=lw)
+        total = lw.sum(axis=1)
+        partial = {}
+        if n_groups:
+            chunk_groups = groups[sl]
+            for g in np.unique(chunk_groups[chunk_groups >= 0]):
+                rows = np.flatnonzero(chunk_groups == g)
+                resp = lw[rows] / total[rows, None]  # (r, K, N)
+                if permutations is not None:
+                    resp = np.take_along_axis(resp, permutations[sl][rows][:, :, None], axis=1)
+                partial[int(g)] = (resp.sum(axis=0).T, rows.size)
+        np.log(total, out=total)
+        out[sl] = total + top
+        return partial
+
+    n_threads = DEFAULT_THREADS if n_threads is None else max(1, int(n_threads))
+    if n_threads > 1 and len(chunks) > 1:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1), ThreadPoolExecutor(min(n_threads, len(chunks))) as pool:
+            partials = list(pool.map(one, chunks))
+    else:
+        partials = [one(sl) for sl in chunks]
+    members = None
+    if groups is not None:
+        totals = np.zeros((n_groups, n, k))
+        counts = np.zeros(n_groups)
+        for partial in partials:  # chunk order: the same sums for any number of threads
+            for g, (total, count) in partial.items():
+                totals[g] += total
+                counts[g] += count
+        members = totals / np.maximum(counts, 1)[:, None, None]
+    return DrawPass(out.reshape(*lead, n), members)
+
+
+def pointwise_log_likelihood(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    max_floats: int = 2_000_000,
+) -> np.ndarray:
+    """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and complete rows ``n``
+    (:func:`draw_pass` without memberships)."""
+    return draw_pass(
+        X, weights, means, covariances, covariance_type, max_floats=max_floats
+    ).log_likelihood
+
+
+def mean_responsibilities(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    max_floats: int = 2_000_000,
+) -> np.ndarray:
+    """Responsibilities averaged over the draws (leading axes flattened), (N, K)."""
+    groups = np.zeros(int(np.prod(weights.shape[:-1])), dtype=np.intp)
+    return draw_pass(
+        X, weights, means, covariances, covariance_type, groups=groups, max_floats=max_floats
+    ).members[0]
+
+
+def member_groups(chains: int, draws: int, max_draws: int = 100) -> np.ndarray:
+    """Group of each (chain, draw), flattened: chain ``c``'s ``max_draws`` evenly spaced
+    draws are group ``c``, the others ``-1`` (the mode check's memberships)."""
+    index = np.unique(np.linspace(0, draws - 1, min(max_draws, draws)).astype(int))
+    groups = np.full((chains, draws), -1, dtype=np.intp)
+    groups[:, index] = np.arange(chains)[:, None]
+    return groups.reshape(-1)
+
+
+# -- R-hat and ESS ------------------------------------------------------------------
+
+
+def _distinct_elements(values: np.ndarray, core_ndim: int) -> np.ndarray | None:
+    """For a (chain, draw, *core) array, the flat core indices of the elements kept
+    when the ones bitwise equal to an earlier one (mirror halves of a symmetric matrix)
+    are dropped; None when all are distinct (or the core is not a square matrix)."""
+    if core_ndim < 2 or values.shape[-1] != values.shape[-2]:
+        return None
+    d = values.shape[-1]
+    i, j = np.triu_indices(d, 1)
+    if not np.array_equal(values[..., i, j], values[..., j, i]):
+        return None
+    keep = np.ones(values.shape[2:], dtype=bool)
+    keep[..., j, i] = False  # the lower half repeats the upper
+    return keep
+
+
+def _minmax(ds: xr.Dataset, names) -> dict[str, tuple[float, float, float]]:
+    """``name -> (max R-hat, min bulk ESS, min tail ESS)`` of the variables ``names``,
+    each element computed once (duplicated elements dropped first)."""
+    import arviz as az
+
+    reduced = {}
+    for name in names:
+        da = ds[name]
+        keep = _distinct_elements(da.values, da.ndim - 2)
+        if keep is None:
+            reduced[name] = da
+        else:
+            flat = da.stack(element=da.dims[2:]).isel(element=np.flatnonzero(keep.reshape(-1)))
+            reduced[name] = flat.drop_vars(list(flat.coords))
+    sub = xr.Dataset(reduced)
+    rhat = az.rhat(sub)
+    bulk = az.ess(sub, method="bulk")
+    tail = az.ess(sub, method="tail")
+    return {
+        name: (float(rhat[name].max()), float(bulk[name].min()), float(tail[name].min()))
+        for name in names
+    }
+
+
+def diagnostics_table(raw: xr.Dataset, relabelled: xr.Dataset, perms: np.ndarray) -> pd.DataFrame:
+    """Max R-hat and min bulk/tail ESS per parameter, before and after relabelling.
+
+    The relabelled numbers are computed only where the relabelling changed the draws:
+    when no draw was permuted, or for a variable without a ``component`` dimension (a
+    tied covariance), they are the raw ones.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (parameter, draws) with draws ``'raw'`` / ``'relabelled'``; columns
+        ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``.
+    """
+    names = [name for name in _PARAMS if name in raw]
+    before = _minmax(raw, names)
+    unchanged = bool((perms == np.arange(perms.shape[-1])).all())
+    changed = [] if unchanged else [n for n in names if "component" in relabelled[n].dims]
+    after = dict(before)
+    if changed:
+        after.update(_minmax(relabelled, changed))
+    rows = []
+    for label, values in (("raw", before), ("relabelled", after)):
+        for name in names:
+            rhat, bulk, tail = values[name]
+            rows.append(
+                {
+                    "parameter": name,
+                    "draws": label,
+                    "max_rhat": rhat,
+                    "min_ess_bulk": bulk,
+                    "min_ess_tail": tail,
+                }
+            )
+    return pd.DataFrame(rows).set_index(["parameter", "draws"])
+
+
+# -- do the chains agree? -----------------------------------------------------------
+
+
+class ChainAgreement(NamedTuple):
+    """The mode check's numbers (:func:`chain_agreement`)."""
+
+    chain_mean: np.ndarray  # (C,) mean total log-likelihood per chain
+    rhat_total: float  # R-hat of the total log-likelihood (1 for one chain)
+    shift: np.ndarray  # (C,) mean total-variation distance of each chain's memberships
+
+
+def chain_agreement(total_log_likelihood: np.ndarray, members: np.ndarray) -> ChainAgreement:
+    """Per-chain log-likelihood levels and membership shifts.
+
+    Parameters
+    ----------
+    total_log_likelihood : ndarray of shape (C, S)
+        ``sum_n log p(x_n | theta_s)`` of each chain's draws.
+    members : ndarray of shape (C, N, K)
+        Each chain's posterior-mean membership probabilities.
+    """
+    import arviz as az
+
+    chains = total_log_likelihood.shape[0]
+    chain_mean = total_log_likelihood.mean(axis=1)
+    rhat_total = 1.0
+    if chains > 1:
+        rhat_total = float(az.rhat(xr.DataArray(total_log_likelihood, dims=("chain", "draw"))))
+    shift = 0.5 * np.abs(members - members.mean(axis=0)).sum(axis=-1).mean(axis=-1)
+    return ChainAgreement(chain_mean, rhat_total, shift)
+
+
+# -- the fit's pass -----------------------------------------------------------------
+
+
+def posterior_pass(
+    X: np.ndarray,
+    raw: xr.Dataset,
+    relabelled: xr.Dataset,
+    perms: np.ndarray,
+    covariance_type: str,
+    max_draws: int = 100,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fit's pass over its draws: the ``log_likelihood`` group and the mode check's
+    per-chain memberships.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+        Training rows (NaN marks a missing value).
+    raw, relabelled : xarray.Dataset
+        The draws before and after relabelling (``weights``, ``means``,
+        ``covariances``; dims chain, draw, ...).
+    perms : ndarray of shape (chain, draw, K)
+        The relabelling (``relabelled`` component ``k`` of a draw is its raw component
+        ``perms[c, s, k]``).
+    covariance_type : str
+    max_draws : int, default=100
+        Evenly spaced draws per chain averaged for its memberships.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (chain, draw, N)
+        ``log p(x_{n,O_n} | theta_s)`` (observed coordinates of each row).
+    members : ndarray of shape (chain, N, K)
+        Each chain's mean membership probabilities (relabelled components) over its
+        ``max_draws`` evenly spaced draws.
+    """
+    chains, draws = perms.shape[:2]
+    if not np.isnan(X).any():  # one vectorized pass over the raw draws
+        weights, means, covariances = (raw[name].values for name in _PARAMS)
+        out = draw_pass(
+            X,
+            weights,
+            means,
+            covariances,
+            covariance_type,
+            groups=member_groups(chains, draws, max_draws),
+            permutations=perms,
+        )
+        return out.log_likelihood, out.members
+    loglik = _observed_log_likelihood(X, raw, covariance_type)
+    return loglik, _observed_members(X, relabelled, covariance_type, max_draws)
+
+
+def _observed_members(
+    X: np.ndarray, relabelled: xr.Dataset, covariance_type: str, max_draws: int
+) -> np.ndarray:
+    """Per-chain mean memberships of rows with NaN (the chunk kernel's marginals), draw
+    by draw, over ``max_draws`` evenly spaced draws of each chain."""
+    from bayesgmm.core.density import responsibilities
+    from bayesgmm.core.params import GMMParams
+
+    model = get_covariance_model(covariance_type)
+    chains, draws = relabelled.sizes["chain"], relabelled.sizes["draw"]
+    index = np.unique(np.linspace(0, draws - 1, min(max_draws, draws)).astype(int))
+    members = []
+    for c in range(chains):
+        chain = relabelled.isel(chain=c)
+        w, mu, cov = (chain[name].values[index] for name in _PARAMS)
+        total = 0.0
+        for s in range(len(index)):
+            params = GMMParams(w[s], mu[s], cov[s], model.precision_cholesky(cov[s]))
+            total = total + np.exp(responsibilities(X, params, covariance_type)[1])
+        members.append(total / len(index))
+    return np.stack(members)
+
+
+def _observed_log_likelihood(
+    X: np.ndarray, posterior: xr.Dataset, covariance_type: str
+) -> np.ndarray:
+    """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) and row of ``X`` (NaN
+    where missing): the ``log_likelihood`` group, in NumPy (no compilation). Pattern
+    by pattern, the complete-data function on the observed features, vectorized over
+    the draws: a Gaussian's marginal is the observed sub-vector and sub-block."""
+    from bayesgmm.core.missing import missing_patterns
+
+    weights, means, covariances = (posterior[name].values for name in _PARAMS)
+    if not np.isnan(X).any():
+        return pointwise_log_likelihood(X, weights, means, covariances, covariance_type)
+    dims = get_covariance_model(covariance_type).dims
+    patterns = missing_patterns(X)
+    out = np.empty((*weights.shape[:-1], X.shape[0]))
+    for observed, rows in zip(patterns.patterns, patterns.rows, strict=True):
+        o = np.flatnonzero(observed)
+        if dims[-2:] == ("feature", "feature_bis"):  # matrices: the observed block
+            cov = covariances[..., o[:, None], o[None, :]]
+        elif len(dims) == 2:  # variances per feature
+            cov = covariances[..., o]
+        else:  # one variance per component
+            cov = covariances
+        out[..., rows] = pointwise_log_likelihood(
+            X[np.ix_(rows, o)], weights, means[..., o], cov, covariance_type
+        )
+    return out
