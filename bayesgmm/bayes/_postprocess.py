@@ -108,7 +108,7 @@ def draw_pass(
     *,
     groups: np.ndarray | None = None,
     permutations: np.ndarray | None = None,
-    max_floats: int = 2_000_000,
+    max_floats: int = 500_000,
     n_threads: int | None = None,
 ) -> DrawPass:
     r"""Pointwise log-likelihood of every draw and mean memberships of groups of draws,
@@ -132,7 +132,7 @@ def draw_pass(
     permutations : ndarray of shape (S, K), optional
         Relabelling of each draw: membership ``k`` of draw ``s`` is its component
         ``permutations[s, k]`` (identity when None).
-    max_floats : int, default=2_000_000
+    max_floats : int, default=500_000
         Numbers per chunk's (draws, K, N) array of log densities.
     n_threads : int, optional
         Threads over the chunks (:data:`DEFAULT_THREADS` when None); the result is the
@@ -220,7 +220,7 @@ def pointwise_log_likelihood(
     means: np.ndarray,
     covariances: np.ndarray,
     covariance_type: str,
-    max_floats: int = 2_000_000,
+    max_floats: int = 500_000,
 ) -> np.ndarray:
     """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and complete rows ``n``
     (:func:`draw_pass` without memberships)."""
@@ -235,7 +235,7 @@ def mean_responsibilities(
     means: np.ndarray,
     covariances: np.ndarray,
     covariance_type: str,
-    max_floats: int = 2_000_000,
+    max_floats: int = 500_000,
 ) -> np.ndarray:
     """Responsibilities averaged over the draws (leading axes flattened), (N, K)."""
     groups = np.zeros(int(np.prod(weights.shape[:-1])), dtype=np.intp)
@@ -373,9 +373,12 @@ def posterior_pass(
     perms: np.ndarray,
     covariance_type: str,
     max_draws: int = 100,
-) -> tuple[np.ndarray, np.ndarray]:
+    *,
+    diagnostics: bool = False,
+):
     """The fit's pass over its draws: the ``log_likelihood`` group and the mode check's
-    per-chain memberships.
+    per-chain memberships (and, with ``diagnostics``, the R-hat/ESS table, computed
+    while the pass runs on other threads).
 
     Parameters
     ----------
@@ -390,6 +393,8 @@ def posterior_pass(
     covariance_type : str
     max_draws : int, default=100
         Evenly spaced draws per chain averaged for its memberships.
+    diagnostics : bool, default=False
+        Also return :func:`diagnostics_table` of the draws.
 
     Returns
     -------
@@ -398,7 +403,21 @@ def posterior_pass(
     members : ndarray of shape (chain, N, K)
         Each chain's mean membership probabilities (relabelled components) over its
         ``max_draws`` evenly spaced draws.
+    table : pandas.DataFrame
+        Only with ``diagnostics``.
     """
+    if not diagnostics:
+        return _pass(X, raw, relabelled, perms, covariance_type, max_draws)
+    # The pass is NumPy/BLAS (the GIL released), the table mostly Python (ArviZ's
+    # loops): run the pass on its threads meanwhile.
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(_pass, X, raw, relabelled, perms, covariance_type, max_draws)
+        table = diagnostics_table(raw, relabelled, perms)
+        loglik, members = future.result()
+    return loglik, members, table
+
+
+def _pass(X, raw, relabelled, perms, covariance_type, max_draws):
     chains, draws = perms.shape[:2]
     if not np.isnan(X).any():  # one vectorized pass over the raw draws
         weights, means, covariances = (raw[name].values for name in _PARAMS)

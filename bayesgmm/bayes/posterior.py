@@ -24,7 +24,6 @@ from bayesgmm.bayes._kernel import prefetch, supports
 from bayesgmm.bayes._postprocess import (
     _observed_log_likelihood,  # noqa: F401 (its home was here)
     chain_agreement,
-    diagnostics_table,
     posterior_pass,
 )
 from bayesgmm.bayes._sampling import progress_default
@@ -531,11 +530,14 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     def _store(self, idata, X: np.ndarray, obs: np.ndarray) -> None:
         """Relabel, then one pass over the draws for the ``log_likelihood`` group and the
-        chains' memberships (:func:`~bayesgmm.bayes._postprocess.posterior_pass`), the
-        R-hat/ESS table and the mode check."""
+        chains' memberships, with the R-hat/ESS table computed meanwhile
+        (:func:`~bayesgmm.bayes._postprocess.posterior_pass`), and the mode check."""
+        self._draws = None  # the draws' cache (`_draw_cache`)
         raw = idata["posterior"].to_dataset()[list(_PARAMS)]
         relabelled, perms, info = _relabel(raw, self.map_, method=self.relabel, X=X)
-        loglik, members = posterior_pass(X, raw, relabelled, perms, self.covariance_type)
+        loglik, members, diagnostics = posterior_pass(
+            X, raw, relabelled, perms, self.covariance_type, diagnostics=True
+        )
         log_likelihood = xr.Dataset(
             {"x": (("chain", "draw", "obs"), loglik)},
             coords={"chain": raw["chain"].values, "draw": raw["draw"].values, "obs": obs},
@@ -553,7 +555,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         self.means_ = post_mean["means"].values
         self.covariances_ = post_mean["covariances"].values
         self.n_divergences_ = int(idata["sample_stats"]["diverging"].sum())
-        self.diagnostics_ = diagnostics_table(raw, relabelled, perms)
+        self.diagnostics_ = diagnostics
         self.diagnostics_.attrs["relabel"] = info
         self._check_modes(X, loglik, members)
         self._warn_if_needed(X)
@@ -666,13 +668,30 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     # -- draws ----------------------------------------------------------------------
     def _stacked_draws(self) -> dict[str, np.ndarray]:
         """Relabelled posterior draws, chains stacked: name -> array (S, ...)."""
+        return self._draw_cache()[0]
+
+    def _draw_cache(self) -> tuple[dict[str, np.ndarray], dict[int, GMMParams]]:
+        """The stacked draws and the GMMParams (with their precision Cholesky factors)
+        built so far, kept across calls of ``predict_proba``, ``score_samples``, ... (for
+        this ``idata_``: a new fit, or another ``idata_``, starts afresh)."""
         check_is_fitted(self)
         group = "posterior_stacked" if "posterior_stacked" in self.idata_.children else "posterior"
-        post = self.idata_[group].to_dataset()
-        return {
-            name: post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
-            for name in _PARAMS
-        }
+        node = self.idata_[group]  # kept in the cache: compared by identity
+        cache = self.__dict__.get("_draws")
+        if cache is None or cache[0] is not node:
+            post = self.idata_[group].to_dataset()
+            stacked = {
+                name: post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+                for name in _PARAMS
+            }
+            cache = (node, stacked, {})
+            self._draws = cache
+        return cache[1], cache[2]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_draws", None)  # a cache, rebuilt on use
+        return state
 
     def _params_of(self, stacked: dict[str, np.ndarray], s: int) -> GMMParams:
         cov = stacked["covariances"][s]
@@ -682,14 +701,18 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         )
 
     def _draw_params(self, max_draws: int | None = None) -> Iterator[GMMParams]:
-        """Relabelled posterior draws as GMMParams (evenly thinned to ``max_draws``)."""
-        stacked = self._stacked_draws()
+        """Relabelled posterior draws as GMMParams (evenly thinned to ``max_draws``); each
+        draw's precision factors are computed once (then cached)."""
+        stacked, params = self._draw_cache()
         n_samples = stacked["weights"].shape[0]
         index = np.arange(n_samples)
         if max_draws is not None and n_samples > max_draws:
             index = np.linspace(0, n_samples - 1, max_draws).round().astype(int)
         for s in index:
-            yield self._params_of(stacked, int(s))
+            s = int(s)
+            if s not in params:
+                params[s] = self._params_of(stacked, s)
+            yield params[s]
 
     def _check_X(self, X) -> np.ndarray:
         """Validated data (NaN allowed; the chunk kernel groups its patterns)."""
