@@ -161,7 +161,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         taken with ``sampler='pymc'`` or ``'numpyro'`` or a prior form the kernel does
         not know.
     timings_ : dict
-        Seconds spent in the MAP fit, kernel loading, starts, sampling, post-processing.
+        Seconds spent in the MAP fit, kernel loading, starts, sampling, post-processing
+        (``"postprocess"``: decoding the draws, relabelling, the ``log_likelihood``
+        group, R-hat/ESS, the mode check; :mod:`bayesgmm.bayes._postprocess`).
 
     Examples
     --------
