@@ -298,6 +298,7 @@ def test_predictions_reuse_the_draws_precision_factors(small_posterior):
     np.testing.assert_array_equal(post.predict_proba(X, new_data=False), first)
     copy = pickle.loads(pickle.dumps(post))
     assert "_draws" not in copy.__dict__  # a cache, not state
+    assert post._draws is not None  # pickling left the original's cache alone
     np.testing.assert_array_equal(copy.predict_proba(X, new_data=False), first)
     # another posterior group in idata_: the cache does not serve the old draws
     tree = copy.idata_.copy()

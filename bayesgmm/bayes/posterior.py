@@ -691,7 +691,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
         return cache[1], cache[2]
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: object's may be the live __dict__
         state.pop("_draws", None)  # a cache, rebuilt on use
         return state
 
