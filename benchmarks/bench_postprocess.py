@@ -1,0 +1,118 @@
+"""Post-processing of a posterior fit against its sampling time, piece by piece (issue 12).
+
+For each case, one ``PosteriorGaussianMixture`` fit (4 chains x (1000 + 1000), kernel
+path), then its post-processing pieces again on the fit's own raw draws, each timed
+``--repeats`` times (best; wall and process CPU):
+
+- ``relabel``: the match to the MAP fit (``bayes.relabel._relabel``);
+- ``pass_1thread`` / ``pass``: the one pass over the draws for the ``log_likelihood``
+  group and the per-chain memberships (``_postprocess.draw_pass``), on one thread and on
+  the default threads;
+- ``diagnostics``: the R-hat/ESS table (``_postprocess.diagnostics_table``, ArviZ);
+- ``store``: all of ``_store`` (relabel, pass with the table meanwhile, mode check,
+  warnings), what ``timings_["postprocess"]`` covers after the draws are decoded.
+
+Cases: Old Faithful K=3 tied (N=272) and ``make_mixture`` N=10 000, D=3, K=3 full.
+
+Run::
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_postprocess.py [--out PATH]
+
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def _timed(fn, repeats: int) -> tuple[float, float]:
+    best_wall, best_cpu = np.inf, np.inf
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return best_wall, best_cpu
+
+
+def case(name: str, X: np.ndarray, k: int, covariance_type: str, repeats: int) -> str:
+    import xarray as xr
+
+    from bayesgmm.bayes import PosteriorGaussianMixture
+    from bayesgmm.bayes._postprocess import diagnostics_table, draw_pass, member_groups
+    from bayesgmm.bayes.relabel import _relabel
+
+    post = PosteriorGaussianMixture(k, covariance_type=covariance_type, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post.fit(X)
+    t = post.timings_
+    raw = post.idata_["posterior_raw"].to_dataset()
+    w, mu, cov = (raw[v].values for v in ("weights", "means", "covariances"))
+    chains, draws = w.shape[:2]
+    relabelled, perms, _ = _relabel(raw, post.map_, method="map", X=X)
+    groups = member_groups(chains, draws)
+    tree = {
+        g: post.idata_[g].to_dataset()
+        for g in ("sample_stats", "observed_data")
+        if g in post.idata_.children
+    }
+    obs = post.idata_["observed_data"]["obs"].values
+
+    def store():
+        idata = xr.DataTree.from_dict({"posterior": raw, **tree})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            post._store(idata, X, obs)
+
+    pieces = {
+        "relabel": lambda: _relabel(raw, post.map_, method="map", X=X),
+        "pass_1thread": lambda: draw_pass(
+            X, w, mu, cov, covariance_type, groups=groups, permutations=perms, n_threads=1
+        ),
+        "pass": lambda: draw_pass(
+            X, w, mu, cov, covariance_type, groups=groups, permutations=perms
+        ),
+        "diagnostics": lambda: diagnostics_table(raw, relabelled, perms),
+        "store": store,
+    }
+    parts = []
+    for label, fn in pieces.items():
+        wall, cpu = _timed(fn, repeats)
+        parts.append(f"{label} {wall:.3f}/{cpu:.3f}")
+    return (
+        f"{name}: fit timings_ sampling {t['sampling']:.2f} s, postprocess "
+        f"{t['postprocess']:.2f} s ({t['postprocess'] / t['sampling']:.0%} of sampling); "
+        f"pieces again, best of {repeats}, wall/CPU s: " + ", ".join(parts)
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from bayesgmm.datasets import load_faithful, make_mixture
+
+    load = os.getloadavg()[0]
+    lines = [f"post-processing vs sampling; load average {load:.1f} on {os.cpu_count()} CPUs"]
+    faithful = load_faithful().to_numpy()
+    lines.append(case("Old Faithful K=3 tied", faithful, 3, "tied", args.repeats))
+    X = make_mixture(10_000, n_components=3, n_features=3, separation=4.0, random_state=10_000).X
+    lines.append(case("N=10000 D=3 K=3 full", X, 3, "full", args.repeats))
+    text = "\n".join(lines)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
