@@ -82,17 +82,27 @@ def test_draw_pass_matches_scipy_and_a_naive_loop(covariance_type):
     groups = rng.integers(-1, 3, size=n_draws)
     perms = np.stack([rng.permutation(K) for _ in range(n_draws)])
     out = draw_pass(
-        X, w, mu, cov, covariance_type, groups=groups, permutations=perms, max_floats=200
+        X,
+        w,
+        mu,
+        cov,
+        covariance_type,
+        groups=groups,
+        permutations=perms,
+        max_floats=200,
+        probabilities=True,
     )
     assert out.log_likelihood.shape == (2, 5, len(X))
+    assert out.probabilities.shape == (n_draws, len(X), K)
     flat = [a.reshape(n_draws, *a.shape[2:]) for a in (w, mu, cov)]
     totals = np.zeros((3, len(X), K))
     for s in range(n_draws):
         lw = _scipy_log_weighted(X, *(a[s] for a in flat), covariance_type)
         loglik = logsumexp(lw, axis=0)
         np.testing.assert_allclose(out.log_likelihood.reshape(n_draws, -1)[s], loglik, rtol=1e-10)
+        resp = np.exp(lw - loglik).T  # (N, K)
+        np.testing.assert_allclose(out.probabilities[s], resp, rtol=1e-10, atol=1e-300)
         if groups[s] >= 0:
-            resp = np.exp(lw - loglik).T  # (N, K)
             totals[groups[s]] += resp[:, perms[s]]
     counts = np.bincount(groups[groups >= 0], minlength=3)
     np.testing.assert_allclose(out.members, totals / counts[:, None, None], rtol=1e-10)
@@ -309,3 +319,55 @@ def test_predictions_reuse_the_draws_precision_factors(small_posterior):
     moved = copy.predict_proba(X, new_data=False)
     np.testing.assert_allclose(moved, _naive_proba(copy, X), rtol=1e-12, atol=1e-15)
     assert not np.allclose(moved, first)
+
+
+def test_stephens_relabelling_on_the_vectorized_probabilities_is_unchanged():
+    """Stephens' method gets complete rows' probabilities from the draw pass; its
+    permutations equal those from per-draw probabilities (core.density), in memory and
+    recomputed block by block."""
+    from bayesgmm import GaussianMixture
+    from bayesgmm.bayes.relabel import _relabel, match_to_reference, stephens_permutations
+
+    rng = np.random.default_rng(8)
+    X = np.r_[rng.normal(size=(40, D)), rng.normal(size=(40, D)) + 1.5]
+    gm = GaussianMixture(K, covariance_type="full", random_state=0).fit(X)
+    base = _posterior("full", chains=2, draws=30, seed=9)
+    # draws near the fit, with labels switched at random: a relabelling to recover
+    shuffles = _perms(2, 30, seed=10, switch=0.5)
+    means = gm.means_ + 0.2 * rng.normal(size=(2, 30, K, D))
+    covs = gm.covariances_ * np.exp(0.1 * rng.normal(size=(2, 30, K, 1, 1)))
+    weights = gm.weights_ * np.exp(0.1 * rng.normal(size=(2, 30, K)))
+    weights /= weights.sum(axis=-1, keepdims=True)
+    draws = base.assign(
+        weights=(base["weights"].dims, np.take_along_axis(weights, shuffles, axis=-1)),
+        means=(base["means"].dims, np.take_along_axis(means, shuffles[..., None], axis=2)),
+        covariances=(
+            base["covariances"].dims,
+            np.take_along_axis(covs, shuffles[..., None, None], axis=2),
+        ),
+    )
+    model = get_covariance_model("full")
+    flat = {n: draws[n].values.reshape(60, *draws[n].shape[2:]) for n in _NAMES}
+    probs = np.stack(
+        [
+            np.exp(
+                responsibilities(
+                    X,
+                    GMMParams(
+                        flat["weights"][s],
+                        flat["means"][s],
+                        flat["covariances"][s],
+                        model.precision_cholesky(flat["covariances"][s]),
+                    ),
+                    "full",
+                )[1]
+            )
+            for s in range(60)
+        ]
+    )
+    start = match_to_reference(flat["means"], gm._params(), "full")
+    expected = stephens_permutations(probs, initial=start).permutations.reshape(2, 30, K)
+    for max_bytes in (None, 2 * 80 * K * 8):
+        _, perms, info = _relabel(draws, gm, method="stephens", X=X, max_bytes=max_bytes)
+        np.testing.assert_array_equal(perms, expected)
+    assert info["n_permuted"] > 0

@@ -66,10 +66,14 @@ class DrawPass(NamedTuple):
         ``log p(x_n | theta_s)`` for every draw (leading axes of the parameters).
     members : ndarray of shape (G, N, K) or None
         Group ``g``'s mean membership probabilities (None when no groups were asked).
+    probabilities : ndarray of shape (S, N, K) or None
+        Every draw's membership probabilities, draws flattened, in the draws' own
+        labels (only when asked).
     """
 
     log_likelihood: np.ndarray
     members: np.ndarray | None
+    probabilities: np.ndarray | None = None
 
 
 def _storage(covariance_type: str) -> str:
@@ -110,6 +114,7 @@ def draw_pass(
     permutations: np.ndarray | None = None,
     max_floats: int = 500_000,
     n_threads: int | None = None,
+    probabilities: bool = False,
 ) -> DrawPass:
     r"""Pointwise log-likelihood of every draw and mean memberships of groups of draws,
     in one pass over the draws.
@@ -137,6 +142,9 @@ def draw_pass(
     n_threads : int, optional
         Threads over the chunks (:data:`DEFAULT_THREADS` when None); the result is the
         same for any number.
+    probabilities : bool, default=False
+        Also return every draw's membership probabilities, (S, N, K) (Stephens'
+        relabelling needs them).
 
     Returns
     -------
@@ -163,6 +171,7 @@ def draw_pass(
     Xc = X - center
     phi = _chunk_kernel(storage, (mu[:1] - center).reshape(k, d), cov[:1], 1, k, d).features(Xc)
     out = np.empty((n_draws, n))
+    probs = np.empty((n_draws, n, k)) if probabilities else None
     n_groups = 0
     if groups is not None:
         groups = np.asarray(groups, dtype=np.intp).reshape(n_draws)
@@ -181,6 +190,8 @@ def draw_pass(
         lw -= top[:, None]  # in place: lw is this chunk's own array
         np.exp(lw, out=lw)
         total = lw.sum(axis=1)
+        if probs is not None:
+            np.divide(lw, total[:, None], out=probs[sl].transpose(0, 2, 1))
         partial = {}
         if n_groups:
             chunk_groups = groups[sl]
@@ -211,7 +222,7 @@ def draw_pass(
                 totals[g] += total
                 counts[g] += count
         members = totals / np.maximum(counts, 1)[:, None, None]
-    return DrawPass(out.reshape(*lead, n), members)
+    return DrawPass(out.reshape(*lead, n), members, probs)
 
 
 def pointwise_log_likelihood(

@@ -301,7 +301,15 @@ def _stacked_params(draws: xr.Dataset) -> dict[str, np.ndarray]:
 
 
 def _probabilities_of(stacked: dict, X: np.ndarray, covariance_type: str, start, stop):
-    """Membership probabilities of the rows of ``X`` under draws ``start:stop``."""
+    """Membership probabilities of the rows of ``X`` under draws ``start:stop``: complete
+    rows in one vectorized pass over the draws (the posterior's post-processing pass,
+    :func:`bayesgmm.bayes._postprocess.draw_pass`), rows with NaN draw by draw (the
+    chunk kernel's marginals)."""
+    if not np.isnan(X).any():
+        from bayesgmm.bayes._postprocess import draw_pass
+
+        w, mu, cov = (stacked[name][start:stop] for name in ("weights", "means", "covariances"))
+        return draw_pass(X, w, mu, cov, covariance_type, probabilities=True).probabilities
     model = get_covariance_model(covariance_type)
     n_components = stacked["weights"].shape[1]
     probs = np.empty((stop - start, X.shape[0], n_components))
