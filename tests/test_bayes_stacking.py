@@ -156,3 +156,25 @@ def test_batch_variance_is_the_monte_carlo_variance_of_the_loo_values():
     # within a factor of two (0.61 here: PSIS-LOO of a quarter of the draws is not an
     # average, so batch means are only an approximation; group_chains' n_se allows it)
     assert 0.5 < batch / spread < 2.0, batch / spread
+
+
+def test_a_stuck_chain_does_not_break_stacking():
+    """A chain that never moved (every draw the same point: PSIS cannot fit its tail)
+    gets plain importance-sampling LOO, exact for a constant log-likelihood, with
+    Pareto k = inf; the other chains keep PSIS-LOO."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=30)
+    mu = rng.normal(y.mean(), 0.2, (3, 200))
+    mu[2] = mu[2, 0]  # stuck
+    ll = -0.5 * (y[None, None] - mu[..., None]) ** 2 - 0.5 * np.log(2 * np.pi)
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset({"mu": (("chain", "draw"), mu)}),
+            "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)}),
+        }
+    )
+    result = stack_chains(tree, random_state=0)
+    assert np.isfinite(result.weights).all()
+    assert result.pareto_k[2] == np.inf
+    assert np.isfinite(result.pareto_k[:2]).all()
+    np.testing.assert_allclose(result.pointwise[2], ll[2, 0], rtol=1e-12)

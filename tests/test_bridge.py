@@ -210,3 +210,24 @@ def test_bad_shapes_are_errors():
         chain_log_masses(np.zeros((2, 4, 1)), lambda t: np.zeros(len(t)), np.zeros(2, int))
     with pytest.raises(ValueError, match="groups"):
         chain_log_masses(np.zeros((2, 40, 1)), lambda t: np.zeros(len(t)), np.zeros(3, int))
+
+
+def test_no_target_draw_under_the_proposal_gives_an_infinite_se_not_nan():
+    """Target draws where the proposal has (numerically) no mass: the relative MSE's
+    second term is 0/0; the estimate must say it cannot be trusted (se = inf), with no
+    NaN and no warning."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 500), rng.normal(60, 1, 500)
+
+    def log_p(t):
+        return -0.5 * t**2
+
+    def log_q(t):
+        return stats.norm(60, 1).logpdf(t)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = bridge_log_normalizer(log_p(x), log_q(x), log_p(y), log_q(y))
+    assert est.se == np.inf

@@ -274,7 +274,6 @@ def stack_chains(
     >>> bool(result.weights[0] > 0.9)
     True
     """
-    import arviz as az
 
     if method not in STACKING_METHODS:
         raise ValueError(f"Unknown method {method!r}; expected one of {STACKING_METHODS}.")
@@ -298,10 +297,10 @@ def stack_chains(
     pointwise, elpd, kmax, mc_variance = [], [], [], []
     for c in range(chains):
         ll = loglik[[var_name]].isel(chain=[c])
-        res = az.loo(_loo_tree(posterior.isel(chain=[c]), ll), pointwise=True, var_name=var_name)
-        pointwise.append(np.asarray(res.elpd_i).ravel())
-        elpd.append(float(res.elpd))
-        kmax.append(float(np.nanmax(np.asarray(res.pareto_k))))
+        elpd_i, pareto_k = _pointwise_loo(posterior.isel(chain=[c]), ll, var_name)
+        pointwise.append(elpd_i)
+        elpd.append(float(elpd_i.sum()))
+        kmax.append(float(np.nanmax(pareto_k)))
         mc_variance.append(_batch_variance(posterior.isel(chain=[c]), ll, var_name))
     pointwise = np.stack(pointwise)
     groups = group_chains(pointwise, np.stack(mc_variance))
@@ -363,6 +362,12 @@ def _mass_weights(posterior: xr.Dataset, groups, model, density, rng):
     refined = split_inconsistent(masses.log_mass, masses.log_mass_se, groups)
     if not np.array_equal(refined, groups):  # the chains' estimates, regrouped
         masses = group_masses(masses.log_mass, masses.log_mass_se, refined)
+    bad = np.flatnonzero(~np.isfinite(masses.log_mass) | ~np.isfinite(masses.log_mass_se))
+    if bad.size or not np.isfinite(masses.weights).all():
+        raise ValueError(
+            f"the bridge sampler's estimate is not finite for chain(s) {bad.tolist()} "
+            "(a chain whose two halves sample different regions, or that barely moved)"
+        )
     return masses, refined
 
 
@@ -373,12 +378,34 @@ def _loo_tree(posterior: xr.Dataset, loglik: xr.Dataset) -> xr.DataTree:
     return xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": loglik})
 
 
+def _pointwise_loo(
+    posterior: xr.Dataset, loglik: xr.Dataset, var_name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise PSIS-LOO (:func:`arviz.loo`) of one chain or batch, and the Pareto k
+    of each observation. Where PSIS cannot fit its tail (ArviZ's "All tail values are
+    the same": a chain stuck at one point, whose log-likelihood does not vary), plain
+    importance-sampling LOO, ``-log mean_s exp(-log p(y_n | theta_s))`` (exact for a
+    constant log-likelihood), with Pareto k = inf to mark it unreliable."""
+    import warnings
+
+    import arviz as az
+
+    try:
+        with warnings.catch_warnings():  # high Pareto k: returned (the result's kmax)
+            warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
+            res = az.loo(_loo_tree(posterior, loglik), pointwise=True, var_name=var_name)
+    except ValueError:
+        ll = np.asarray(loglik[var_name].values, dtype=float)
+        ll = ll.reshape(-1, ll[0, 0].size)  # (draws, observations)
+        elpd_i = np.log(ll.shape[0]) - np.logaddexp.reduce(-ll, axis=0)
+        return elpd_i, np.full(elpd_i.shape, np.inf)
+    return np.asarray(res.elpd_i, dtype=float).ravel(), np.asarray(res.pareto_k).ravel()
+
+
 def _batch_variance(posterior: xr.Dataset, loglik: xr.Dataset, var_name: str) -> np.ndarray:
     """Monte Carlo variance of one chain's pointwise PSIS-LOO values, by batch means:
     the chain cut into 4 consecutive batches, each's LOO, their variance / 4."""
     import warnings
-
-    import arviz as az
 
     n_draws = posterior.sizes["draw"]
     size = n_draws // _N_BATCHES
@@ -389,12 +416,8 @@ def _batch_variance(posterior: xr.Dataset, loglik: xr.Dataset, var_name: str) ->
         part = {"draw": slice(b * size, (b + 1) * size)}
         with warnings.catch_warnings():  # short batches: Pareto k warnings are expected
             warnings.simplefilter("ignore")
-            res = az.loo(
-                _loo_tree(posterior.isel(part), loglik.isel(part)),
-                pointwise=True,
-                var_name=var_name,
-            )
-        values.append(np.asarray(res.elpd_i).ravel())
+            elpd_i, _ = _pointwise_loo(posterior.isel(part), loglik.isel(part), var_name)
+        values.append(elpd_i)
     return np.var(np.stack(values), axis=0, ddof=1) / _N_BATCHES
 
 

@@ -209,7 +209,7 @@ def bridge_log_normalizer(
         log_num = -np.logaddexp(log_s1, log_s2 + log_r - a2)  # l2 / (s1 l2 + s2 r)
         log_den = -np.logaddexp(log_s1 + a1, log_s2 + log_r)  # 1 / (s1 l1 + s2 r)
         new = float(logsumexp(log_num) - np.log(n2) - logsumexp(log_den) + np.log(n1))
-        change = abs(np.expm1(new - log_r))
+        change = abs(np.expm1(np.clip(new - log_r, -700.0, 700.0)))
         log_r = new
         if change < tol:
             converged = True
@@ -217,13 +217,16 @@ def bridge_log_normalizer(
     log_z = log_r + shift
     # Frühwirth-Schnatter's relative MSE (s1, s2 from the actual sizes, as bridgesampling)
     ls1, ls2 = np.log(n1 / (n1 + n2)), np.log(n2 / (n1 + n2))
-    b1, b2 = l1 - log_z, l2 - log_z  # log (p/Z) / q
-    f1 = np.exp(-np.logaddexp(ls1, ls2 - b2))  # (p/Z) / (s1 p/Z + s2 q), proposal draws
-    f2 = np.exp(-np.logaddexp(ls1 + b1, ls2))  # q / (s1 p/Z + s2 q), target draws (C, S)
-    tau = integrated_time(f2) if f2.shape[1] >= 4 else 1.0
-    term1 = f1.var(ddof=1) / f1.mean() ** 2 / n2 if f1.mean() > 0 else np.inf
-    term2 = tau * f2.var(ddof=1) / f2.mean() ** 2 / n1
-    return BridgeEstimate(float(log_z), float(np.sqrt(term1 + term2)), it, converged)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        b1, b2 = l1 - log_z, l2 - log_z  # log (p/Z) / q
+        f1 = np.exp(-np.logaddexp(ls1, ls2 - b2))  # (p/Z) / (s1 p/Z + s2 q), proposal draws
+        f2 = np.exp(-np.logaddexp(ls1 + b1, ls2))  # q / (s1 p/Z + s2 q), target draws (C, S)
+        tau = integrated_time(f2) if f2.shape[1] >= 4 else 1.0
+        term1 = f1.var(ddof=1) / f1.mean() ** 2 / n2 if f1.mean() > 0 else np.inf
+        # no target draw where the proposal has mass: the estimate is not to be trusted
+        term2 = tau * f2.var(ddof=1) / f2.mean() ** 2 / n1 if f2.mean() > 0 else np.inf
+        se = float(np.sqrt(term1 + term2))
+    return BridgeEstimate(float(log_z), se if np.isfinite(se) else np.inf, it, converged)
 
 
 class ChainMasses(NamedTuple):
