@@ -284,8 +284,11 @@ def _distinct_elements(values: np.ndarray, core_ndim: int) -> np.ndarray | None:
 
 def _minmax(ds: xr.Dataset, names) -> dict[str, tuple[float, float, float]]:
     """``name -> (max R-hat, min bulk ESS, min tail ESS)`` of the variables ``names``,
-    each element computed once (duplicated elements dropped first)."""
-    import arviz as az
+    each element computed once (duplicated elements dropped first), by ArviZ's
+    estimators vectorized over the elements (:mod:`bayesgmm.core.convergence`)."""
+    from arviz_stats.validate import validate_ci_prob
+
+    from bayesgmm.core.convergence import rhat_ess
 
     reduced = {}
     for name in names:
@@ -296,14 +299,13 @@ def _minmax(ds: xr.Dataset, names) -> dict[str, tuple[float, float, float]]:
         else:
             flat = da.stack(element=da.dims[2:]).isel(element=np.flatnonzero(keep.reshape(-1)))
             reduced[name] = flat.drop_vars(list(flat.coords))
-    sub = xr.Dataset(reduced)
-    rhat = az.rhat(sub)
-    bulk = az.ess(sub, method="bulk")
-    tail = az.ess(sub, method="tail")
-    return {
-        name: (float(rhat[name].max()), float(bulk[name].min()), float(tail[name].min()))
-        for name in names
-    }
+    prob = validate_ci_prob(None)  # ArviZ's tail-ESS quantiles: its interval level
+    out = {}
+    for name, da in reduced.items():
+        values = np.asarray(da.values, dtype=float)
+        rhat, bulk, tail = rhat_ess(values.reshape(*values.shape[:2], -1), prob)
+        out[name] = (float(np.max(rhat)), float(np.min(bulk)), float(np.min(tail)))
+    return out
 
 
 def diagnostics_table(raw: xr.Dataset, relabelled: xr.Dataset, perms: np.ndarray) -> pd.DataFrame:
@@ -363,13 +365,13 @@ def chain_agreement(total_log_likelihood: np.ndarray, members: np.ndarray) -> Ch
     members : ndarray of shape (C, N, K)
         Each chain's posterior-mean membership probabilities.
     """
-    import arviz as az
+    from bayesgmm.core.convergence import rank_rhat
 
     chains = total_log_likelihood.shape[0]
     chain_mean = total_log_likelihood.mean(axis=1)
     rhat_total = 1.0
     if chains > 1:
-        rhat_total = float(az.rhat(xr.DataArray(total_log_likelihood, dims=("chain", "draw"))))
+        rhat_total = float(rank_rhat(np.asarray(total_log_likelihood)[..., None])[0])
     shift = 0.5 * np.abs(members - members.mean(axis=0)).sum(axis=-1).mean(axis=-1)
     return ChainAgreement(chain_mean, rhat_total, shift)
 
