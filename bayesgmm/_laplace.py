@@ -135,7 +135,14 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
 
 #: mclust's diagonal families beyond scikit-learn's four, whose Hessian comes from the
 #: posterior's numba kernel (exact gradient, differenced) instead of the closed form.
-_KERNEL_FAMILIES = ("EII", "EEI", "VEI", "EVI")
+def _kernel_families() -> tuple[str, ...]:
+    from bayesgmm.bayes._kernel import SUPPORTED_TYPES  # no numba: a light import
+    from bayesgmm.core.covariance import COVARIANCE_TYPES
+
+    return tuple(t for t in SUPPORTED_TYPES if t not in COVARIANCE_TYPES)
+
+
+_KERNEL_FAMILIES = _kernel_families()
 
 
 def _kernel_model(model: GaussianMixture, X, sample_weight):

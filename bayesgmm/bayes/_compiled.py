@@ -180,23 +180,15 @@ def _shared_values(model) -> dict[str, np.ndarray]:
 def _start_function(model):
     """Constrained values of the free variables (by name) -> their unconstrained values
     (by value-variable name, in ``model.free_RVs`` order: nutpie's flat vector is their
-    concatenation)."""
-    import pytensor
+    concatenation), by :func:`bayesgmm.bayes.mass.forward_map`."""
+    from bayesgmm.bayes.mass import forward_map
 
-    inputs, outputs = [], []
-    for rv in model.free_RVs:
-        x = rv.type()
-        transform = model.rvs_to_transforms.get(rv)
-        inputs.append(x)
-        outputs.append(x if transform is None else transform.forward(x, *rv.owner.inputs))
-    fn = pytensor.function(inputs, outputs, mode="FAST_COMPILE", on_unused_input="ignore")
-    names = [rv.name for rv in model.free_RVs]
+    forward, _names = forward_map(model, mode="FAST_COMPILE")
     value_names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
     COMPILES["start"] += 1
 
     def start(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [np.asarray(values[n], dtype=model[n].dtype) for n in names]
-        out = fn(*args)
+        out = forward(values)
         return {n: np.asarray(v, dtype=np.float64) for n, v in zip(value_names, out, strict=True)}
 
     return start

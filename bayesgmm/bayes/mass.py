@@ -30,6 +30,7 @@ import xarray as xr
 __all__ = [
     "UnconstrainedDensity",
     "estimator_density",
+    "forward_map",
     "kernel_density",
     "numpy_density",
     "pymc_density",
@@ -71,6 +72,32 @@ def _chain_draw_loop(posterior: xr.Dataset, names, one: Callable) -> np.ndarray:
     return out
 
 
+def forward_map(model, mode=None) -> tuple[Callable[[dict], list], list[str]]:
+    """The map from constrained values of ``model``'s free variables (a dict by name) to
+    their unconstrained values (a list, in ``model.free_RVs`` order: the value
+    variables', and nutpie's flat vector is their concatenation), each through its
+    transform's ``forward`` with the transform's parameters (which may be other free
+    variables) at the same values. One compiled PyTensor function (``mode``: its
+    compile mode). Returns the map and the free variables' names."""
+    import pytensor
+    from pytensor.graph.replace import graph_replace
+
+    free = list(model.free_RVs)
+    placeholders = {rv: rv.type(name=rv.name) for rv in free}
+    outs = []
+    for rv in free:
+        transform = model.rvs_to_transforms.get(rv)
+        outs.append(rv if transform is None else transform.forward(rv, *rv.owner.inputs))
+    outs = graph_replace(outs, placeholders, strict=False)
+    fn = pytensor.function(list(placeholders.values()), outs, mode=mode, on_unused_input="ignore")
+    names = [rv.name for rv in free]
+
+    def forward(values: dict) -> list:
+        return fn(*(np.asarray(values[n], dtype=model[n].dtype) for n in names))
+
+    return forward, names
+
+
 def pymc_density(model) -> UnconstrainedDensity:
     """The log density of any PyMC model on its value variables, and the map of its
     free variables' draws to them (each through its transform's ``forward``, with the
@@ -92,27 +119,13 @@ def pymc_density(model) -> UnconstrainedDensity:
     >>> bool(np.allclose(lp, stats.halfnorm.logpdf([0.5, 2.0]) + np.log([0.5, 2.0])))
     True
     """
-    import pytensor
-    from pytensor.graph.replace import graph_replace
-
-    # (bayes/_compiled.py's start function maps initial values the same way for
-    # build_model's models; here a transform's parameters may be other free variables,
-    # so they are replaced by those variables' values at the same draw)
-    free = list(model.free_RVs)
-    placeholders = {rv: rv.type(name=rv.name) for rv in free}
-    outs = []
-    for rv in free:
-        transform = model.rvs_to_transforms.get(rv)
-        outs.append(rv if transform is None else transform.forward(rv, *rv.owner.inputs))
-    outs = graph_replace(outs, placeholders, strict=False)
-    forward = pytensor.function(list(placeholders.values()), outs, on_unused_input="ignore")
-    value_vars = [model.rvs_to_values[rv] for rv in free]
-    names = [rv.name for rv in free]
+    forward, names = forward_map(model)
+    value_vars = [model.rvs_to_values[rv] for rv in model.free_RVs]
     logp = model.compile_logp()
     shapes: list[tuple] = []
 
     def one(values: dict) -> np.ndarray:
-        parts = forward(*(np.asarray(values[n], dtype=model[n].dtype) for n in names))
+        parts = forward(values)
         if not shapes:
             shapes.extend(np.shape(p) for p in parts)
         return np.concatenate([np.ravel(p) for p in parts])
