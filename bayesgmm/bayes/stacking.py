@@ -394,7 +394,9 @@ def _pointwise_loo(
         with warnings.catch_warnings():  # high Pareto k: returned (the result's kmax)
             warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
             res = az.loo(_loo_tree(posterior, loglik), pointwise=True, var_name=var_name)
-    except ValueError:
+    except ValueError as exc:
+        if "tail values" not in str(exc):  # only PSIS's tail fit failing, not bad input
+            raise
         ll = np.asarray(loglik[var_name].values, dtype=float)
         ll = ll.reshape(-1, ll[0, 0].size)  # (draws, observations)
         elpd_i = np.log(ll.shape[0]) - np.logaddexp.reduce(-ll, axis=0)
