@@ -184,12 +184,18 @@ def draw_pass(
     def one(sl: slice):
         m = sl.stop - sl.start
         kernel = _chunk_kernel(storage, (mu[sl] - center).reshape(m * k, d), cov[sl], m, k, d)
+        kernel.A_t[:, 0] += np.log(w[sl]).reshape(-1)  # log pi_k joins the constants
         lw = kernel.log_gaussian_from_features(phi).reshape(m, k, n)
-        lw += np.log(w[sl])[:, :, None]
-        top = lw.max(axis=1)
+        # max and sum over the components as K - 1 elementwise operations on (m, N)
+        # slices, contiguous along the rows (a reduction over the middle axis is not)
+        top = lw[:, 0].copy()
+        for j in range(1, k):
+            np.maximum(top, lw[:, j], out=top)
         lw -= top[:, None]  # in place: lw is this chunk's own array
         np.exp(lw, out=lw)
-        total = lw.sum(axis=1)
+        total = lw[:, 0].copy()
+        for j in range(1, k):
+            total += lw[:, j]
         if probs is not None:
             np.divide(lw, total[:, None], out=probs[sl].transpose(0, 2, 1))
         partial = {}
