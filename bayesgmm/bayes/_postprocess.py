@@ -24,6 +24,7 @@ it costs a small fraction of the sampling (issue 12):
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -181,19 +182,27 @@ def draw_pass(
     step = max(1, int(max_floats // max(1, k * n)))
     chunks = [slice(lo, min(lo + step, n_draws)) for lo in range(0, n_draws, step)]
 
+    local = threading.local()  # each thread's work arrays, reused chunk after chunk
+
     def one(sl: slice):
         m = sl.stop - sl.start
+        if not hasattr(local, "lw"):
+            local.lw, local.top, local.total = (
+                np.empty((step * k, n)), np.empty((step, n)), np.empty((step, n))
+            )  # fmt: skip
         kernel = _chunk_kernel(storage, (mu[sl] - center).reshape(m * k, d), cov[sl], m, k, d)
         kernel.A_t[:, 0] += np.log(w[sl]).reshape(-1)  # log pi_k joins the constants
-        lw = kernel.log_gaussian_from_features(phi).reshape(m, k, n)
+        lw = kernel.log_gaussian_from_features(phi, out=local.lw[: m * k]).reshape(m, k, n)
         # max and sum over the components as K - 1 elementwise operations on (m, N)
         # slices, contiguous along the rows (a reduction over the middle axis is not)
-        top = lw[:, 0].copy()
+        top = local.top[:m]
+        np.copyto(top, lw[:, 0])
         for j in range(1, k):
             np.maximum(top, lw[:, j], out=top)
-        lw -= top[:, None]  # in place: lw is this chunk's own array
+        lw -= top[:, None]
         np.exp(lw, out=lw)
-        total = lw[:, 0].copy()
+        total = local.total[:m]
+        np.copyto(total, lw[:, 0])
         for j in range(1, k):
             total += lw[:, j]
         if probs is not None:
@@ -207,8 +216,8 @@ def draw_pass(
                 if permutations is not None:
                     resp = np.take_along_axis(resp, permutations[sl][rows][:, :, None], axis=1)
                 partial[int(g)] = (resp.sum(axis=0).T, rows.size)
-        np.log(total, out=total)
-        out[sl] = total + top
+        np.log(total, out=out[sl])
+        out[sl] += top
         return partial
 
     n_threads = DEFAULT_THREADS if n_threads is None else max(1, int(n_threads))

@@ -115,10 +115,13 @@ class FeatureMapKernel:
         phi = self.features(X)
         return self.A_t @ phi, phi
 
-    def log_gaussian_from_features(self, phi: np.ndarray) -> np.ndarray:
+    def log_gaussian_from_features(
+        self, phi: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """:meth:`log_gaussian` from features ``self.features(X)`` computed before (they
-        do not depend on the parameters: the EM loop on one chunk keeps them)."""
-        return self.A_t @ phi
+        do not depend on the parameters: the EM loop on one chunk keeps them); into
+        ``out`` (K, n) when given."""
+        return np.matmul(self.A_t, phi, out=out)
 
     def new_accumulator(self) -> list[np.ndarray]:
         """A list of float64 arrays; accumulators of two ranges of rows add elementwise."""
