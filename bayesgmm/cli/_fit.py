@@ -243,21 +243,6 @@ def _run_fit(args: argparse.Namespace) -> int:
     prior = getattr(args, "prior", "default")
     relabel = args.relabel
     _check_methods_take(command, cov, methods)
-    if standardize and "posterior" in methods:
-        raise _fail(
-            command,
-            "--standardize is not available with the posterior yet; use --methods mle,map, "
-            "or leave out --standardize",
-        )
-    if standardize and "information" in methods:
-        raise _fail(
-            command,
-            "--standardize is not available with 'information' yet; leave out one of them",
-        )
-    if standardize and "laplace" in methods:
-        raise _fail(
-            command, "--standardize is not available with 'laplace' yet; leave out one of them"
-        )
     if "posterior" in methods:
         _check_netcdf_writer(command)
     data = read_data(command, args, max(2, k), k)
@@ -266,6 +251,21 @@ def _run_fit(args: argparse.Namespace) -> int:
         from bayesgmm.cli._standardize import check_standardizable
 
         check_standardizable(command, cov, X.shape[1])
+        if "posterior" in methods:
+            raise _fail(
+                command,
+                "--standardize is not available with the posterior yet; use --methods mle,map, "
+                "or leave out --standardize",
+            )
+        if "information" in methods:
+            raise _fail(
+                command,
+                "--standardize is not available with 'information' yet; leave out one of them",
+            )
+        if "laplace" in methods:
+            raise _fail(
+                command, "--standardize is not available with 'laplace' yet; leave out one of them"
+            )
     if X.isna().to_numpy().any():
         from bayesgmm.cli._impute import MAR_NOTE
 
