@@ -76,7 +76,7 @@ def _add_select_parser(subparsers) -> None:
         metavar="TYPES",
         help="comma-separated covariance types, names in any case: "
         f"{_covariance_names()}; or the keywords 'all' = scikit-learn's four, "
-        "full,tied,diag,spherical (the default, as before mclust's families came) and "
+        "full,tied,diag,spherical (the default, unchanged: the demo's grid) and "
         "'mclust' = mclust's fourteen (E,V for one column), mclustBIC's grid. Two names of "
         "one model (full and VVV) count once. MAP fits of VEE, EVE, VVE, EVV fail (no "
         "conjugate prior: their MAP criteria are empty); --posterior takes only the "
