@@ -123,12 +123,6 @@ def _methods_list(text: str) -> tuple[str, ...]:
     return tuple(m for m in ALL_METHODS if m in chosen)
 
 
-#: ``select --covariance`` keywords: 'all' is scikit-learn's four (the default, as before
-#: mclust's families reached the command line), 'mclust' is mclust's fourteen (E and V
-#: for one feature), as ``mclustBIC`` and ``bayesgmm.select_model(..., 'all')``.
-COVARIANCE_KEYWORDS = ("all", "mclust")
-
-
 def _covariance_names() -> str:
     """The names ``--covariance`` takes, grouped, for help texts and errors."""
     from bayesgmm.core.covariance import (
@@ -173,8 +167,10 @@ def _covariance_name(text: str) -> str:
 def _covariance_list(text: str) -> tuple[str, ...]:
     """argparse ``type`` for ``select --covariance``: a comma-separated list of names
     (:func:`_covariance_name`) and the keywords ``all`` (scikit-learn's four) and
-    ``mclust`` (mclust's fourteen; kept as the keyword until the data's number of
-    features is known, see :func:`expand_covariances`).
+    ``mclust`` (mclust's fourteen, as ``mclustBIC`` and ``select_model(X, ks, 'all')``;
+    kept as the keyword until the data's number of features is known, see
+    :func:`expand_covariances`). ``all`` stays scikit-learn's four, the default since
+    before mclust's families reached the command line (the demo's grid).
 
     Examples
     --------
@@ -279,9 +275,8 @@ def _check_methods_take(command: str, covariance_type: str, methods) -> None:
     needs = {"information": "mle", "laplace": "map"}  # as _methods_list requires
     kept = [m for m in kept if needs.get(m, m) in kept] or ["mle"]
     names = ", ".join(refused)
-    takes = [t for t in _supported_types(next(iter(refused))) if all(
-        _unsupported(t, m) is None for m in refused)]  # fmt: skip
     first = next(iter(refused))
+    takes = [t for t in _supported_types(first) if not any(_unsupported(t, m) for m in refused)]
     raise _fail(
         command,
         f"--covariance {covariance_type} cannot be fitted by {names} (--methods); use "
