@@ -139,6 +139,9 @@ def test_fit_mclust_family_equals_the_api(blobs, tmp_path, typed, name, methods)
     )  # fmt: skip
     assert code == 0, stderr
     assert f"covariance type: {name}" in stdout
+    # the prior line says the prior is evaluated on the family (no MAP, no prior line)
+    note = f"For {name} ({name}) the covariance prior is that density evaluated on the family"
+    assert (note in stdout) == ("map" in methods)
     table = pd.read_csv(out / "estimates.csv")
     models = joblib.load(out / "models.joblib")
     assert sorted(models) == sorted(methods.split(","))
