@@ -107,18 +107,10 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
     params : GMMParams
         The estimate.
     """
-    from bayesgmm.core.covariance import COVARIANCE_TYPES
     from bayesgmm.information import log_posterior_hessian
 
-    name = get_covariance_model(model.covariance_type).name
-    if name in _KERNEL_FAMILIES:
+    if check_laplace_type(model.covariance_type) in _KERNEL_FAMILIES:
         return _kernel_hessian(model, X, sample_weight)
-    if name not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"The Laplace approximation lives on the PyMC model's parameterization, which "
-            f"supports covariance_type in {list(COVARIANCE_TYPES) + list(_KERNEL_FAMILIES)}; "
-            f"got {model.covariance_type!r}. Use the bootstrap for the other families."
-        )
     _, _, params, free, hessian_theta, _ = log_posterior_hessian(model, X, sample_weight)
     k, d = params.means.shape
     layout = unconstrained_layout(k, d, model.covariance_type)
@@ -131,6 +123,27 @@ def laplace_hessian(model: GaussianMixture, X, sample_weight=None):
     jac = _jacobian(theta, mode)
     hessian = jac.T @ hessian_theta @ jac + layout.log_jac_det_hessian(mode)
     return mode, 0.5 * (hessian + hessian.T), layout, params
+
+
+def check_laplace_type(covariance_type: str) -> str:
+    """The table name of ``covariance_type`` (``'full'`` for ``'VVV'``), or a
+    ``ValueError`` naming the types the Laplace approximation supports.
+
+    Examples
+    --------
+    >>> check_laplace_type("VVV"), check_laplace_type("VEI")
+    ('full', 'VEI')
+    """
+    from bayesgmm.core.covariance import COVARIANCE_TYPES
+
+    name = get_covariance_model(covariance_type).name
+    if name not in COVARIANCE_TYPES and name not in _KERNEL_FAMILIES:
+        raise ValueError(
+            f"The Laplace approximation lives on the PyMC model's parameterization, which "
+            f"supports covariance_type in {list(COVARIANCE_TYPES) + list(_KERNEL_FAMILIES)}; "
+            f"got {covariance_type!r}. Use the bootstrap for the other families."
+        )
+    return name
 
 
 #: mclust's diagonal families beyond scikit-learn's four, whose Hessian comes from the

@@ -35,6 +35,7 @@ from bayesgmm.mixture import GaussianMixture
 __all__ = [
     "InformationWarning",
     "ObservedInformation",
+    "check_information_type",
     "log_posterior_hessian",
     "observed_information",
 ]
@@ -120,6 +121,23 @@ def _reported(layout, theta: np.ndarray) -> np.ndarray:
     return np.concatenate(
         [np.append(head, 1.0 - head.sum()), theta[layout.means], np.ravel(model.from_full(full))]
     )
+
+
+def check_information_type(covariance_type: str) -> None:
+    """Raise a ``ValueError`` saying why if :func:`observed_information` cannot take
+    ``covariance_type`` (the families whose covariances are not linear in their
+    parameters: the table's :meth:`~bayesgmm.core.covariance.CovarianceModel.free_parameters`
+    refuses them).
+
+    Examples
+    --------
+    >>> check_information_type("VVV")
+    >>> check_information_type("VEV")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: The observed information is not available for covariance_type='VEV': ...
+    """
+    get_covariance_model(covariance_type).free_parameters(1, 1)
 
 
 def observed_information(model: GaussianMixture, X, sample_weight=None) -> ObservedInformation:

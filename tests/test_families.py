@@ -374,3 +374,33 @@ def test_direct_lapack_helpers_match_numpy(d):
     bad[1] = np.nan
     with pytest.raises(ValueError, match="component 1"):
         get_covariance_model("full").precision_cholesky(bad)
+
+
+@pytest.mark.parametrize("name", MCLUST_FAMILIES)
+def test_scale_equivariant_families_are_closed_under_column_scaling(name):
+    """``scale_equivariant`` against a membership test: the family's M-step from the
+    scatter ``n_k Sigma_k`` returns ``Sigma_k`` exactly when ``Sigma_k`` is in the
+    family (it is the maximizer over the family). A fitted member, rescaled per column
+    (S Sigma_k S), stays a member exactly for the flagged families."""
+    model = get_covariance_model(name)
+    X = make_mixture(300, n_components=3, n_features=3, separation=4, random_state=1).X
+    fit = GaussianMixture(3, covariance_type=name, random_state=0, n_init=1).fit(X)
+    full = model.to_full(fit.covariances_, 3, 3)
+    nk = np.array([50.0, 80.0, 120.0])
+    zeros = np.zeros((3, 3))
+    control = InnerControl(tol=1e-14, max_iter=10_000)
+
+    def refit_error(target):
+        sxx = model.second_moment_from_full(nk[:, None, None] * target)
+        scatter = model.scatter(nk, zeros, sxx, zeros)
+        start = model.update_from(nk, scatter, 0.0)
+        got = model.update_from(nk, scatter, 0.0, previous=start, control=control)
+        return np.abs(model.to_full(got, 3, 3) - target).max() / np.abs(target).max()
+
+    assert refit_error(full) < 1e-5  # the membership test recognizes a member
+    s = np.array([0.3, 2.0, 5.0])
+    scaled = refit_error(full * np.outer(s, s))
+    if model.scale_equivariant:
+        assert scaled < 1e-9
+    else:
+        assert scaled > 1e-2

@@ -123,20 +123,167 @@ def _methods_list(text: str) -> tuple[str, ...]:
     return tuple(m for m in ALL_METHODS if m in chosen)
 
 
-def _covariance_list(text: str) -> list[str]:
-    """argparse ``type`` for ``select --covariance``: ``all`` or a comma-separated list."""
+def _covariance_names() -> str:
+    """The names ``--covariance`` takes, grouped, for help texts and errors."""
+    from bayesgmm.core.covariance import (
+        COVARIANCE_MODELS,
+        COVARIANCE_TYPES,
+        MCLUST_FAMILIES,
+        MCLUST_UNIVARIATE,
+    )
+
+    grouped = (*COVARIANCE_TYPES, *MCLUST_FAMILIES, *MCLUST_UNIVARIATE)
+    others = [name for name in COVARIANCE_MODELS if name not in grouped]
+    return (
+        f"{', '.join(COVARIANCE_TYPES)} (scikit-learn's), mclust's "
+        f"{', '.join(MCLUST_FAMILIES)}, and {' and '.join(MCLUST_UNIVARIATE)} for one feature"
+        + (f", {', '.join(others)}" if others else "")
+    )
+
+
+def _covariance_name(text: str) -> str:
+    """argparse ``type`` for ``fit --covariance``: a name of the covariance table
+    (:data:`bayesgmm.core.covariance.COVARIANCE_MODELS`: scikit-learn's four, mclust's
+    fourteen, E and V), matched without regard to case and returned as the Python API
+    spells it (``'vev'`` -> ``'VEV'``, ``'Full'`` -> ``'full'``).
+
+    Examples
+    --------
+    >>> _covariance_name("vev"), _covariance_name("Tied"), _covariance_name("E")
+    ('VEV', 'tied', 'E')
+    """
+    from bayesgmm.core.covariance import COVARIANCE_MODELS
+
+    # The table's names stay distinct without case (full ... spherical, EII ... VVV, E, V).
+    spelling = {name.lower(): name for name in COVARIANCE_MODELS}
+    name = spelling.get(text.strip().lower())
+    if name is None:
+        raise argparse.ArgumentTypeError(
+            f"unknown covariance type {text.strip()!r}; choose from {_covariance_names()}"
+        )
+    return name
+
+
+def _covariance_list(text: str) -> tuple[str, ...]:
+    """argparse ``type`` for ``select --covariance``: a comma-separated list of names
+    (:func:`_covariance_name`) and the keywords ``all`` (scikit-learn's four) and
+    ``mclust`` (mclust's fourteen, as ``mclustBIC`` and ``select_model(X, ks, 'all')``;
+    kept as the keyword until the data's number of features is known, see
+    :func:`expand_covariances`). ``all`` stays scikit-learn's four, the default since
+    before mclust's families reached the command line (the demo's grid).
+
+    Examples
+    --------
+    >>> _covariance_list("all")
+    ('full', 'tied', 'diag', 'spherical')
+    >>> _covariance_list("mclust,full"), _covariance_list("vvv,EEE")
+    (('mclust', 'full'), ('VVV', 'EEE'))
+    """
     from bayesgmm.core.covariance import COVARIANCE_TYPES
 
-    if text.strip().lower() == "all":
-        return list(COVARIANCE_TYPES)
-    chosen = list(dict.fromkeys(c.lower() for c in _items(text)))
-    unknown = [c for c in chosen if c not in COVARIANCE_TYPES]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown covariance type {unknown[0]!r}; choose 'all' or from "
-            f"{','.join(COVARIANCE_TYPES)}"
-        )
-    return chosen
+    chosen: list[str] = []
+    for item in _items(text):
+        word = item.lower()
+        if word == "all":
+            chosen += COVARIANCE_TYPES
+        elif word == "mclust":
+            chosen.append("mclust")
+        else:
+            try:
+                chosen.append(_covariance_name(item))
+            except argparse.ArgumentTypeError:
+                raise argparse.ArgumentTypeError(
+                    f"unknown covariance type {item!r}; choose 'all' (scikit-learn's four), "
+                    f"'mclust' (mclust's fourteen, E and V for one feature) or from "
+                    f"{_covariance_names()}"
+                ) from None
+    return tuple(dict.fromkeys(chosen))
+
+
+def expand_covariances(names, n_features: int) -> list[str]:
+    """``select --covariance``'s list with ``mclust`` expanded for ``n_features`` (the
+    fourteen families, or E and V for one feature, as :func:`bayesgmm.select_model`),
+    each model once: a second name of the same table entry (``VVV`` after ``full``, ``VII``
+    after ``V``) is dropped, the first spelling kept.
+
+    Examples
+    --------
+    >>> expand_covariances(("full", "mclust"), 2)[:4]
+    ['full', 'EII', 'VII', 'EEI']
+    >>> expand_covariances(("mclust", "spherical"), 1)
+    ['E', 'V']
+    """
+    from bayesgmm.core.covariance import COVARIANCE_MODELS, expand_covariance_types
+
+    types: list[str] = []
+    for name in names:
+        types += expand_covariance_types("all", n_features) if name == "mclust" else [name]
+    seen: set[int] = set()
+    unique = []
+    for name in types:
+        if id(COVARIANCE_MODELS[name]) not in seen:
+            seen.add(id(COVARIANCE_MODELS[name]))
+            unique.append(name)
+    return unique
+
+
+def _unsupported(covariance_type: str, method: str) -> str | None:
+    """Why ``method`` (one of :data:`ALL_METHODS`) cannot take ``covariance_type``, in
+    the library's words, or None if it can. The checks are the library's own, run before
+    any fitting: the prior's support (map, and the posterior and laplace, which start
+    from the MAP fit), :func:`bayesgmm.bayes.model.check_posterior_type`,
+    :func:`bayesgmm._laplace.check_laplace_type` and
+    :func:`bayesgmm.information.check_information_type`."""
+    from bayesgmm.core.covariance import get_covariance_model
+
+    model = get_covariance_model(covariance_type)
+    try:
+        if method in ("map", "posterior", "laplace"):
+            model.check_prior_support()
+        if method == "posterior":
+            from bayesgmm.bayes.model import check_posterior_type
+
+            check_posterior_type(covariance_type)
+        elif method == "laplace":
+            from bayesgmm._laplace import check_laplace_type
+
+            check_laplace_type(covariance_type)
+        elif method == "information":
+            from bayesgmm.information import check_information_type
+
+            check_information_type(covariance_type)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _supported_types(method: str) -> list[str]:
+    """The covariance types ``method`` takes (the table's names, in its order)."""
+    from bayesgmm.core.covariance import COVARIANCE_MODELS
+
+    return [name for name in COVARIANCE_MODELS if _unsupported(name, method) is None]
+
+
+def _check_methods_take(command: str, covariance_type: str, methods) -> None:
+    """Fail (exit code 2, before any fitting) if a method in ``methods`` cannot fit
+    ``covariance_type``: the message names each such method, the --methods that can,
+    the covariance types they take, and why (the library's words)."""
+    refused = {m: why for m in methods if (why := _unsupported(covariance_type, m)) is not None}
+    if not refused:
+        return
+    kept = [m for m in methods if m not in refused]
+    needs = {"information": "mle", "laplace": "map"}  # as _methods_list requires
+    kept = [m for m in kept if needs.get(m, m) in kept] or ["mle"]
+    names = ", ".join(refused)
+    first = next(iter(refused))
+    takes = [t for t in _supported_types(first) if not any(_unsupported(t, m) for m in refused)]
+    raise _fail(
+        command,
+        f"--covariance {covariance_type} cannot be fitted by {names} (--methods); use "
+        f"--methods {','.join(kept)} (the bootstrap of the MLE takes every covariance "
+        f"type), or a covariance type {names} can take: {', '.join(takes)}. Why ({first}): "
+        f"{refused[first]}",
+    )
 
 
 def _n_boot(text: str) -> int:

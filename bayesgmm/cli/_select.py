@@ -21,7 +21,12 @@ from bayesgmm.cli._common import (
     _CollectWarnings,
     _components_list,
     _covariance_list,
+    _covariance_names,
+    _fail,
     _progress,
+    _supported_types,
+    _unsupported,
+    expand_covariances,
 )
 from bayesgmm.cli._data import READING_RULES, read_data, report_reading
 from bayesgmm.cli._output import _write_atomically
@@ -32,6 +37,8 @@ examples:
   bayesgmm select faithful.csv --components 1-9 --out faithful-select
       BIC, AIC and ICL of MLE and MAP fits, K = 1..9, all four covariance types
   bayesgmm select data.csv --components 2,3,5 --covariance full,diag --out sel
+  bayesgmm select data.csv --components 1-9 --covariance mclust --out mclust-bic
+      mclust's fourteen families (E and V for one column), as mclust's mclustBIC
   bayesgmm select data.csv --components 1-3 --covariance full --posterior --draws 500 --out loo
       also PSIS-LOO of each model's full posterior (one NUTS run per model: slow)
 
@@ -67,7 +74,13 @@ def _add_select_parser(subparsers) -> None:
         type=_covariance_list,
         default=_covariance_list("all"),
         metavar="TYPES",
-        help="'all' or a comma-separated list of full,tied,diag,spherical (default: all)",
+        help="comma-separated covariance types, names in any case: "
+        f"{_covariance_names()}; or the keywords 'all' = scikit-learn's four, "
+        "full,tied,diag,spherical (the default, unchanged: the demo's grid) and "
+        "'mclust' = mclust's fourteen (E,V for one column), mclustBIC's grid. Two names of "
+        "one model (full and VVV) count once. MAP fits of VEE, EVE, VVE, EVV fail (no "
+        "conjugate prior: their MAP criteria are empty); --posterior takes only the "
+        "types without an orientation to estimate and EEE, VVV",
     )
     parser.add_argument(
         "--posterior",
@@ -88,10 +101,21 @@ def _run_select(args: argparse.Namespace) -> int:
     command = "select"
     progress = _progress(args)
     ks: list[int] = args.components
-    types: list[str] = args.covariance
     _check_out(command, args.out)
     data = read_data(command, args, max(2, ks[-1]), ks[-1])
     X = data.X
+    types = expand_covariances(args.covariance, X.shape[1])
+    if args.posterior:
+        refused = [cov for cov in types if _unsupported(cov, "posterior") is not None]
+        if refused:
+            kept = [cov for cov in types if cov not in refused]
+            raise _fail(
+                command,
+                f"--posterior cannot sample {', '.join(refused)}; leave out --posterior, or "
+                f"choose --covariance {','.join(kept) or 'full'} (the posterior takes "
+                f"{', '.join(_supported_types('posterior'))}). Why ({refused[0]}): "
+                f"{_unsupported(refused[0], 'posterior')}",
+            )
     report_reading(command, args, data, progress)
     n_models = len(ks) * len(types)
     progress(

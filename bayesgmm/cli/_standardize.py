@@ -11,9 +11,12 @@ standard deviations ``s``), a mixture fitted to ``z`` maps exactly to one of ``x
 (``U`` the precision Cholesky factor). The Gaussian likelihood is equivariant under this
 map for full, tied and diagonal covariances, so the MLE of ``z`` mapped back is the MLE
 of ``x``; the conjugate prior maps along (prior mean ``m + S m0``, scale ``S Psi0 S``),
-so the MAP maps to the MAP of ``x`` under the mapped prior. Spherical covariances are
-not equivariant under per-column scaling (a sphere in ``z`` is an axis-aligned ellipsoid
-in ``x``), so they are refused. The one difference: ``reg_covar`` (1e-6) is added in
+so the MAP maps to the MAP of ``x`` under the mapped prior. So do mclust's families that
+are closed under per-column scaling (EEI, VEI, EVI, VEE, EVV: ``scale_equivariant`` in the
+covariance table). Spheres are not (a sphere in ``z`` is an axis-aligned ellipsoid in
+``x``), nor the families that tie eigenvalues or orientations across components while
+letting the others vary (EVE, VVE, EEV, VEV): they are refused, except for one column.
+The one difference: ``reg_covar`` (1e-6) is added in
 standardized units, i.e. ``1e-6 * s_j**2`` in column ``j``'s units.
 """
 
@@ -26,7 +29,27 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Standardizer"]
+from bayesgmm.core.covariance import get_covariance_model
+
+__all__ = ["Standardizer", "check_standardizable"]
+
+
+def check_standardizable(command: str, covariance_type: str, n_features: int) -> None:
+    """Fail (exit code 2) unless fits of ``covariance_type`` to standardized columns map
+    back exactly to fits of the data (the family is closed under per-column scaling)."""
+    from bayesgmm.cli._common import _fail
+    from bayesgmm.core.covariance import COVARIANCE_MODELS
+
+    if n_features == 1 or get_covariance_model(covariance_type).scale_equivariant:
+        return
+    kind = "spherical covariances" if covariance_type == "spherical" else covariance_type
+    closed = [n for n, m in COVARIANCE_MODELS.items() if m.scale_equivariant and len(n) > 1]
+    raise _fail(
+        command,
+        f"--standardize does not work with {kind} (its covariances in standardized units "
+        "are not of the same family in the original units); leave out --standardize, or "
+        f"use one of {', '.join(closed)}",
+    )
 
 
 @dataclass(frozen=True)
@@ -68,18 +91,24 @@ class Standardizer:
         )
 
     # -- parameters ---------------------------------------------------------------------
+    # Dispatch on how the covariance table stores the type (its ``dims``): matrices,
+    # variances per feature, or one variance (a sphere: one column only).
     def _covariances(self, covariances: np.ndarray, covariance_type: str) -> np.ndarray:
         s = self.scale
-        if covariance_type in ("full", "tied"):
+        dims = get_covariance_model(covariance_type).dims
+        if "feature_bis" in dims:
             return covariances * s[:, None] * s[None, :]
-        if covariance_type == "diag":
+        if "feature" in dims:
             return covariances * s**2
-        raise ValueError(f"--standardize does not support {covariance_type!r} covariances")
+        return covariances * s[0] ** 2
 
     def _precisions_cholesky(self, factors: np.ndarray, covariance_type: str) -> np.ndarray:
-        if covariance_type in ("full", "tied"):
+        dims = get_covariance_model(covariance_type).dims
+        if "feature_bis" in dims:
             return factors / self.scale[:, None]  # S^-1 U: rows scaled
-        return factors / self.scale  # diag: 1 / sd per feature
+        if "feature" in dims:
+            return factors / self.scale  # 1 / sd per feature
+        return factors / self.scale[0]
 
     def _prior(self, prior, covariance_type: str):
         if prior is None:
@@ -93,7 +122,9 @@ class Standardizer:
             means = dataclasses.replace(means, **changes)
         if covs is not None:
             scale = np.asarray(covs.scale, dtype=np.float64)
-            scale = scale * np.outer(s, s) if scale.ndim == 2 else scale * s**2
+            # matrices, variances per feature, or one variance (one column only)
+            factor = np.outer(s, s) if scale.ndim == 2 else s**2 if scale.ndim else s[0] ** 2
+            scale = scale * factor
             covs = dataclasses.replace(covs, scale=scale)
         return dataclasses.replace(prior, means=means, covariances=covs)
 

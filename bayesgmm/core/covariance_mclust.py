@@ -119,6 +119,7 @@ class _DiagonalFamily(_Family, DiagCovariance):
 class EIICovariance(_DiagonalFamily):
     """mclust ``EII``: one variance for all features and components, ``lambda I``."""
 
+    scale_equivariant: ClassVar[bool] = False
     shared: ClassVar[bool] = True
 
     def _n_params(self, k, d):
@@ -223,6 +224,8 @@ class VEECovariance(_OrientedFamily):
 class EVECovariance(_OrientedFamily):
     """mclust ``EVE``: ``lambda D A_k D^T``, one volume and orientation (MM)."""
 
+    scale_equivariant: ClassVar[bool] = False
+
     orientation_kind: ClassVar[str] = "common"
     supports_prior: ClassVar[bool] = False
     _solve = _family_update("update_eve", True)
@@ -234,6 +237,8 @@ class EVECovariance(_OrientedFamily):
 @dataclass(frozen=True)
 class VVECovariance(_OrientedFamily):
     """mclust ``VVE``: ``lambda_k D A_k D^T``, one orientation (MM)."""
+
+    scale_equivariant: ClassVar[bool] = False
 
     orientation_kind: ClassVar[str] = "common"
     supports_prior: ClassVar[bool] = False
@@ -247,6 +252,7 @@ class VVECovariance(_OrientedFamily):
 class EEVCovariance(_OrientedFamily):
     """mclust ``EEV``: ``lambda D_k A D_k^T``, one volume and shape (closed form)."""
 
+    scale_equivariant: ClassVar[bool] = False
     _solve = _family_update("update_eev", False)
 
     def _n_params(self, k, d):
@@ -257,6 +263,7 @@ class EEVCovariance(_OrientedFamily):
 class VEVCovariance(_OrientedFamily):
     """mclust ``VEV``: ``lambda_k D_k A D_k^T``, one shape (alternating)."""
 
+    scale_equivariant: ClassVar[bool] = False
     _solve = _family_update("update_vev", True)
 
     def _n_params(self, k, d):

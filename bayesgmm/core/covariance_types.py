@@ -104,6 +104,13 @@ class CovarianceModel(ABC):
     orientation_kind: ClassVar[str] = "variable"
     #: Whether a conjugate covariance prior (MAP) is supported.
     supports_prior: ClassVar[bool] = True
+    #: Whether the family is closed under per-feature scaling,
+    #: :math:`\Sigma_k \mapsto S \Sigma_k S` with ``S`` diagonal and positive: then a
+    #: fit to rescaled (e.g. standardized) columns maps back exactly to a fit of the
+    #: data. False for spheres (a sphere becomes an axis-aligned ellipsoid) and for the
+    #: families that tie eigenvalues or orientations across components while letting
+    #: the others vary (EVE, VVE, EEV, VEV). Every family is closed in one dimension.
+    scale_equivariant: ClassVar[bool] = True
 
     # -- additive hooks (the mclust families) ----------------------------------
     def update_from(
@@ -721,6 +728,8 @@ class SphericalCovariance(DiagCovariance):
     Shares the diagonal type's element-wise functions; a variance broadcasts over
     the features.
     """
+
+    scale_equivariant: ClassVar[bool] = False
 
     def shape(self, n_components, n_features):
         return (n_components,)

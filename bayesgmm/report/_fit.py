@@ -85,11 +85,23 @@ def _header_items(result: FitResult, version: str) -> list[tuple[str, str]]:
 
 def _prior_items(result: FitResult) -> list[tuple[str, str]]:
     """The prior of the MAP fit and the posterior, in plain words with its
-    hyperparameters (:meth:`bayesgmm.priors.GMMPrior.describe`)."""
+    hyperparameters (:meth:`bayesgmm.priors.GMMPrior.describe`); for mclust's families
+    beyond scikit-learn's four, a note that the covariance prior is that density
+    evaluated on the family's covariances (as mclust's priorControl)."""
+    from bayesgmm.core.covariance import COVARIANCE_TYPES, get_covariance_model
+
     for key in ("map", "posterior"):
         prior = getattr(result.models.get(key), "prior_", None)
         if prior is not None:
-            return [("prior", prior.describe())]
+            text = prior.describe()
+            family = get_covariance_model(result.covariance_type)
+            if prior.covariances is not None and family.name not in COVARIANCE_TYPES:
+                text += (
+                    f" For {result.covariance_type} ({family.mclust_name}) the covariance "
+                    "prior is that density evaluated on the family's covariances (once for "
+                    "what all components share), as mclust's conjugate prior."
+                )
+            return [("prior", text)]
     return []
 
 

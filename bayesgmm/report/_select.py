@@ -53,6 +53,33 @@ def _permuted(info: dict | None) -> str:
     return f"{info['n_permuted']} of {info['n_draws']} ({info['method']})"
 
 
+def _numbered_errors(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The table with each distinct error message (columns ``error``, ``error_map``)
+    replaced by its number, ``[1]``, ``[2]``, ..., and the numbered messages: a grid
+    of mclust's families repeats one message per K (e.g. no conjugate prior for the
+    MAP fits of VEE), which would otherwise fill the table. selection.csv keeps the
+    messages in full.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"error": ["", "E: x", "E: x"], "error_map": ["E: y", "", "E: x"]})
+    >>> numbered, errors = _numbered_errors(t)
+    >>> numbered["error"].tolist(), numbered["error_map"].tolist(), errors
+    (['', '[1]', '[1]'], ['[2]', '', '[1]'], ['[1] E: x', '[2] E: y'])
+    """
+    columns = [c for c in ("error", "error_map") if c in table]
+    numbers: dict[str, str] = {}
+    for column in columns:
+        for message in table[column]:
+            if isinstance(message, str) and message and message not in numbers:
+                numbers[message] = f"[{len(numbers) + 1}]"
+    if not numbers:
+        return table, []
+    number = lambda m: numbers.get(m, m) if isinstance(m, str) else m  # noqa: E731
+    numbered = table.assign(**{c: table[c].map(number) for c in columns})
+    return numbered, [f"{number} {message}" for message, number in numbers.items()]
+
+
 _CRITERIA = {
     "bic": "BIC of the MLE (lower is better)",
     "aic": "AIC of the MLE (lower is better)",
@@ -99,7 +126,7 @@ def select_report(
     """
     from bayesgmm import __version__
 
-    table = comparison.table
+    table, errors = _numbered_errors(comparison.table)
     choices = comparison.choices.assign(
         meaning=lambda c: [_CRITERIA.get(x, x) for x in c["criterion"]]
     )
@@ -175,6 +202,7 @@ def select_report(
         "<h2>All models</h2>",
         _para(f"All columns are in selection.csv. {_DASH} marks a fit that failed."),
         _html_table(table),
+        *([_para("Errors:"), _verdicts(errors, "bad")] if errors else []),
     ]
     page = _page(title, body, __version__)
 
@@ -192,6 +220,8 @@ def select_report(
     if sampler is not None:
         lines += ["", "Sampler diagnostics per model:", _text_table(sampler, index=False)]
     lines += ["", "All models:", _text_table(table, index=False)]
+    if errors:
+        lines += ["", "Errors:", *(f"  {e}" for e in errors)]
     lines += [
         "",
         "Files: selection.csv (the table), selection.png (the plot), report.html, summary.txt",
