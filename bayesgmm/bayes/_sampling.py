@@ -131,7 +131,8 @@ def sample_each(
 
 class RawRun(NamedTuple):
     """One nutpie run's raw result: its trace (``nutpie``'s ``PyTrace``, arrow record
-    batches) and its settings as nutpie records them (JSON; None if unavailable)."""
+    batches; nutpie hands them out once: a second ``get_arrow_trace`` raises) and its
+    settings as nutpie records them (JSON; None if unavailable)."""
 
     trace: object
     settings: str | None
