@@ -19,6 +19,7 @@ swap labels within and between chains. Two relabellings:
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -32,6 +33,7 @@ from bayesgmm.core.params import GMMParams
 __all__ = [
     "RELABEL_METHODS",
     "StephensResult",
+    "assign_each",
     "classification_probabilities",
     "match_to_reference",
     "relabel_dataset",
@@ -75,8 +77,56 @@ def match_to_reference(
     cost = model.squared_mahalanobis(
         means.reshape(-1, n_features), reference.means, reference.precisions_cholesky
     ).reshape(n_draws, n_components, n_components)
+    return assign_each(cost)
+
+
+#: Components up to which :func:`assign_each` compares all K! assignments at once.
+BRUTE_FORCE_MAX_COMPONENTS = 5
+
+
+def assign_each(cost: np.ndarray) -> np.ndarray:
+    """The least-cost assignment of every draw's (K, K) cost matrix: ``perm[s, k]`` is
+    the row assigned to column ``k`` in ``cost[s]`` (rows: the draw's components).
+
+    :func:`scipy.optimize.linear_sum_assignment`'s solution, draw by draw. Up to
+    :data:`BRUTE_FORCE_MAX_COMPONENTS` components, all K! assignments are costed in
+    one array operation instead of a Python loop of solver calls; a draw whose best
+    assignment is not clearly better than the next (a near tie, within 1e-9 of the
+    costs' scale, where rounding might decide) or whose costs are not all finite is
+    left to the solver, so the result is the solver's throughout.
+
+    Parameters
+    ----------
+    cost : ndarray of shape (S, K, K)
+
+    Returns
+    -------
+    ndarray of shape (S, K), intp
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cost = np.array([[[0.0, 9.0], [9.0, 0.0]], [[9.0, 0.0], [0.0, 9.0]]])
+    >>> assign_each(cost).tolist()
+    [[0, 1], [1, 0]]
+    """
+    cost = np.asarray(cost, dtype=float)
+    n_draws, n_components = cost.shape[:2]
     perms = np.empty((n_draws, n_components), dtype=np.intp)
-    for s in range(n_draws):
+    solver = np.arange(n_draws)
+    if n_components == 1:
+        perms[:] = 0
+        solver = np.flatnonzero(~np.isfinite(cost).all(axis=(1, 2)))  # the solver's error
+    elif n_components <= BRUTE_FORCE_MAX_COMPONENTS and n_draws:
+        candidates = np.array(list(itertools.permutations(range(n_components))), dtype=np.intp)
+        totals = cost[:, candidates, np.arange(n_components)].sum(axis=-1)  # (S, K!)
+        two = np.partition(totals, 1, axis=1)[:, :2]
+        scale = np.abs(cost).max(axis=(1, 2)) * n_components
+        with np.errstate(invalid="ignore"):
+            clear = np.isfinite(cost).all(axis=(1, 2)) & (two[:, 1] - two[:, 0] > 1e-9 * scale)
+        perms[clear] = candidates[totals[clear].argmin(axis=1)]
+        solver = np.flatnonzero(~clear)
+    for s in solver:
         rows, cols = linear_sum_assignment(cost[s])
         perms[s, cols] = rows
     return perms
@@ -275,10 +325,7 @@ def _stephens(blocks: _Blocks, *, initial=None, max_iter: int = 100) -> Stephens
         q = _permuted_mean(blocks, perms)
         cost = _cross_entropy(blocks, _log_q(q))
         objective.append((neg_entropy + float(cost[rows, perms, labels].sum())) / n_draws)
-        new = np.empty_like(perms)
-        for s in range(n_draws):
-            draw_comp, label = linear_sum_assignment(cost[s])
-            new[s, label] = draw_comp
+        new = assign_each(cost)
         # keep a draw's permutation on ties, so the loop cannot cycle between equals
         old_cost = cost[rows, perms, labels].sum(axis=1)
         new_cost = cost[rows, new, labels].sum(axis=1)
