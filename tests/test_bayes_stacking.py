@@ -178,3 +178,39 @@ def test_a_stuck_chain_does_not_break_stacking():
     assert result.pareto_k[2] == np.inf
     assert np.isfinite(result.pareto_k[:2]).all()
     np.testing.assert_allclose(result.pointwise[2], ll[2, 0], rtol=1e-12)
+
+
+def test_chains_too_short_for_a_psis_tail_get_plain_importance_sampling():
+    """Chains of 20 draws (PSIS needs 25 for a tail of 5: ArviZ raises "n_draws_tail
+    must be at least 5") get plain importance-sampling LOO, -log mean_s exp(-ll), with
+    Pareto k = inf; a short fit whose chains disagree (Faithful K=3 tied, 50 + 50
+    draws, which raised that error from the batch variances) runs through."""
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=25)
+    mu = rng.normal(y.mean(), 0.2, (2, 20))
+    ll = -0.5 * (y[None, None] - mu[..., None]) ** 2 - 0.5 * np.log(2 * np.pi)
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset({"mu": (("chain", "draw"), mu)}),
+            "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)}),
+        }
+    )
+    result = stack_chains(tree, random_state=0)
+    assert np.all(result.pareto_k == np.inf)
+    for c in range(2):
+        expected = np.log(20) - logsumexp(-ll[c], axis=0)
+        np.testing.assert_allclose(result.pointwise[c], expected, rtol=1e-12)
+
+    import warnings
+
+    from bayesgmm.bayes import PosteriorGaussianMixture
+    from bayesgmm.datasets import load_faithful
+
+    post = PosteriorGaussianMixture(3, covariance_type="tied", random_state=0, draws=50, tune=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post.fit(load_faithful().to_numpy())
+    if post.chains_disagree_:  # the case that raised; combined weights sum to one
+        assert np.isclose(post.stacking_.weights.sum(), 1.0)

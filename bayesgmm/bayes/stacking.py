@@ -378,6 +378,11 @@ def _loo_tree(posterior: xr.Dataset, loglik: xr.Dataset) -> xr.DataTree:
     return xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": loglik})
 
 
+#: ArviZ's PSIS errors where its Pareto tail cannot be fitted (arviz_stats'
+#: ``loo_moment_match`` falls back to plain importance sampling on the same two).
+_PSIS_TAIL_ERRORS = ("All tail values are the same", "n_draws_tail must be at least 5")
+
+
 def _pointwise_loo(
     posterior: xr.Dataset, loglik: xr.Dataset, var_name: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -385,7 +390,9 @@ def _pointwise_loo(
     of each observation. Where PSIS cannot fit its tail (ArviZ's "All tail values are
     the same": a chain stuck at one point, whose log-likelihood does not vary), plain
     importance-sampling LOO, ``-log mean_s exp(-log p(y_n | theta_s))`` (exact for a
-    constant log-likelihood), with Pareto k = inf to mark it unreliable."""
+    constant log-likelihood), with Pareto k = inf to mark it unreliable; the same where
+    the draws are too few for a tail of 5 (ArviZ's "n_draws_tail must be at least 5":
+    fewer than 25 draws, e.g. a batch of :func:`_batch_variance` on a short run)."""
     import warnings
 
     import arviz as az
@@ -395,7 +402,9 @@ def _pointwise_loo(
             warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
             res = az.loo(_loo_tree(posterior, loglik), pointwise=True, var_name=var_name)
     except ValueError as exc:
-        if "tail values" not in str(exc):  # only PSIS's tail fit failing, not bad input
+        # only PSIS's tail fit failing, not bad input (the two errors ArviZ's own
+        # moment matching falls back on)
+        if not any(message in str(exc) for message in _PSIS_TAIL_ERRORS):
             raise
         ll = np.asarray(loglik[var_name].values, dtype=float)
         ll = ll.reshape(-1, ll[0, 0].size)  # (draws, observations)
