@@ -222,9 +222,9 @@ def draw_pass(
 
     n_threads = DEFAULT_THREADS if n_threads is None else max(1, int(n_threads))
     if n_threads > 1 and len(chunks) > 1:
-        from threadpoolctl import threadpool_limits
+        from bayesgmm.core.estep import single_blas_thread
 
-        with threadpool_limits(1), ThreadPoolExecutor(min(n_threads, len(chunks))) as pool:
+        with single_blas_thread(), ThreadPoolExecutor(min(n_threads, len(chunks))) as pool:
             partials = list(pool.map(one, chunks))
     else:
         partials = [one(sl) for sl in chunks]

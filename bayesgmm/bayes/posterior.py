@@ -30,6 +30,7 @@ from bayesgmm.bayes._sampling import progress_default
 from bayesgmm.bayes.relabel import RELABEL_METHODS, _relabel
 from bayesgmm.core.covariance import get_covariance_model
 from bayesgmm.core.density import responsibilities
+from bayesgmm.core.estep import single_blas_thread
 from bayesgmm.core.missing import impute_draws, impute_mean
 from bayesgmm.core.params import GMMParams
 from bayesgmm.core.sampling import sample_mixture
@@ -371,8 +372,6 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
 
     def _sample_kernel(self, X, data, sample_seed, jitter_seed, progressbar, timings):
         """nutpie on the numba kernel (no per-fit compilation), dispersed starts."""
-        from threadpoolctl import threadpool_limits
-
         from bayesgmm.bayes._kernel import make_kernel_model
         from bayesgmm.bayes._sampling import decode, run_chains
 
@@ -391,7 +390,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             int(s)
             for s in np.random.default_rng(sample_seed).integers(2**31 - 1, size=self.chains)
         ]
-        with threadpool_limits(1):
+        with single_blas_thread():
             theta, sample_stats, seconds = run_chains(
                 km,
                 starts,
