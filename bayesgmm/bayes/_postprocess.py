@@ -297,30 +297,38 @@ def _distinct_elements(values: np.ndarray, core_ndim: int) -> np.ndarray | None:
     return keep
 
 
-def _minmax(ds: xr.Dataset, names) -> dict[str, tuple[float, float, float]]:
-    """``name -> (max R-hat, min bulk ESS, min tail ESS)`` of the variables ``names``,
-    each element computed once (duplicated elements dropped first), by ArviZ's
-    estimators vectorized over the elements (:mod:`bayesgmm.core.convergence`)."""
+def _elements(ds: xr.Dataset, name: str) -> np.ndarray:
+    """Variable ``name`` of ``ds`` as (chain, draw, element), each element once (the
+    ones bitwise equal to an earlier one dropped: :func:`_distinct_elements`)."""
+    values = np.asarray(ds[name].values, dtype=float)
+    keep = _distinct_elements(values, values.ndim - 2)
+    flat = values.reshape(*values.shape[:2], -1)
+    return flat if keep is None else flat[:, :, np.flatnonzero(keep.reshape(-1))]
+
+
+def _minmax(blocks: dict) -> dict:
+    """``key -> (max R-hat, min bulk ESS, min tail ESS)`` of each (chain, draw, element)
+    array of ``blocks``, by ArviZ's estimators vectorized over the elements
+    (:mod:`bayesgmm.core.convergence`), all blocks' elements in one call (each
+    element's numbers are computed alone, so batching does not change them)."""
     from arviz_stats.validate import validate_ci_prob
 
     from bayesgmm.core.convergence import rhat_ess
 
-    reduced = {}
-    for name in names:
-        da = ds[name]
-        keep = _distinct_elements(da.values, da.ndim - 2)
-        if keep is None:
-            reduced[name] = da
-        else:
-            flat = da.stack(element=da.dims[2:]).isel(element=np.flatnonzero(keep.reshape(-1)))
-            reduced[name] = flat.drop_vars(list(flat.coords))
+    keys = list(blocks)
+    if not keys:
+        return {}
     prob = validate_ci_prob(None)  # ArviZ's tail-ESS quantiles: its interval level
-    out = {}
-    for name, da in reduced.items():
-        values = np.asarray(da.values, dtype=float)
-        rhat, bulk, tail = rhat_ess(values.reshape(*values.shape[:2], -1), prob)
-        out[name] = (float(np.max(rhat)), float(np.min(bulk)), float(np.min(tail)))
-    return out
+    rhat, bulk, tail = rhat_ess(np.concatenate([blocks[k] for k in keys], axis=2), prob)
+    bounds = np.cumsum([0] + [blocks[k].shape[2] for k in keys])
+    return {
+        key: (
+            float(np.max(rhat[lo:hi])),
+            float(np.min(bulk[lo:hi])),
+            float(np.min(tail[lo:hi])),
+        )
+        for key, lo, hi in zip(keys, bounds[:-1], bounds[1:], strict=True)
+    }
 
 
 def diagnostics_table(raw: xr.Dataset, relabelled: xr.Dataset, perms: np.ndarray) -> pd.DataFrame:
@@ -337,12 +345,13 @@ def diagnostics_table(raw: xr.Dataset, relabelled: xr.Dataset, perms: np.ndarray
         ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``.
     """
     names = [name for name in _PARAMS if name in raw]
-    before = _minmax(raw, names)
     unchanged = bool((perms == np.arange(perms.shape[-1])).all())
     changed = [] if unchanged else [n for n in names if "component" in relabelled[n].dims]
-    after = dict(before)
-    if changed:
-        after.update(_minmax(relabelled, changed))
+    blocks = {("raw", n): _elements(raw, n) for n in names}
+    blocks.update({("relabelled", n): _elements(relabelled, n) for n in changed})
+    values = _minmax(blocks)  # one vectorized call for every element
+    before = {n: values[("raw", n)] for n in names}
+    after = {n: values[("relabelled", n)] if n in changed else before[n] for n in names}
     rows = []
     for label, values in (("raw", before), ("relabelled", after)):
         for name in names:
