@@ -371,3 +371,36 @@ def test_stephens_relabelling_on_the_vectorized_probabilities_is_unchanged():
         _, perms, info = _relabel(draws, gm, method="stephens", X=X, max_bytes=max_bytes)
         np.testing.assert_array_equal(perms, expected)
     assert info["n_permuted"] > 0
+
+
+def test_a_log_likelihood_too_big_for_memory_fails_before_sampling(monkeypatch):
+    """The log_likelihood group (8 bytes per draw and row) is checked against the memory
+    the system reports before the MAP fit and sampling start: a clear MemoryError naming
+    its size; within the memory, no error. /proc/meminfo's MemAvailable is what is read
+    (compared with its own line where it exists)."""
+    from bayesgmm.bayes import PosteriorGaussianMixture
+    from bayesgmm.bayes import _postprocess as pp
+    from bayesgmm.bayes import posterior as posterior_module
+
+    have = pp.available_memory()
+    try:
+        with open("/proc/meminfo") as f:
+            line = next(x for x in f if x.startswith("MemAvailable:"))
+        assert have == int(line.split()[1]) * 1024
+    except (OSError, StopIteration):
+        assert have is None
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    need = 8 * 2 * 30 * 50
+    monkeypatch.setattr(pp, "available_memory", lambda: need - 1)
+
+    def no_fit(*args, **kwargs):  # the MAP start must not begin
+        raise AssertionError("fitting started")
+
+    monkeypatch.setattr(posterior_module.PosteriorGaussianMixture, "_map_estimator", no_fit)
+    post = PosteriorGaussianMixture(2, chains=2, draws=30, tune=30, random_state=0)
+    with pytest.raises(MemoryError, match=r"60 draws x 50 rows"):
+        post.fit(X)
+    monkeypatch.setattr(pp, "available_memory", lambda: need)
+    pp.check_log_likelihood_memory(60, 50)  # exactly fits: no error
+    monkeypatch.setattr(pp, "available_memory", lambda: None)
+    pp.check_log_likelihood_memory(10**9, 10**9)  # unknown memory: no check

@@ -37,7 +37,9 @@ from bayesgmm.core.covariance import get_covariance_model
 __all__ = [
     "ChainAgreement",
     "DrawPass",
+    "available_memory",
     "chain_agreement",
+    "check_log_likelihood_memory",
     "diagnostics_table",
     "draw_pass",
     "mean_responsibilities",
@@ -277,6 +279,41 @@ def member_groups(chains: int, draws: int, max_draws: int = 100) -> np.ndarray:
     groups = np.full((chains, draws), -1, dtype=np.intp)
     groups[:, index] = np.arange(chains)[:, None]
     return groups.reshape(-1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (Linux's ``MemAvailable``
+    in ``/proc/meminfo``), or None where that is not known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_log_likelihood_memory(n_draws: int, n_rows: int) -> None:
+    """Raise ``MemoryError``, naming the sizes, when the ``log_likelihood`` group of
+    ``n_draws`` draws (all chains) and ``n_rows`` rows (8 bytes each) would not fit in
+    the memory available (:func:`available_memory`; no check where it is unknown), so
+    that a fit fails before sampling rather than after.
+
+    Examples
+    --------
+    >>> check_log_likelihood_memory(4000, 272)  # 8.7 MB
+    """
+    need = 8 * int(n_draws) * int(n_rows)
+    have = available_memory()
+    if have is not None and need > have:
+        raise MemoryError(
+            f"The posterior's pointwise log-likelihood (the log_likelihood group, which "
+            f"LOO, the chains' mode check and their combination need) takes "
+            f"{need / 2**30:.1f} GiB for {n_draws} draws x {n_rows} rows, more than the "
+            f"{have / 2**30:.1f} GiB of memory available: use fewer draws or chains, or "
+            "fit a subsample of the rows."
+        )
 
 
 # -- R-hat and ESS ------------------------------------------------------------------

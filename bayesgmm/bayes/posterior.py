@@ -24,6 +24,7 @@ from bayesgmm.bayes._kernel import prefetch, supports
 from bayesgmm.bayes._postprocess import (
     _observed_log_likelihood,  # noqa: F401 (its home was here)
     chain_agreement,
+    check_log_likelihood_memory,
     posterior_pass,
 )
 from bayesgmm.bayes._sampling import progress_default
@@ -118,7 +119,9 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
     idata_ : xarray.DataTree
         Groups ``posterior`` (relabelled), ``posterior_raw``, ``sample_stats``,
         ``log_likelihood`` (per observation, for :func:`arviz.loo`) and
-        ``observed_data``.
+        ``observed_data``. ``log_likelihood`` takes 8 bytes per draw and row (320 MB
+        for 4 x 1000 draws of 10 000 rows): ``fit`` raises ``MemoryError`` before
+        sampling when the memory available cannot hold it.
     map_ : GaussianMixture
         The MAP fit: starting point and relabelling reference.
     prior_ : GMMPrior
@@ -274,6 +277,7 @@ class PosteriorGaussianMixture(DensityMixin, BaseEstimator):
             X = X[keep]
         if X.shape[0] < 2:
             raise ValueError(f"Expected at least 2 rows with an observed value; got {X.shape[0]}.")
+        check_log_likelihood_memory(self.chains * self.draws, X.shape[0])  # before sampling
         rng = check_random_state(self.random_state)
         map_seed, sample_seed, jitter_seed = (int(s) for s in rng.randint(2**31 - 1, size=3))
         prior = self.prior
