@@ -182,6 +182,7 @@ def draw_pass(
         if permutations is not None:
             permutations = np.asarray(permutations, dtype=np.intp).reshape(n_draws, k)
     step = max(1, int(max_floats // max(1, k * n)))
+    longest = min(step, max(1, n_draws))  # the longest chunk: the work arrays' size
     chunks = [slice(lo, min(lo + step, n_draws)) for lo in range(0, n_draws, step)]
 
     local = threading.local()  # each thread's work arrays, reused chunk after chunk
@@ -190,7 +191,7 @@ def draw_pass(
         m = sl.stop - sl.start
         if not hasattr(local, "lw"):
             local.lw, local.top, local.total = (
-                np.empty((step * k, n)), np.empty((step, n)), np.empty((step, n))
+                np.empty((longest * k, n)), np.empty((longest, n)), np.empty((longest, n))
             )  # fmt: skip
         kernel = _chunk_kernel(storage, (mu[sl] - center).reshape(m * k, d), cov[sl], m, k, d)
         kernel.A_t[:, 0] += np.log(w[sl]).reshape(-1)  # log pi_k joins the constants
