@@ -157,12 +157,41 @@ def _perms(chains, draws, seed=3, switch=0.3):
     return perms
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
-def test_posterior_pass_equals_the_separate_computations(covariance_type):
+def _scipy_observed_loglik(X, w, mu, cov, covariance_type):
+    """log p(x_{n,O_n}): each row's marginal of its observed coordinates, by scipy.stats
+    (rows with NaN one at a time), shape (N,)."""
+    out = np.empty(X.shape[0])
+    for n, x in enumerate(X):
+        o = ~np.isnan(x)
+        terms = [
+            np.log(w[k])
+            + multivariate_normal(mu[k][o], _full(cov, covariance_type, k)[np.ix_(o, o)]).logpdf(
+                x[o]
+            )
+            for k in range(K)
+        ]
+        out[n] = logsumexp(terms)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("covariance_type", "missing"),
+    [("full", False), ("spherical", False), ("full", True), ("tied", True), ("diag", True)],
+)
+def test_posterior_pass_equals_the_separate_computations(covariance_type, missing):
     """The fused pass against what the fit computed before: the log-likelihood of the
     raw draws, and each chain's memberships from its relabelled draws, draw by draw
-    with the chunk kernel (core.density.responsibilities)."""
+    with the chunk kernel (core.density.responsibilities). With NaN (several patterns,
+    rows with one observed value, complete rows): the log-likelihood of each row's
+    observed coordinates against SciPy's marginals, the memberships against the chunk
+    kernel's missing-data responsibilities."""
     X = _data(25)
+    if missing:
+        X[np.random.default_rng(7).random(X.shape) < 0.25] = np.nan
+        X[0] = [np.nan, 1.0, np.nan]  # one observed value
+        X[np.isnan(X).all(axis=1)] = 0.5
+        assert len({tuple(row) for row in np.isnan(X)}) >= 3  # several patterns
+        assert (~np.isnan(X)).all(axis=1).any()  # and complete rows
     raw = _posterior(covariance_type)
     perms = _perms(3, 40)
     relabelled = relabel_dataset(raw, xr.DataArray(perms, dims=("chain", "draw", "component")))
@@ -175,8 +204,11 @@ def test_posterior_pass_equals_the_separate_computations(covariance_type):
         total = 0.0
         for s in range(40):
             w, mu, cov = (raw[name].values[c, s] for name in ("weights", "means", "covariances"))
-            lw = _scipy_log_weighted(X, w, mu, cov, covariance_type)
-            np.testing.assert_allclose(loglik[c, s], logsumexp(lw, axis=0), rtol=1e-10)
+            if missing:
+                want = _scipy_observed_loglik(X, w, mu, cov, covariance_type)
+            else:
+                want = logsumexp(_scipy_log_weighted(X, w, mu, cov, covariance_type), axis=0)
+            np.testing.assert_allclose(loglik[c, s], want, rtol=1e-10)
             if s in index:
                 r = relabelled.isel(chain=c, draw=s)
                 cov_r = r["covariances"].values

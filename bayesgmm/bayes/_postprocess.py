@@ -482,73 +482,61 @@ def posterior_pass(
         Only with ``diagnostics``.
     """
     if not diagnostics:
-        return _pass(X, raw, relabelled, perms, covariance_type, max_draws)
-    # The pass is NumPy/BLAS (the GIL released), the table mostly Python (ArviZ's
-    # loops): run the pass on its threads meanwhile.
+        return _pass(X, raw, perms, covariance_type, max_draws)
+    # The pass is NumPy and LAPACK on large arrays (the GIL mostly released), the table
+    # NumPy on small ones (R-hat, ESS): run the pass on its threads meanwhile.
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(_pass, X, raw, relabelled, perms, covariance_type, max_draws)
+        future = pool.submit(_pass, X, raw, perms, covariance_type, max_draws)
         table = diagnostics_table(raw, relabelled, perms)
         loglik, members = future.result()
     return loglik, members, table
 
 
-def _pass(X, raw, relabelled, perms, covariance_type, max_draws):
+def _pass(X, raw, perms, covariance_type, max_draws):
     chains, draws = perms.shape[:2]
-    if not np.isnan(X).any():  # one vectorized pass over the raw draws
-        weights, means, covariances = (raw[name].values for name in _PARAMS)
-        out = draw_pass(
-            X,
-            weights,
-            means,
-            covariances,
-            covariance_type,
-            groups=member_groups(chains, draws, max_draws),
-            permutations=perms,
-        )
-        return out.log_likelihood, out.members
-    loglik = _observed_log_likelihood(X, raw, covariance_type)
-    return loglik, _observed_members(X, relabelled, covariance_type, max_draws)
+    weights, means, covariances = (raw[name].values for name in _PARAMS)
+    out = _observed_pass(
+        X,
+        weights,
+        means,
+        covariances,
+        covariance_type,
+        groups=member_groups(chains, draws, max_draws),
+        permutations=perms,
+    )
+    return out.log_likelihood, out.members
 
 
-def _observed_members(
-    X: np.ndarray, relabelled: xr.Dataset, covariance_type: str, max_draws: int
-) -> np.ndarray:
-    """Per-chain mean memberships of rows with NaN (the chunk kernel's marginals), draw
-    by draw, over ``max_draws`` evenly spaced draws of each chain."""
-    from bayesgmm.core.density import responsibilities
-    from bayesgmm.core.params import GMMParams
-
-    model = get_covariance_model(covariance_type)
-    chains, draws = relabelled.sizes["chain"], relabelled.sizes["draw"]
-    index = np.unique(np.linspace(0, draws - 1, min(max_draws, draws)).astype(int))
-    members = []
-    for c in range(chains):
-        chain = relabelled.isel(chain=c)
-        w, mu, cov = (chain[name].values[index] for name in _PARAMS)
-        total = 0.0
-        for s in range(len(index)):
-            params = GMMParams(w[s], mu[s], cov[s], model.precision_cholesky(cov[s]))
-            total = total + np.exp(responsibilities(X, params, covariance_type)[1])
-        members.append(total / len(index))
-    return np.stack(members)
-
-
-def _observed_log_likelihood(
-    X: np.ndarray, posterior: xr.Dataset, covariance_type: str
-) -> np.ndarray:
-    """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) and row of ``X`` (NaN
-    where missing): the ``log_likelihood`` group, in NumPy (no compilation). Pattern
-    by pattern, the complete-data function on the observed features, vectorized over
-    the draws: a Gaussian's marginal is the observed sub-vector and sub-block."""
+def _observed_pass(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+    *,
+    groups: np.ndarray | None = None,
+    permutations: np.ndarray | None = None,
+    n_threads: int | None = None,
+) -> DrawPass:
+    """:func:`draw_pass` for rows with NaN: ``log p(x_{n,O_n} | theta_s)`` (the observed
+    coordinates of each row) and the groups' mean memberships, missingness pattern by
+    pattern. A Gaussian's marginal is the observed sub-vector and sub-block, so each
+    pattern is :func:`draw_pass` on its rows and observed features (one thread each),
+    the patterns on a few threads. Complete data: one :func:`draw_pass` on its threads."""
     from bayesgmm.core.missing import missing_patterns
 
-    weights, means, covariances = (posterior[name].values for name in _PARAMS)
     if not np.isnan(X).any():
-        return pointwise_log_likelihood(X, weights, means, covariances, covariance_type)
+        return draw_pass(
+            X, weights, means, covariances, covariance_type,
+            groups=groups, permutations=permutations, n_threads=n_threads,
+        )  # fmt: skip
     dims = get_covariance_model(covariance_type).dims
+    lead = weights.shape[:-1]
+    k = weights.shape[-1]
     patterns = missing_patterns(X)
-    out = np.empty((*weights.shape[:-1], X.shape[0]))
-    for observed, rows in zip(patterns.patterns, patterns.rows, strict=True):
+
+    def one(pattern):
+        observed, rows = pattern
         o = np.flatnonzero(observed)
         if dims[-2:] == ("feature", "feature_bis"):  # matrices: the observed block
             cov = covariances[..., o[:, None], o[None, :]]
@@ -556,7 +544,36 @@ def _observed_log_likelihood(
             cov = covariances[..., o]
         else:  # one variance per component
             cov = covariances
-        out[..., rows] = pointwise_log_likelihood(
-            X[np.ix_(rows, o)], weights, means[..., o], cov, covariance_type
-        )
-    return out
+        return draw_pass(
+            X[np.ix_(rows, o)], weights, means[..., o], cov, covariance_type,
+            groups=groups, permutations=permutations, n_threads=1,
+        )  # fmt: skip
+
+    pairs = list(zip(patterns.patterns, patterns.rows, strict=True))
+    n_threads = DEFAULT_THREADS if n_threads is None else max(1, int(n_threads))
+    if n_threads > 1 and len(pairs) > 1:
+        from bayesgmm.core.estep import single_blas_thread
+
+        with single_blas_thread(), ThreadPoolExecutor(min(n_threads, len(pairs))) as pool:
+            results = list(pool.map(one, pairs))
+    else:
+        results = [one(pair) for pair in pairs]
+    loglik = np.empty((*lead, X.shape[0]))
+    members = None
+    if groups is not None:
+        members = np.empty((results[0].members.shape[0], X.shape[0], k))
+    for (_, rows), res in zip(pairs, results, strict=True):
+        loglik[..., rows] = res.log_likelihood
+        if members is not None:
+            members[:, rows] = res.members
+    return DrawPass(loglik, members)
+
+
+def _observed_log_likelihood(
+    X: np.ndarray, posterior: xr.Dataset, covariance_type: str
+) -> np.ndarray:
+    """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) and row of ``X`` (NaN
+    where missing): the ``log_likelihood`` group, in NumPy (no compilation), by
+    :func:`_observed_pass`."""
+    weights, means, covariances = (posterior[name].values for name in _PARAMS)
+    return _observed_pass(X, weights, means, covariances, covariance_type).log_likelihood
