@@ -12,7 +12,8 @@ path), then its post-processing pieces again on the fit's own raw draws, each ti
 - ``store``: all of ``_store`` (relabel, pass with the table meanwhile, mode check,
   warnings), what ``timings_["postprocess"]`` covers after the draws are decoded.
 
-Cases: Old Faithful K=3 tied (N=272) and ``make_mixture`` N=10 000, D=3, K=3 full.
+Cases: Old Faithful K=3 tied (N=272) and ``make_mixture`` N=10 000, D=3, K=3 full; with
+``--nan`` also N=3000, D=8, K=3 full with 10% of the cells missing (:func:`nan_case`).
 
 Run::
 
@@ -121,10 +122,41 @@ def case(name: str, X: np.ndarray, k: int, covariance_type: str, repeats: int) -
     )
 
 
+def nan_case(repeats: int) -> str:
+    """Real data's shape: N=3000, D=8, K=3 'full', 10% of the cells NaN (about 95
+    missingness patterns): the fit's timings_, and the pass (``_postprocess._pass``:
+    the log_likelihood group and the chains' memberships, pattern by pattern) again."""
+    from bayesgmm.bayes import PosteriorGaussianMixture
+    from bayesgmm.bayes._postprocess import _pass
+    from bayesgmm.core.missing import missing_patterns
+    from bayesgmm.datasets import make_mixture
+
+    rng = np.random.default_rng(0)
+    X = make_mixture(3000, n_components=3, n_features=8, separation=3.0, random_state=1).X
+    X = X.copy()
+    X[rng.random(X.shape) < 0.1] = np.nan
+    post = PosteriorGaussianMixture(3, covariance_type="full", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post.fit(X)
+    t = post.timings_
+    raw = post.idata_["posterior_raw"].to_dataset()
+    wall, cpu = _timed(lambda: _pass(X, raw, post.label_permutations_, "full", 100), repeats)
+    return (
+        f"N=3000 D=8 K=3 full, 10% NaN ({len(missing_patterns(X).patterns)} patterns): fit "
+        f"timings_ sampling {t['sampling']:.2f} s, postprocess {t['postprocess']:.2f} s "
+        f"({t['postprocess'] / t['sampling']:.0%} of sampling); the pass again, best of "
+        f"{repeats}, wall/CPU s: {wall:.3f}/{cpu:.3f}"
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--nan", action="store_true", help="also the N=3000, D=8 case with 10%% NaN (~30 s)"
+    )
     args = parser.parse_args(argv)
     from bayesgmm.datasets import load_faithful, make_mixture
 
@@ -134,6 +166,8 @@ def main(argv=None) -> None:
     lines.append(case("Old Faithful K=3 tied", faithful, 3, "tied", args.repeats))
     X = make_mixture(10_000, n_components=3, n_features=3, separation=4.0, random_state=10_000).X
     lines.append(case("N=10000 D=3 K=3 full", X, 3, "full", args.repeats))
+    if args.nan:
+        lines.append(nan_case(args.repeats))
     text = "\n".join(lines)
     print(text)
     if args.out is not None:
