@@ -436,24 +436,12 @@ def laplace(
 
 
 def _pointwise_log_likelihood(X, weights, means, covariances, cov_type):
-    """``log p(x_n | theta_s)``, shape (S, N), for draws (S, ...) in the type's shapes.
+    """``log p(x_n | theta_s)``, shape (S, N), for draws (S, ...) in the type's shapes: the
+    posterior's pass over the draws (each row with NaN: its observed coordinates'
+    density; :func:`bayesgmm.bayes._postprocess.pointwise_log_likelihood`)."""
+    from bayesgmm.bayes._postprocess import pointwise_log_likelihood
 
-    Complete data: the posterior's vectorized pass over all draws
-    (:func:`bayesgmm.bayes._sampling.pointwise_log_likelihood`). With NaN: the chunk
-    kernel, draw by draw (it handles each row's observed coordinates).
-    """
-    from bayesgmm.bayes._sampling import pointwise_log_likelihood
-
-    n_draws = weights.shape[0]
-    table = get_covariance_model(cov_type)
-    if not np.isnan(X).any():
-        return pointwise_log_likelihood(X, weights, means, covariances, cov_type)
-    out = np.empty((n_draws, X.shape[0]))
-    for s in range(n_draws):
-        p = GMMParams(weights[s], means[s], covariances[s], None)
-        p = p._replace(precisions_cholesky=table.precision_cholesky(p.covariances))
-        out[s] = log_mixture_density(X, p, cov_type)
-    return out
+    return pointwise_log_likelihood(X, weights, means, covariances, cov_type)
 
 
 def _gaussian_dataset(mode, covariance, labels, estimate, cov_type, names) -> xr.Dataset:

@@ -251,9 +251,10 @@ def pointwise_log_likelihood(
     covariance_type: str,
     max_floats: int = 500_000,
 ) -> np.ndarray:
-    """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and complete rows ``n``
-    (:func:`draw_pass` without memberships)."""
-    return draw_pass(
+    """``log p(x_n | theta_s)`` for draws ``s`` (leading axes) and rows ``n``; where a row
+    has NaN, the density of its observed coordinates (:func:`_observed_pass`, which is
+    :func:`draw_pass` without memberships on complete data)."""
+    return _observed_pass(
         X, weights, means, covariances, covariance_type, max_floats=max_floats
     ).log_likelihood
 
@@ -516,6 +517,7 @@ def _observed_pass(
     *,
     groups: np.ndarray | None = None,
     permutations: np.ndarray | None = None,
+    max_floats: int = 500_000,
     n_threads: int | None = None,
 ) -> DrawPass:
     """:func:`draw_pass` for rows with NaN: ``log p(x_{n,O_n} | theta_s)`` (the observed
@@ -527,8 +529,8 @@ def _observed_pass(
 
     if not np.isnan(X).any():
         return draw_pass(
-            X, weights, means, covariances, covariance_type,
-            groups=groups, permutations=permutations, n_threads=n_threads,
+            X, weights, means, covariances, covariance_type, groups=groups,
+            permutations=permutations, max_floats=max_floats, n_threads=n_threads,
         )  # fmt: skip
     dims = get_covariance_model(covariance_type).dims
     lead = weights.shape[:-1]
@@ -546,7 +548,7 @@ def _observed_pass(
             cov = covariances
         return draw_pass(
             X[np.ix_(rows, o)], weights, means[..., o], cov, covariance_type,
-            groups=groups, permutations=permutations, n_threads=1,
+            groups=groups, permutations=permutations, max_floats=max_floats, n_threads=1,
         )  # fmt: skip
 
     pairs = list(zip(patterns.patterns, patterns.rows, strict=True))
@@ -572,8 +574,7 @@ def _observed_pass(
 def _observed_log_likelihood(
     X: np.ndarray, posterior: xr.Dataset, covariance_type: str
 ) -> np.ndarray:
-    """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) and row of ``X`` (NaN
-    where missing): the ``log_likelihood`` group, in NumPy (no compilation), by
-    :func:`_observed_pass`."""
+    """``log p(x_{n,O_n} | theta_s)`` for every draw (chain, draw) of ``posterior`` and
+    row of ``X`` (NaN where missing): :func:`pointwise_log_likelihood` of its draws."""
     weights, means, covariances = (posterior[name].values for name in _PARAMS)
-    return _observed_pass(X, weights, means, covariances, covariance_type).log_likelihood
+    return pointwise_log_likelihood(X, weights, means, covariances, covariance_type)
