@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import subprocess
 import sys
@@ -17,20 +15,13 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
+from _cli import run_cli as _run
 
 from bayesgmm import plotting
 from bayesgmm.cli import DEMO_FILES, main
 
 DEMO_ARGS = ["--max-components", "3", "--n-init", "2", "--quiet", "--no-fit"]
 CHOSEN = re.compile(r"Chosen model: K=(\d+), covariance_type='(\w+)' \(mclust (\w{3})\)")
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    """``main(argv)`` with stdout and stderr captured."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

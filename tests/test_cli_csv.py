@@ -9,18 +9,17 @@ case may exit 0 with a different fit.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import run_cli as _run
 
 from bayesgmm import GaussianMixture, default_ci_prob
 from bayesgmm._intervals import level_suffix
-from bayesgmm.cli import EM_SETTINGS, main
+from bayesgmm.cli import EM_SETTINGS
 from bayesgmm.datasets import make_mixture
 from bayesgmm.diagnostics import estimates_to_frame, params_to_dataset, stack_statistics
 
@@ -28,13 +27,6 @@ N = 40
 SAMPLE = make_mixture(N, n_components=2, n_features=2, separation=6, random_state=1)
 CLEAN = pd.DataFrame(SAMPLE.X, columns=["x", "y"])
 FAST = ["--components", "2", "--methods", "mle", "--bootstrap", "0", "--quiet"]
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _cell(value: float, decimal: str = ".") -> str:

@@ -4,8 +4,6 @@ errors for the methods that cannot take a family."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
 
@@ -13,9 +11,9 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import run_cli as _run
 
 from bayesgmm import GaussianMixture, select_model
-from bayesgmm.cli import main
 from bayesgmm.cli._common import (
     _covariance_list,
     _covariance_name,
@@ -33,13 +31,6 @@ from bayesgmm.core.covariance import (
 from bayesgmm.datasets import make_mixture
 
 EM = {"n_init": 5, "tol": 1e-6, "max_iter": 1000, "random_state": 0}
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

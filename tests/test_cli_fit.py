@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -21,10 +19,10 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import run_cli as _run
 
 from bayesgmm import GaussianMixture, default_ci_prob
 from bayesgmm._intervals import level_label, level_suffix
-from bayesgmm.cli import main
 from bayesgmm.datasets import make_mixture
 
 #: Interval columns of the CSV files carry the level: ci_lower_89 at ArviZ's default 0.89.
@@ -34,14 +32,6 @@ POINT_ARGS = ["--components", "2", "--methods", "mle,map", "--bootstrap", "20", 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 )
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    """``main(argv)`` with stdout and stderr captured."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
